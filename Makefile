@@ -1,0 +1,45 @@
+# Two commands matter: `make run` and `make test`. Each sets itself up.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+ARGS ?=
+
+.PHONY: install run test lint coverage demo clean
+
+install: $(STAMP)
+
+# Reinstalls only when a requirements file changed.
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $(STAMP)
+
+run: install
+	$(BIN)/python -m binance_exporter.exporter $(ARGS)
+
+test: install
+	rm -f .coverage .coverage.*
+	$(BIN)/coverage run -m pytest
+	$(BIN)/coverage combine --quiet
+	$(BIN)/coverage report
+	$(MAKE) --no-print-directory lint
+
+lint: install
+	$(BIN)/pylint binance_exporter test
+
+coverage: install
+	$(BIN)/coverage html
+	@echo "open htmlcov/index.html"
+
+# The simulator and the exporter against it: live values at
+# http://localhost:8080/metrics within seconds, with no network.
+demo: install
+	$(BIN)/python -m binance_exporter.simulator --port 9999 & sim=$$!; \
+	trap 'kill $$sim 2>/dev/null' EXIT INT TERM; \
+	$(BIN)/python -m binance_exporter.exporter --base-url http://127.0.0.1:9999 \
+		--update-interval 2 --rank-interval 10 $(ARGS)
+
+clean:
+	rm -rf $(VENV) .coverage .coverage.* htmlcov .pytest_cache .hypothesis
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,138 @@
+"""Prometheus exposition of the current snapshot.
+
+``SnapshotCollector.collect()`` builds every metric family afresh from
+whichever snapshot is current at scrape time, so a symbol that left a top
+list is simply absent: there is no stale label set to delete. A scrape
+looks like this (abridged)::
+
+    # HELP binance_spread Best ask minus best bid, quote asset units; refreshed every update interval.
+    # TYPE binance_spread gauge
+    binance_spread{symbol="BTCUSDT"} 0.01
+    # HELP binance_order_book_notional Sum of price x quantity over the best 200 levels of one side, quote asset units; ...
+    # TYPE binance_order_book_notional gauge
+    binance_order_book_notional{side="bid",symbol="ETHBTC"} 123.45
+    binance_up 1.0
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterator
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from binance_exporter import __version__
+from binance_exporter.market import BOOK_DEPTH
+from binance_exporter.snapshot import Snapshot
+
+_EVERY_UPDATE = "refreshed every update interval"
+_EVERY_RANKING = "refreshed every rank interval"
+
+
+def _gauge(name: str, documentation: str, labels: tuple[str, ...] = ()) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, documentation, labels=list(labels))
+
+
+class SnapshotCollector(Collector):
+    """Renders the snapshot returned by ``current()`` at each scrape."""
+
+    def __init__(self, current: Callable[[], Snapshot]):
+        self._current = current
+
+    def collect(self) -> Iterator[Metric]:
+        snapshot = self._current()
+        yield from self._rankings(snapshot)
+        yield from self._books(snapshot)
+        yield from self._health(snapshot)
+
+    @staticmethod
+    def _rankings(snapshot: Snapshot) -> Iterator[Metric]:
+        rank = _gauge(
+            "binance_top_symbol_rank",
+            f"Position of the symbol in a top list, 1 = highest; {_EVERY_RANKING}.",
+            ("ranking", "quote_asset", "symbol"),
+        )
+        for ranking in snapshot.rankings:
+            for position, ticker in enumerate(ranking.tickers, start=1):
+                rank.add_metric([ranking.name, ranking.quote_asset, ticker.symbol], position)
+        volume = _gauge("binance_volume_24h", f"24 h traded volume, base asset units; {_EVERY_RANKING}.", ("symbol",))
+        quote_volume = _gauge(
+            "binance_quote_volume_24h", f"24 h traded volume, quote asset units; {_EVERY_RANKING}.", ("symbol",)
+        )
+        trades = _gauge("binance_trades_24h", f"24 h number of trades; {_EVERY_RANKING}.", ("symbol",))
+        for ticker in snapshot.tickers:
+            volume.add_metric([ticker.symbol], float(ticker.volume))
+            quote_volume.add_metric([ticker.symbol], float(ticker.quote_volume))
+            trades.add_metric([ticker.symbol], ticker.trade_count)
+        yield from (rank, volume, quote_volume, trades)
+
+    @staticmethod
+    def _books(snapshot: Snapshot) -> Iterator[Metric]:
+        notional = _gauge(
+            "binance_order_book_notional",
+            f"Sum of price x quantity over the best {BOOK_DEPTH} price levels of one side of the book, "
+            f"quote asset units; {_EVERY_UPDATE}.",
+            ("symbol", "side"),
+        )
+        for reading in snapshot.notionals:
+            notional.add_metric([reading.symbol, "bid"], float(reading.bid))
+            notional.add_metric([reading.symbol, "ask"], float(reading.ask))
+        bid = _gauge("binance_best_bid_price", f"Best bid price, quote asset units; {_EVERY_UPDATE}.", ("symbol",))
+        ask = _gauge("binance_best_ask_price", f"Best ask price, quote asset units; {_EVERY_UPDATE}.", ("symbol",))
+        spread = _gauge("binance_spread", f"Best ask minus best bid, quote asset units; {_EVERY_UPDATE}.", ("symbol",))
+        delta = _gauge(
+            "binance_spread_delta",
+            f"Absolute change of the spread since the symbol's previous update, quote asset units; {_EVERY_UPDATE}.",
+            ("symbol",),
+        )
+        for reading in snapshot.spreads:
+            bid.add_metric([reading.symbol], float(reading.top.bid_price))
+            ask.add_metric([reading.symbol], float(reading.top.ask_price))
+            spread.add_metric([reading.symbol], float(reading.spread))
+            if reading.delta is not None:
+                delta.add_metric([reading.symbol], float(reading.delta))
+        yield from (notional, bid, ask, spread, delta)
+
+    @staticmethod
+    def _health(snapshot: Snapshot) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "binance_up",
+            "1 if the latest update cycle fetched everything it needed from Binance, else 0; "
+            f"{_EVERY_UPDATE}.",
+            value=1 if snapshot.up else 0,
+        )
+        yield GaugeMetricFamily(
+            "binance_exporter_last_update_timestamp_seconds",
+            "End of the last fully successful update cycle, Unix time in seconds (0 before the first).",
+            value=snapshot.last_success or 0,
+        )
+        yield GaugeMetricFamily(
+            "binance_exporter_update_duration_seconds",
+            f"Duration of the latest update cycle, seconds; {_EVERY_UPDATE}.",
+            value=snapshot.cycle_duration or 0,
+        )
+        requests = CounterMetricFamily(
+            "binance_exporter_api_requests",
+            "Requests made to Binance, by endpoint and HTTP status (or timeout/error when there was no answer).",
+            labels=["endpoint", "code"],
+        )
+        for endpoint, code, count in snapshot.api.requests:
+            requests.add_metric([endpoint, code], count)
+        errors = CounterMetricFamily(
+            "binance_exporter_api_errors",
+            "Failed requests to Binance, by endpoint and reason "
+            "(timeout, connection, http, invalid_response, invalid_symbol).",
+            labels=["endpoint", "reason"],
+        )
+        for endpoint, reason, count in snapshot.api.errors:
+            errors.add_metric([endpoint, reason], count)
+        yield from (requests, errors)
+        if snapshot.api.weight_used is not None:
+            yield GaugeMetricFamily(
+                "binance_exporter_api_weight_used",
+                "Request weight used in the current minute, as Binance last reported it (X-MBX-USED-WEIGHT-1M).",
+                value=snapshot.api.weight_used,
+            )
+        build = GaugeMetricFamily("binance_exporter_build_info", "Exporter version; always 1.", labels=["version"])
+        build.add_metric([__version__], 1)
+        yield build

@@ -1,0 +1,169 @@
+"""Command-line flags and environment variables, read into a ``Config``.
+
+``parse_args(argv, env)`` is the only place either is read. Every flag can
+also be set as ``BINANCE_EXPORTER_<FLAG_IN_UPPER_SNAKE>``; the flag wins.
+Bad input ends the program with one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from dataclasses import dataclass
+from typing import Callable, Mapping, NoReturn, Optional, Sequence
+from urllib.parse import urlsplit
+
+from binance_exporter import __version__
+
+ENV_PREFIX = "BINANCE_EXPORTER_"
+LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+FORMATS = ("text", "json")
+
+
+@dataclass(frozen=True)
+class Config:  # pylint: disable=too-many-instance-attributes  # one field per flag
+    """The exporter's settings."""
+
+    port: int = 8080
+    address: str = "0.0.0.0"
+    update_interval: float = 10.0
+    rank_interval: float = 60.0
+    base_url: str = "https://api.binance.com"
+    request_timeout: float = 5.0
+    loglevel: str = "INFO"
+    once: bool = False
+    output_format: str = "text"
+
+
+def _port(text: str) -> int:
+    if not text.strip().isdigit() or not 1 <= int(text) <= 65535:
+        raise ValueError(f"must be a whole number from 1 to 65535, not {text!r}")
+    return int(text)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"must be a positive number of seconds, not {text!r}")
+    return value
+
+
+def _base_url(text: str) -> str:
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"must be an http:// or https:// URL, not {text!r}")
+    return text.rstrip("/")
+
+
+def _address(text: str) -> str:
+    if not text.strip():
+        raise ValueError("must not be empty")
+    return text.strip()
+
+
+def _choice(choices: Sequence[str], normalize: Callable[[str], str]) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if normalize(text) not in choices:
+            raise ValueError(f"must be one of {'|'.join(choices)}, not {text!r}")
+        return normalize(text)
+
+    return parse
+
+
+def _boolean(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"must be true or false, not {text!r}")
+
+
+@dataclass(frozen=True)
+class _Option:
+    flag: str
+    field: str
+    parse: Callable[[str], object]
+    help: str
+
+    @property
+    def env(self) -> str:
+        """The environment variable that sets this option."""
+        return ENV_PREFIX + self.flag.lstrip("-").replace("-", "_").upper()
+
+
+OPTIONS = (
+    _Option("--port", "port", _port, "port to serve /metrics on"),
+    _Option("--address", "address", _address, "address to listen on"),
+    _Option("--update-interval", "update_interval", _seconds, "seconds between updates of books and spreads"),
+    _Option("--rank-interval", "rank_interval", _seconds, "seconds between refreshes of the top lists"),
+    _Option("--base-url", "base_url", _base_url, "Binance REST API base URL"),
+    _Option("--request-timeout", "request_timeout", _seconds, "seconds to wait for Binance to connect or answer"),
+    _Option("--loglevel", "loglevel", _choice(LOG_LEVELS, str.upper), "|".join(LOG_LEVELS)),
+    _Option("--format", "output_format", _choice(FORMATS, str.lower), "format of the printed report: text|json"),
+)
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse, with errors reported in one line rather than with usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _parser() -> _OneLineParser:
+    parser = _OneLineParser(
+        prog="binance-exporter",
+        description="Prometheus exporter for Binance spot market data.",
+        epilog=f"Every option can also be set as an environment variable {ENV_PREFIX}<OPTION>, "
+        f"e.g. {ENV_PREFIX}UPDATE_INTERVAL=5; the flag wins.",
+    )
+    defaults = Config()
+    for option in OPTIONS:
+        parser.add_argument(
+            option.flag,
+            dest=option.field,
+            metavar=option.flag.lstrip("-").replace("-", "_").upper(),
+            help=f"{option.help} (default: {getattr(defaults, option.field)}; env {option.env})",
+        )
+    parser.add_argument(
+        "--once",
+        action="store_const",
+        const="true",
+        help=f"print the report of Q1-Q4 once and exit; exit status 1 if Binance could not be read "
+        f"(env {ENV_PREFIX}ONCE)",
+    )
+    parser.add_argument("--version", action="version", version=f"binance-exporter {__version__}")
+    return parser
+
+
+def parse_args(argv: Optional[Sequence[str]], env: Mapping[str, str]) -> Config:
+    """The configuration from ``argv`` (without the program name) and
+    ``env``; exits with status 2 and a one-line message on bad input."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    values: dict[str, object] = {}
+    for option in (*OPTIONS, _Option("--once", "once", _boolean, "")):
+        flag_value = getattr(args, option.field)
+        if flag_value is not None:
+            text, source = flag_value, option.flag
+        elif option.env in env:
+            text, source = env[option.env], option.env
+        else:
+            continue
+        try:
+            values[option.field] = option.parse(text)
+        except ValueError as exc:
+            parser.error(f"{source} {exc}")
+    return Config(**values)  # type: ignore[arg-type]
+
+
+def config_error(message: str) -> NoReturn:
+    """Reports a configuration problem found after parsing (such as a port
+    that cannot be bound) the way parse_args does, and exits with 2."""
+    sys.stderr.write(f"binance-exporter: error: {message}\n")
+    sys.exit(2)

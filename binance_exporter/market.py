@@ -1,0 +1,192 @@
+"""Market values and the arithmetic that answers the exporter's questions.
+
+Everything here is pure: no I/O, no clock, no logging. Prices and
+quantities are ``Decimal`` values built from Binance's strings, and every
+sum and product is computed exactly (an inexact result raises instead of
+rounding silently).
+
+The definitions, as the README states them:
+
+* Q1: the ``TOP_N`` symbols whose quote asset (from exchangeInfo, never the
+  symbol's name) is BTC and whose status is TRADING, ordered by 24 h
+  ``quoteVolume`` descending, ties broken by symbol name ascending.
+* Q2: the same for USDT-quoted symbols, ordered by 24 h trade ``count``.
+* Q3: per side, the sum of price x quantity over the best ``BOOK_DEPTH``
+  price levels (highest bids, lowest asks), or all of them when fewer.
+* Q4: spread = best ask - best bid.
+* Q5: spread delta = |spread - previous spread| of the same symbol.
+"""
+
+from __future__ import annotations
+
+import decimal
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Callable, Iterable, Mapping, Optional, Sequence
+
+TOP_N = 5
+BOOK_DEPTH = 200
+
+# Binance sends at most 8 decimals; 28 digits (Python's default) could round
+# a large book's notional, so sums run in a context wide enough to be exact,
+# and any rounding that would still happen is an error rather than a
+# silently wrong number.
+EXACT = decimal.Context(
+    prec=120,
+    traps=[decimal.Inexact, decimal.InvalidOperation, decimal.Overflow],
+)
+
+PriceLevel = tuple[Decimal, Decimal]
+
+
+@dataclass(frozen=True)
+class SymbolInfo:
+    """A symbol's identity and trading status, from exchangeInfo."""
+
+    symbol: str
+    status: str
+    base_asset: str
+    quote_asset: str
+
+    @property
+    def trading(self) -> bool:
+        """Whether the symbol is open for trading (status TRADING)."""
+        return self.status == "TRADING"
+
+
+@dataclass(frozen=True)
+class Ticker24h:
+    """A symbol's rolling 24 h statistics, from ticker/24hr."""
+
+    symbol: str
+    volume: Decimal
+    quote_volume: Decimal
+    trade_count: int
+
+
+@dataclass(frozen=True)
+class OrderBook:
+    """An order book snapshot, from depth: levels as (price, quantity)."""
+
+    symbol: str
+    bids: tuple[PriceLevel, ...]
+    asks: tuple[PriceLevel, ...]
+
+
+@dataclass(frozen=True)
+class BookTop:
+    """Best bid and ask of one symbol, from ticker/bookTicker."""
+
+    symbol: str
+    bid_price: Decimal
+    bid_qty: Decimal
+    ask_price: Decimal
+    ask_qty: Decimal
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """One top list: which tickers lead by which measure, best first."""
+
+    name: str
+    quote_asset: str
+    tickers: tuple[Ticker24h, ...]
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        """The ranked symbols, best first."""
+        return tuple(t.symbol for t in self.tickers)
+
+
+def top_symbols(
+    tickers: Iterable[Ticker24h],
+    symbols: Mapping[str, SymbolInfo],
+    quote_asset: str,
+    measure: Callable[[Ticker24h], Decimal | int],
+    count: int = TOP_N,
+) -> tuple[Ticker24h, ...]:
+    """The ``count`` TRADING symbols quoted in ``quote_asset`` with the
+    highest ``measure``, descending; ties by symbol name, ascending.
+
+    Symbols missing from ``symbols`` (listed after the last exchangeInfo)
+    are left out: their quote asset is unknown.
+    """
+    eligible = [
+        ticker
+        for ticker in tickers
+        if (info := symbols.get(ticker.symbol)) is not None
+        and info.trading
+        and info.quote_asset == quote_asset
+    ]
+    eligible.sort(key=lambda ticker: (-measure(ticker), ticker.symbol))
+    return tuple(eligible[:count])
+
+
+def top_symbols_by_quote_volume(
+    tickers: Iterable[Ticker24h],
+    symbols: Mapping[str, SymbolInfo],
+    quote_asset: str = "BTC",
+    count: int = TOP_N,
+) -> Ranking:
+    """Q1: the top symbols of ``quote_asset`` by 24 h quote volume."""
+    top = top_symbols(tickers, symbols, quote_asset, lambda t: t.quote_volume, count)
+    return Ranking("quote_volume", quote_asset, top)
+
+
+def top_symbols_by_trade_count(
+    tickers: Iterable[Ticker24h],
+    symbols: Mapping[str, SymbolInfo],
+    quote_asset: str = "USDT",
+    count: int = TOP_N,
+) -> Ranking:
+    """Q2: the top symbols of ``quote_asset`` by 24 h trade count."""
+    top = top_symbols(tickers, symbols, quote_asset, lambda t: t.trade_count, count)
+    return Ranking("trade_count", quote_asset, top)
+
+
+def best_levels(
+    levels: Sequence[PriceLevel], side: str, depth: int = BOOK_DEPTH
+) -> list[PriceLevel]:
+    """The best ``depth`` levels of one side: highest bids or lowest asks.
+
+    Binance sends each side best first, but the order is not trusted:
+    the levels are sorted by price here.
+    """
+    if side not in ("bid", "ask"):
+        raise ValueError(f"side must be 'bid' or 'ask', not {side!r}")
+    return sorted(levels, key=lambda level: level[0], reverse=side == "bid")[:depth]
+
+
+def side_notional(
+    levels: Sequence[PriceLevel], side: str, depth: int = BOOK_DEPTH
+) -> Decimal:
+    """Q3: sum of price x quantity over the best ``depth`` levels of a side
+    (all of them when the side has fewer; 0 for an empty side)."""
+    with decimal.localcontext(EXACT):
+        return sum(
+            (price * qty for price, qty in best_levels(levels, side, depth)),
+            Decimal(0),
+        )
+
+
+def spread(top: BookTop) -> Decimal:
+    """Q4: best ask - best bid, exact."""
+    with decimal.localcontext(EXACT):
+        return top.ask_price - top.bid_price
+
+
+def spread_delta(previous: Optional[Decimal], current: Decimal) -> Optional[Decimal]:
+    """Q5: the absolute change of a spread, or None for a first value."""
+    if previous is None:
+        return None
+    with decimal.localcontext(EXACT):
+        return abs(current - previous)
+
+
+def format_decimal(value: Decimal) -> str:
+    """An exact decimal without exponent or trailing zeros: ``0.01``,
+    ``12.5``, ``100``, ``0``."""
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in ("", "-0") else text

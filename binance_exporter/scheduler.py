@@ -1,0 +1,270 @@
+"""The update cycle: what to fetch from Binance when, and the snapshot
+each cycle publishes.
+
+Each cycle (every ``update_interval`` seconds):
+
+1. refreshes exchange info when it is an hour old (or missing);
+2. refreshes the rankings (Q1, Q2) when they are ``rank_interval`` old;
+3. fetches the order book of every Q1 symbol and the book tops of all Q2
+   symbols concurrently, so a cycle costs about one round trip;
+4. publishes a new ``Snapshot``.
+
+A failure costs only what failed: other symbols still update, the next
+cycle tries again, and a symbol's last good values are published for at
+most ``STALE_AFTER_INTERVALS`` intervals.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from concurrent.futures import Future, TimeoutError as FutureTimeout
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Mapping, Optional, Protocol
+
+from binance_exporter.errors import MarketDataError
+from binance_exporter.market import (
+    TOP_N,
+    BookTop,
+    OrderBook,
+    Ranking,
+    SymbolInfo,
+    Ticker24h,
+    side_notional,
+    spread,
+    spread_delta,
+    top_symbols_by_quote_volume,
+    top_symbols_by_trade_count,
+)
+from binance_exporter.snapshot import ApiCounts, BookNotional, Snapshot, SpreadReading
+
+logger = logging.getLogger(__name__)
+
+STALE_AFTER_INTERVALS = 3
+EXCHANGE_INFO_INTERVAL = 3600.0
+
+
+class MarketSource(Protocol):
+    """Where market data comes from (today Binance's REST API)."""
+
+    def exchange_info(self) -> dict[str, SymbolInfo]:
+        """Every listed symbol, by name."""
+
+    def tickers_24h(self) -> list[Ticker24h]:
+        """Every symbol's 24 h statistics."""
+
+    def order_book(self, symbol: str) -> OrderBook:
+        """The best levels of ``symbol``'s book."""
+
+    def book_tops(self, symbols: list[str]) -> dict[str, BookTop]:
+        """Best bid and ask of each of ``symbols`` that could be read."""
+
+    def api_counts(self) -> ApiCounts:
+        """Requests made so far and their outcomes."""
+
+
+class WorkerPool:
+    """A fixed set of daemon threads running submitted calls.
+
+    Unlike ``ThreadPoolExecutor``, whose threads the interpreter joins at
+    exit, a request hanging in one of these never holds up shutdown.
+    """
+
+    def __init__(self, workers: int, name: str = "fetch"):
+        self._jobs: queue.SimpleQueue[Optional[tuple[Future, Callable[..., Any], tuple]]] = queue.SimpleQueue()
+        self._threads = [
+            threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True) for i in range(workers)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, call: Callable[..., Any], *args: Any) -> Future:
+        """Runs ``call(*args)`` on a worker; its outcome lands in the future."""
+        future: Future = Future()
+        self._jobs.put((future, call, args))
+        return future
+
+    def close(self) -> None:
+        """Lets the workers end once the queued calls are done."""
+        for _ in self._threads:
+            self._jobs.put(None)
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            future, call, args = job
+            if not future.set_running_or_notify_cancel():
+                continue  # cancelled: its cycle is over
+            try:
+                future.set_result(call(*args))
+            except BaseException as exc:  # pylint: disable=broad-exception-caught  # handed to the waiting cycle
+                future.set_exception(exc)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """How often each piece of data is refreshed, in seconds."""
+
+    update_interval: float = 10.0
+    rank_interval: float = 60.0
+    exchange_info_interval: float = EXCHANGE_INFO_INTERVAL
+    top_n: int = TOP_N
+
+
+class Scheduler:  # pylint: disable=too-many-instance-attributes  # the cycle's state, kept in one place
+    """Runs update cycles against a ``MarketSource`` and publishes snapshots.
+
+    ``snapshot`` is always the latest complete one; it is replaced whole,
+    never changed in place.
+    """
+
+    def __init__(
+        self,
+        source: MarketSource,
+        schedule: Schedule = Schedule(),
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ):
+        self.source = source
+        self.schedule = schedule
+        self.snapshot = Snapshot()
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._pool = WorkerPool(min(schedule.top_n + 1, 16))
+        self._cycle = 0
+        self._symbols: Optional[Mapping[str, SymbolInfo]] = None
+        self._symbols_at = 0.0
+        self._rankings: tuple[Ranking, ...] = ()
+        self._rankings_at: Optional[float] = None
+        self._notionals: dict[str, tuple[float, BookNotional]] = {}
+        self._spreads: dict[str, tuple[float, SpreadReading]] = {}
+
+    def close(self) -> None:
+        """Releases the worker threads."""
+        self._pool.close()
+
+    def _ranked(self, name: str) -> tuple[str, ...]:
+        for ranking in self._rankings:
+            if ranking.name == name:
+                return ranking.symbols
+        return ()
+
+    def _refresh_symbols(self, now: float) -> bool:
+        if self._symbols is not None and now - self._symbols_at < self.schedule.exchange_info_interval:
+            return True
+        try:
+            self._symbols = self.source.exchange_info()
+        except MarketDataError as exc:
+            logger.warning("exchange info not refreshed: %s", exc)
+            return False
+        self._symbols_at = now
+        logger.info("exchange info: %d symbols", len(self._symbols))
+        return True
+
+    def _refresh_rankings(self, now: float) -> bool:
+        if self._rankings_at is not None and now - self._rankings_at < self.schedule.rank_interval:
+            return True
+        if self._symbols is None:
+            return False
+        try:
+            tickers = self.source.tickers_24h()
+        except MarketDataError as exc:
+            logger.warning("rankings not refreshed: %s", exc)
+            return False
+        rankings = (
+            top_symbols_by_quote_volume(tickers, self._symbols, "BTC", self.schedule.top_n),
+            top_symbols_by_trade_count(tickers, self._symbols, "USDT", self.schedule.top_n),
+        )
+        if rankings != self._rankings:
+            for ranking in rankings:
+                logger.info("top %s %s: %s", ranking.quote_asset, ranking.name, ", ".join(ranking.symbols))
+        self._rankings, self._rankings_at = rankings, now
+        # Symbols that left a list are forgotten: they vanish from /metrics
+        # now, and if they return their first spread has no delta.
+        self._notionals = {s: v for s, v in self._notionals.items() if s in self._ranked("quote_volume")}
+        self._spreads = {s: v for s, v in self._spreads.items() if s in self._ranked("trade_count")}
+        return True
+
+    def _refresh_books(self, started: float) -> bool:
+        books = {symbol: self._pool.submit(self.source.order_book, symbol) for symbol in self._ranked("quote_volume")}
+        q2 = list(self._ranked("trade_count"))
+        tops = self._pool.submit(self.source.book_tops, q2) if q2 else None
+        # Everything a cycle waits for ends before the next cycle is due.
+        deadline = started + self.schedule.update_interval
+        complete = bool(books) and tops is not None
+        for symbol, future in books.items():
+            book = self._outcome(future, deadline, f"order book of {symbol}")
+            if book is None:
+                complete = False
+            else:
+                reading = BookNotional(symbol, side_notional(book.bids, "bid"), side_notional(book.asks, "ask"), self._cycle)
+                self._notionals[symbol] = (self._clock(), reading)
+        fetched = self._outcome(tops, deadline, "book tops") if tops is not None else None
+        for symbol in q2:
+            top = (fetched or {}).get(symbol)
+            if top is None:
+                complete = False
+                continue
+            previous = self._spreads.get(symbol)
+            value = spread(top)
+            delta = spread_delta(previous[1].spread if previous else None, value)
+            self._spreads[symbol] = (self._clock(), SpreadReading(top, value, delta, self._cycle))
+        return complete
+
+    def _outcome(self, future: Future, deadline: float, what: str) -> Any:
+        """The future's result, or None (logged) if it failed or ran late."""
+        try:
+            return future.result(timeout=max(0.0, deadline - self._clock()))
+        except FutureTimeout:
+            future.cancel()
+            logger.warning("%s: no answer before the next cycle was due", what)
+        except MarketDataError as exc:
+            logger.warning("%s: %s", what, exc)
+        return None
+
+    def _fresh(self, readings: Mapping[str, tuple[float, Any]], symbols: tuple[str, ...], now: float) -> tuple:
+        max_age = STALE_AFTER_INTERVALS * self.schedule.update_interval
+        return tuple(readings[s][1] for s in symbols if s in readings and now - readings[s][0] <= max_age)
+
+    def run_cycle(self) -> Snapshot:
+        """Runs one update cycle and publishes (and returns) its snapshot."""
+        self._cycle += 1
+        started = self._clock()
+        complete = self._refresh_symbols(started)
+        complete = self._refresh_rankings(started) and complete
+        complete = self._refresh_books(started) and complete
+        now = self._clock()
+        rankings_fresh = (
+            self._rankings_at is not None
+            and now - self._rankings_at <= STALE_AFTER_INTERVALS * self.schedule.rank_interval
+        )
+        self.snapshot = Snapshot(
+            cycle=self._cycle,
+            rankings=self._rankings if rankings_fresh else (),
+            notionals=self._fresh(self._notionals, self._ranked("quote_volume"), now),
+            spreads=self._fresh(self._spreads, self._ranked("trade_count"), now),
+            up=complete,
+            last_success=self._wall_clock() if complete else self.snapshot.last_success,
+            cycle_duration=now - started,
+            api=self.source.api_counts(),
+        )
+        return self.snapshot
+
+    def run(self, stop: threading.Event, publish: Callable[[Snapshot], None]) -> None:
+        """Runs a cycle every ``update_interval`` seconds until ``stop`` is
+        set, handing each snapshot to ``publish``. Cycles keep a fixed
+        rate; one that overruns skips the slots it missed."""
+        interval = self.schedule.update_interval
+        next_at = self._clock()
+        while not stop.is_set():
+            try:
+                snapshot = self.run_cycle()
+            except Exception:  # pylint: disable=broad-exception-caught  # the cycle's boundary: log and keep going
+                logger.exception("update cycle failed")
+                snapshot = self.snapshot = replace(self.snapshot, up=False)
+            publish(snapshot)
+            now = self._clock()
+            while next_at <= now:
+                next_at += interval
+            stop.wait(next_at - now)

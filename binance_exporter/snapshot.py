@@ -1,0 +1,79 @@
+"""The immutable picture of the market that each update cycle publishes.
+
+The scheduler builds a new ``Snapshot`` every cycle and swaps it in with
+one assignment; scrapes and the printed report read whichever snapshot is
+current, so they never see a half-updated state and never wait on Binance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Optional
+
+from binance_exporter.market import BookTop, Ranking, Ticker24h
+
+
+@dataclass(frozen=True)
+class ApiCounts:
+    """Requests to Binance and their failures, copied at one moment.
+
+    ``requests`` holds (endpoint, code, count), ``errors`` holds
+    (endpoint, reason, count); ``weight_used`` is the last
+    X-MBX-USED-WEIGHT-1M Binance reported.
+    """
+
+    requests: tuple[tuple[str, str, int], ...] = ()
+    errors: tuple[tuple[str, str, int], ...] = ()
+    weight_used: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class BookNotional:
+    """Q3 for one symbol: notional of the best levels of each side."""
+
+    symbol: str
+    bid: Decimal
+    ask: Decimal
+    cycle: int
+
+
+@dataclass(frozen=True)
+class SpreadReading:
+    """Q4 and Q5 for one symbol: its book top, spread and spread delta
+    (None for the symbol's first value)."""
+
+    top: BookTop
+    spread: Decimal
+    delta: Optional[Decimal]
+    cycle: int
+
+    @property
+    def symbol(self) -> str:
+        """The symbol read."""
+        return self.top.symbol
+
+
+@dataclass(frozen=True)
+class Snapshot:  # pylint: disable=too-many-instance-attributes  # one field per published fact
+    """Everything the exporter publishes, as of the end of one cycle.
+
+    Readings (``notionals``, ``spreads``) carry the number of the cycle
+    that fetched them: older ones are values kept from an earlier cycle
+    because this one could not refresh them.
+    """
+
+    cycle: int = 0
+    rankings: tuple[Ranking, ...] = ()
+    notionals: tuple[BookNotional, ...] = ()
+    spreads: tuple[SpreadReading, ...] = ()
+    up: bool = False
+    last_success: Optional[float] = None
+    cycle_duration: Optional[float] = None
+    api: ApiCounts = field(default_factory=ApiCounts)
+
+    @property
+    def tickers(self) -> tuple[Ticker24h, ...]:
+        """The 24 h statistics of every ranked symbol, each once."""
+        unique = {t.symbol: t for ranking in self.rankings for t in ranking.tickers}
+        return tuple(unique.values())
