@@ -14,6 +14,7 @@ callers never see a ``requests`` or ``binance`` exception.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections import Counter
 from typing import Any, Callable, Optional
@@ -79,6 +80,14 @@ def _weight(headers: Any) -> Optional[int]:
         return None
 
 
+def _network_problem(exc: requests.RequestException) -> str:
+    """The root cause of a failed connection, without urllib3's wrapping:
+    "Failed to resolve 'api.binance.com' ([Errno -2] Name or service not known)"."""
+    cause = exc.args[0] if exc.args else exc
+    cause = getattr(cause, "reason", cause)
+    return re.sub(r"^\w+\(host=.*?\): ", "", str(cause), count=1)
+
+
 class BinanceClient:
     """Binance's spot market-data endpoints, parsed into market values.
 
@@ -115,7 +124,9 @@ class BinanceClient:
         except requests.Timeout as exc:
             self._fail(endpoint, "timeout", f"no answer within {self.timeout:g} s", exc, code="timeout")
         except requests.RequestException as exc:
-            self._fail(endpoint, "connection", f"cannot connect: {exc}", exc, code="error")
+            self._fail(
+                endpoint, "connection", f"cannot reach {self.base_url}: {_network_problem(exc)}", exc, code="error"
+            )
         except ClientError as exc:
             reason = "invalid_symbol" if exc.error_code == INVALID_SYMBOL_CODE else "http"
             self._fail(endpoint, reason, f"HTTP {exc.status_code}: {exc.error_code} {exc.error_message}", exc)

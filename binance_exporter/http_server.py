@@ -73,7 +73,7 @@ class ExporterHTTPServer(ThreadingHTTPServer):
 
     def start(self) -> "ExporterHTTPServer":
         """Serves on a background thread."""
-        self._thread = threading.Thread(target=self.serve_forever, name="http", daemon=True)
+        self._thread = threading.Thread(target=self.serve_forever, args=(0.05,), name="http", daemon=True)
         self._thread.start()
         return self
 

@@ -252,6 +252,34 @@ class Market:
         }
 
 
+@dataclass
+class Fault:
+    """A misbehaviour to serve instead of the real answer, to requests for
+    ``path`` (and, if given, naming ``symbol`` in ``symbol``/``symbols``).
+
+    After ``delay`` seconds the request gets ``status`` with ``body`` (raw
+    bytes), or the real answer when ``body`` is None and ``status`` is 200.
+    ``times`` limits how many requests it hits (None: all of them).
+    """
+
+    path: str
+    symbol: Optional[str] = None
+    status: int = 200
+    body: Optional[bytes] = None
+    delay: float = 0.0
+    times: Optional[int] = None
+
+    def matches(self, path: str, query: str) -> bool:
+        """Whether a request for ``path`` with ``query`` gets this fault."""
+        return path == self.path and (self.symbol is None or f'"{self.symbol}"' in _symbols_named(query))
+
+
+def _symbols_named(query: str) -> str:
+    params = parse_qs(query)
+    names = [f'"{name}"' for name in params.get("symbol", [])]
+    return ",".join(names + params.get("symbols", []))
+
+
 class ApiError(Exception):
     """A Binance error response: HTTP status, Binance code and message."""
 
@@ -390,6 +418,8 @@ class BinanceSimulator:
             "/api/v3/depth": self._depth,
             "/api/v3/ticker/bookTicker": self._book_ticker,
         }
+        self.faults: list[Fault] = []
+        self._faults_lock = threading.Lock()
         self.server = ThreadingHTTPServer((address, port), _handler_for(self))
         self.server.daemon_threads = True
         self._thread: Optional[threading.Thread] = None
@@ -402,7 +432,9 @@ class BinanceSimulator:
 
     def start(self) -> "BinanceSimulator":
         """Serves on a background thread."""
-        self._thread = threading.Thread(target=self.server.serve_forever, name="binance-simulator", daemon=True)
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, args=(0.05,), name="binance-simulator", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -410,6 +442,29 @@ class BinanceSimulator:
         """Stops serving and closes the socket."""
         self.server.shutdown()
         self.server.server_close()
+
+    def inject(self, fault: Fault) -> Fault:
+        """Serves ``fault`` from now on (see ``Fault``)."""
+        with self._faults_lock:
+            self.faults.append(fault)
+        return fault
+
+    def clear_faults(self) -> None:
+        """Serves real answers again."""
+        with self._faults_lock:
+            self.faults.clear()
+
+    def fault_for(self, path: str, query: str) -> Optional[Fault]:
+        """The fault the request gets, if any, counting it against ``times``."""
+        with self._faults_lock:
+            for fault in self.faults:
+                if fault.matches(path, query):
+                    if fault.times is not None:
+                        fault.times -= 1
+                        if fault.times <= 0:
+                            self.faults.remove(fault)
+                    return fault
+        return None
 
     def answer(self, path: str, query: str) -> tuple[int, Any, int]:
         """(HTTP status, JSON body, weight) for a GET of ``path``."""
@@ -472,6 +527,13 @@ def _handler_for(simulator: BinanceSimulator) -> type[BaseHTTPRequestHandler]:
             if parts.path == "/sim/stats":
                 self._send(200, simulator.stats.as_dict(simulator.weights), {})
                 return
+            fault = simulator.fault_for(parts.path, parts.query)
+            if fault is not None:
+                time.sleep(fault.delay)
+            if fault is not None and (fault.body is not None or fault.status != 200):
+                simulator.stats.record(parts.path, fault.status)
+                self._send_bytes(fault.status, fault.body or b"", {})
+                return
             status, body, weight = simulator.answer(parts.path, parts.query)
             headers = {}
             if weight:
@@ -481,7 +543,9 @@ def _handler_for(simulator: BinanceSimulator) -> type[BaseHTTPRequestHandler]:
             self._send(status, body, headers)
 
         def _send(self, status: int, body: Any, headers: dict[str, str]) -> None:
-            payload = json.dumps(body, separators=(",", ":")).encode()
+            self._send_bytes(status, json.dumps(body, separators=(",", ":")).encode(), headers)
+
+        def _send_bytes(self, status: int, payload: bytes, headers: dict[str, str]) -> None:
             self.send_response(status)
             self.send_header("Content-Type", "application/json;charset=UTF-8")
             self.send_header("Content-Length", str(len(payload)))

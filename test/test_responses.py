@@ -1,0 +1,207 @@
+"""Parsing Binance's responses: valid shapes become market values, anything
+else becomes MarketDataError, never another exception."""
+
+from decimal import Decimal as D
+
+import pytest
+from hypothesis import given, strategies as st
+
+from binance_exporter.errors import MarketDataError
+from binance_exporter.responses import (
+    parse_book_top,
+    parse_book_tops,
+    parse_decimal,
+    parse_exchange_info,
+    parse_order_book,
+    parse_tickers,
+)
+
+TICKER = {"symbol": "ETHBTC", "volume": "271029.28300000", "quoteVolume": "8993.32796111", "count": 122239}
+TOP = {"symbol": "BTCUSDT", "bidPrice": "67000.00", "bidQty": "1.5", "askPrice": "67000.01", "askQty": "0.1"}
+
+
+def test_exchange_info_gives_quote_asset_and_status_per_symbol():
+    data = {
+        "timezone": "UTC",
+        "symbols": [
+            {"symbol": "BTCDOWNUSDT", "status": "TRADING", "baseAsset": "BTCDOWN", "quoteAsset": "USDT", "filters": []},
+            {"symbol": "LUNABTC", "status": "BREAK", "baseAsset": "LUNA", "quoteAsset": "BTC"},
+        ],
+    }
+    symbols = parse_exchange_info(data)
+    assert symbols["BTCDOWNUSDT"].quote_asset == "USDT"
+    assert symbols["BTCDOWNUSDT"].trading
+    assert not symbols["LUNABTC"].trading
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ([], "expected an object"),
+        ({}, "'symbols' is missing"),
+        ({"symbols": {}}, "expected a list"),
+        ({"symbols": []}, "no symbols"),
+        ({"symbols": [{"symbol": "X", "status": "TRADING", "baseAsset": "X"}]}, "'quoteAsset' is missing"),
+        ({"symbols": [{"symbol": "X", "status": 1, "baseAsset": "X", "quoteAsset": "B"}]}, "'status' is not"),
+    ],
+)
+def test_exchange_info_of_the_wrong_shape_is_rejected(data, message):
+    with pytest.raises(MarketDataError, match=message):
+        parse_exchange_info(data)
+
+
+def test_tickers_are_parsed_exactly():
+    [ticker] = parse_tickers([TICKER])
+    assert ticker.volume == D("271029.28300000")
+    assert ticker.quote_volume == D("8993.32796111")
+    assert ticker.trade_count == 122239
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"quoteVolume": "1e5"}, "not a decimal number"),
+        ({"quoteVolume": "NaN"}, "not a decimal number"),
+        ({"quoteVolume": " 1"}, "not a decimal number"),
+        ({"quoteVolume": 12.5}, "not a decimal number"),
+        ({"volume": "-1.0"}, "negative"),
+        ({"count": "12"}, "count is not"),
+        ({"count": -1}, "count is not"),
+        ({"count": True}, "count is not"),
+        ({"symbol": ""}, "'symbol' is not"),
+    ],
+)
+def test_tickers_with_bad_fields_are_rejected(change, message):
+    with pytest.raises(MarketDataError, match=message):
+        parse_tickers([{**TICKER, **change}])
+
+
+@pytest.mark.parametrize("data", [{}, [], "<html>", [["ETHBTC"]]])
+def test_ticker_lists_of_the_wrong_shape_are_rejected(data):
+    with pytest.raises(MarketDataError):
+        parse_tickers(data)
+
+
+def test_order_book_levels_are_parsed_exactly():
+    book = parse_order_book("LRCBTC", {"lastUpdateId": 1, "bids": [["0.00000637", "6500.00000000"]], "asks": []})
+    assert book.bids == ((D("0.00000637"), D("6500")),)
+    assert book.asks == ()
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"bids": []}, "'asks' is missing"),
+        ({"bids": [["1"]], "asks": []}, "not \\[price, quantity\\]"),
+        ({"bids": [["1", "2", "3"]], "asks": []}, "not \\[price, quantity\\]"),
+        ({"bids": [], "asks": [["x", "1"]]}, "not a decimal number"),
+        ({"bids": [], "asks": [["0", "1"]]}, "zero price or quantity"),
+        ({"bids": [["1", "0.00000000"]], "asks": []}, "zero price or quantity"),
+        ({"bids": "none", "asks": []}, "expected a list"),
+    ],
+)
+def test_order_books_of_the_wrong_shape_are_rejected(data, message):
+    with pytest.raises(MarketDataError, match=message):
+        parse_order_book("X", data)
+
+
+def test_book_top_is_parsed_exactly():
+    top = parse_book_top(TOP)
+    assert (top.bid_price, top.ask_price) == (D("67000.00"), D("67000.01"))
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"bidPrice": "0.00000000", "bidQty": "0.00000000"}, "one side of the book is empty"),
+        ({"askPrice": "0.00000000"}, "one side of the book is empty"),
+        ({"bidPrice": "67000.01"}, "crossed book"),
+        ({"bidPrice": "67000.02"}, "crossed book"),
+        ({"askQty": None}, "not a decimal number"),
+    ],
+)
+def test_book_tops_without_a_meaningful_spread_are_rejected(change, message):
+    with pytest.raises(MarketDataError, match=message):
+        parse_book_top({**TOP, **change})
+
+
+def test_a_bad_book_ticker_record_costs_only_its_own_symbol():
+    tops, rejected = parse_book_tops([TOP, {**TOP, "symbol": "ETHUSDT", "askPrice": "oops"}])
+    assert list(tops) == ["BTCUSDT"]
+    assert len(rejected) == 1 and "ETHUSDT" in str(rejected[0])
+
+
+def test_a_book_ticker_answer_that_is_not_a_list_is_rejected():
+    with pytest.raises(MarketDataError, match="expected a list"):
+        parse_book_tops(TOP)
+
+
+@pytest.mark.parametrize("text", ["0", "0.00000001", "123456789.12345678", "5000"])
+def test_plain_decimal_strings_parse(text):
+    assert parse_decimal(text, "x") == D(text)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    max_leaves=20,
+)
+number_strings = st.one_of(st.decimals(allow_nan=True, allow_infinity=True).map(str), st.text(max_size=12))
+
+
+def _record(keys, values):
+    return st.fixed_dictionaries({key: values for key in keys})
+
+
+@given(json_values)
+def test_any_json_gives_tickers_or_market_data_error(data):
+    try:
+        tickers = parse_tickers(data)
+    except MarketDataError:
+        return
+    assert tickers and all(t.trade_count >= 0 and t.quote_volume >= 0 for t in tickers)
+
+
+@given(st.lists(_record(("symbol", "volume", "quoteVolume", "count"), number_strings | st.integers()), max_size=3))
+def test_hostile_ticker_records_give_tickers_or_market_data_error(data):
+    try:
+        tickers = parse_tickers(data)
+    except MarketDataError:
+        return
+    assert all(t.volume.is_finite() and t.quote_volume >= 0 for t in tickers)
+
+
+@given(json_values)
+def test_any_json_gives_an_order_book_or_market_data_error(data):
+    try:
+        book = parse_order_book("X", data)
+    except MarketDataError:
+        return
+    assert all(price > 0 and qty > 0 for price, qty in book.bids + book.asks)
+
+
+@given(st.fixed_dictionaries({"bids": st.lists(st.lists(number_strings, max_size=3), max_size=3), "asks": st.just([])}))
+def test_hostile_levels_give_an_order_book_or_market_data_error(data):
+    try:
+        book = parse_order_book("X", data)
+    except MarketDataError:
+        return
+    assert all(price.is_finite() and price > 0 for price, _ in book.bids)
+
+
+@given(json_values | st.lists(_record(("symbol", "bidPrice", "bidQty", "askPrice", "askQty"), number_strings)))
+def test_any_json_gives_book_tops_or_market_data_error(data):
+    try:
+        tops, _ = parse_book_tops(data)
+    except MarketDataError:
+        return
+    assert all(0 < top.bid_price < top.ask_price for top in tops.values())
+
+
+@given(json_values)
+def test_any_json_gives_exchange_info_or_market_data_error(data):
+    try:
+        symbols = parse_exchange_info(data)
+    except MarketDataError:
+        return
+    assert symbols

@@ -1,0 +1,190 @@
+"""The fake Binance speaks Binance's protocol: shapes, parameters, errors,
+weights, and a market that moves."""
+
+import json
+from decimal import Decimal as D
+
+import pytest
+
+from binance_exporter.simulator import BinanceSimulator, Fault, Market, depth_weight, from_units, main, to_units, ticker_weight
+from test.conftest import FakeClock, http_get, start_module, stop_process, wait_for
+
+
+def get_json(sim: BinanceSimulator, path: str):
+    status, headers, body = http_get(sim.url + path)
+    return status, headers, json.loads(body) if body else None
+
+
+def test_depth_serves_string_levels_best_first_with_weight_header(simulator):
+    status, headers, body = get_json(simulator, "/api/v3/depth?symbol=ETHBTC&limit=200")
+    assert status == 200
+    assert len(body["bids"]) == len(body["asks"]) == 200
+    bids = [D(p) for p, _ in body["bids"]]
+    asks = [D(p) for p, _ in body["asks"]]
+    assert bids == sorted(bids, reverse=True) and asks == sorted(asks)
+    assert bids[0] < asks[0]
+    assert all(isinstance(p, str) and len(p.split(".")[1]) == 8 for p, _ in body["bids"])
+    assert headers["X-MBX-USED-WEIGHT-1M"] == "25"
+
+
+def test_sparse_books_have_fewer_levels_than_asked(simulator):
+    _, _, body = get_json(simulator, "/api/v3/depth?symbol=WBTCBTC&limit=200")
+    assert len(body["bids"]) == len(body["asks"]) == 40
+
+
+@pytest.mark.parametrize(
+    "query, status, code",
+    [
+        ("", 400, -1102),
+        ("symbol=NOPE", 400, -1121),
+        ("symbol=ETHBTC&limit=abc", 400, -1100),
+        ("symbol=ETHBTC&limit=0", 400, -1100),
+        ("symbol=ETHBTC&bogus=1", 400, -1104),
+    ],
+)
+def test_depth_rejects_bad_parameters_as_binance_does(simulator, query, status, code):
+    got_status, _, body = get_json(simulator, "/api/v3/depth?" + query)
+    assert (got_status, body["code"]) == (status, code)
+    assert body["msg"]
+
+
+def test_depth_limit_defaults_to_100_and_caps_at_5000(simulator):
+    _, headers, body = get_json(simulator, "/api/v3/depth?symbol=ETHBTC")
+    assert len(body["bids"]) == 100 and headers["X-MBX-USED-WEIGHT-1M"] == "5"
+    _, _, body = get_json(simulator, "/api/v3/depth?symbol=ETHBTC&limit=99999")
+    assert len(body["bids"]) == 1000  # the whole simulated side
+
+
+@pytest.mark.parametrize("limit, weight", [(1, 5), (100, 5), (101, 25), (500, 25), (501, 50), (1000, 50), (1001, 250), (5000, 250)])
+def test_depth_weight_by_limit(limit, weight):
+    assert depth_weight(limit) == weight
+
+
+@pytest.mark.parametrize("count, weight", [(None, 80), (1, 2), (20, 2), (21, 40), (100, 40), (101, 80)])
+def test_ticker_weight_by_symbol_count(count, weight):
+    assert ticker_weight(None if count is None else ["X"] * count) == weight
+
+
+def test_ticker_24hr_lists_every_symbol_including_halted_ones(simulator):
+    status, headers, body = get_json(simulator, "/api/v3/ticker/24hr")
+    assert status == 200 and headers["X-MBX-USED-WEIGHT-1M"] == "80"
+    by_symbol = {record["symbol"]: record for record in body}
+    assert {"FTTBTC", "LUNABTC", "USDTTRY", "BTCDOWNUSDT"} <= set(by_symbol)
+    assert by_symbol["LUNABTC"]["count"] == 0 and by_symbol["LUNABTC"]["firstId"] == -1
+    assert isinstance(by_symbol["ETHBTC"]["quoteVolume"], str)
+
+
+def test_ticker_24hr_by_symbols_and_mini_type(simulator):
+    _, headers, body = get_json(simulator, '/api/v3/ticker/24hr?symbols=["ETHBTC","BNBBTC"]&type=MINI')
+    assert [r["symbol"] for r in body] == ["ETHBTC", "BNBBTC"]
+    assert "bidPrice" not in body[0] and "quoteVolume" in body[0]
+    assert headers["X-MBX-USED-WEIGHT-1M"] == "2"
+    status, _, body = get_json(simulator, "/api/v3/ticker/24hr?symbol=ETHBTC")
+    assert status == 200 and body["symbol"] == "ETHBTC"
+    status, _, body = get_json(simulator, "/api/v3/ticker/24hr?type=HUGE")
+    assert (status, body["code"]) == (400, -1100)
+
+
+@pytest.mark.parametrize(
+    "query, code",
+    [
+        ('symbols=["BTCUSDT","NOPE"]', -1121),
+        ("symbols=BTCUSDT", -1100),
+        ("symbols=[]", -1100),
+        ('symbol=BTCUSDT&symbols=["ETHUSDT"]', -1128),
+    ],
+)
+def test_book_ticker_rejects_bad_symbols(simulator, query, code):
+    status, _, body = get_json(simulator, "/api/v3/ticker/bookTicker?" + query)
+    assert (status, body["code"]) == (400, code)
+
+
+def test_book_ticker_matches_the_top_of_the_depth(simulator):
+    _, headers, [top] = get_json(simulator, '/api/v3/ticker/bookTicker?symbols=["BTCUSDT"]')
+    _, _, book = get_json(simulator, "/api/v3/depth?symbol=BTCUSDT&limit=5")
+    assert [top["bidPrice"], top["bidQty"]] == book["bids"][0]
+    assert [top["askPrice"], top["askQty"]] == book["asks"][0]
+    assert headers["X-MBX-USED-WEIGHT-1M"] == "4"
+    _, _, single = get_json(simulator, "/api/v3/ticker/bookTicker?symbol=BTCUSDT")
+    assert single == top
+    _, _, everything = get_json(simulator, "/api/v3/ticker/bookTicker")
+    assert len(everything) == len(simulator.market.symbols)
+
+
+def test_exchange_info_names_quote_assets_and_statuses(simulator):
+    _, headers, body = get_json(simulator, "/api/v3/exchangeInfo")
+    by_symbol = {s["symbol"]: s for s in body["symbols"]}
+    assert by_symbol["BTCDOWNUSDT"]["quoteAsset"] == "USDT"
+    assert by_symbol["WBTCBTC"]["quoteAsset"] == "BTC"
+    assert by_symbol["USDTTRY"]["quoteAsset"] == "TRY"
+    assert by_symbol["FTTBTC"]["status"] == "HALT"
+    assert headers["X-MBX-USED-WEIGHT-1M"] == "20"
+    _, _, body = get_json(simulator, "/api/v3/exchangeInfo?symbol=ETHBTC")
+    assert [s["symbol"] for s in body["symbols"]] == ["ETHBTC"]
+
+
+def test_weight_accumulates_and_stats_count_requests(simulator):
+    get_json(simulator, "/api/v3/ping")
+    _, headers, _ = get_json(simulator, "/api/v3/depth?symbol=ETHBTC&limit=200")
+    assert headers["X-MBX-USED-WEIGHT-1M"] == "26"
+    status, _, stats = get_json(simulator, "/sim/stats")
+    assert status == 200
+    assert stats["requests"] == {"/api/v3/ping": 1, "/api/v3/depth": 1}
+    assert stats["weight_total"] == 26
+
+
+def test_unknown_paths_are_404(simulator):
+    status, _, _ = get_json(simulator, "/api/v3/nothing")
+    assert status == 404
+
+
+def test_the_market_moves_with_time():
+    clock = FakeClock()
+    market = Market(tick_seconds=1.0, clock=clock)
+    before = market.depth("BTCUSDT", 5), market.ticker("BTCUSDT")
+    assert (market.depth("BTCUSDT", 5), market.ticker("BTCUSDT")) == before
+    clock.advance(30)
+    after = market.depth("BTCUSDT", 5), market.ticker("BTCUSDT")
+    assert after[0]["bids"] != before[0]["bids"]
+    assert after[1]["count"] != before[1]["count"]
+
+
+def test_the_same_seed_and_step_give_the_same_market():
+    assert Market(seed=7, tick_seconds=0).depth("ETHBTC", 50) == Market(seed=7, tick_seconds=0).depth("ETHBTC", 50)
+    assert Market(seed=7, tick_seconds=0).depth("ETHBTC", 50) != Market(seed=8, tick_seconds=0).depth("ETHBTC", 50)
+
+
+def test_units_round_trip():
+    assert from_units(to_units("0.00001234")) == "0.00001234"
+    assert from_units(to_units("67012.45")) == "67012.45000000"
+    assert to_units("3100") == 3100 * 10**8
+
+
+def test_faults_replace_answers_for_a_path_and_symbol(simulator):
+    simulator.inject(Fault("/api/v3/depth", symbol="ETHBTC", status=503, body=b"busy", times=1))
+    assert http_get(simulator.url + "/api/v3/depth?symbol=ETHBTC")[0] == 503
+    assert http_get(simulator.url + "/api/v3/depth?symbol=ETHBTC")[0] == 200
+    simulator.inject(Fault("/api/v3/ticker/bookTicker", symbol="ETHUSDT", body=b"not json"))
+    assert http_get(simulator.url + '/api/v3/ticker/bookTicker?symbols=["BTCUSDT"]')[2] != b"not json"
+    assert http_get(simulator.url + '/api/v3/ticker/bookTicker?symbols=["BTCUSDT","ETHUSDT"]')[2] == b"not json"
+    simulator.clear_faults()
+    assert http_get(simulator.url + '/api/v3/ticker/bookTicker?symbols=["ETHUSDT"]')[0] == 200
+
+
+def test_command_line_serves_until_sigterm():
+    process = start_module("binance_exporter.simulator", "--port", "0", "--tick-seconds", "0")
+    try:
+        line = wait_for(process.stdout.readline)
+        url = line.split()[-1]
+        assert http_get(url + "/api/v3/ping")[0] == 200
+    finally:
+        status, _, _ = stop_process(process)
+    assert status == 0
+
+
+@pytest.mark.parametrize("args", [["--port", "70000"], ["--tick-seconds", "-1"], ["--port", "x"]])
+def test_command_line_rejects_bad_input(args, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    assert "error" in capsys.readouterr().err
