@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 from collections import Counter
 from typing import Any, Callable, Optional
 from urllib.parse import urlsplit
@@ -42,20 +43,30 @@ INVALID_SYMBOL_CODE = -1121
 
 class ApiStats:
     """Requests made to Binance by endpoint and outcome, errors by endpoint
-    and reason, and the last request weight Binance reported. Thread-safe."""
+    and reason, and the request weight Binance reports used. Thread-safe."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._lock = threading.Lock()
+        self._clock = clock
         self._requests: Counter[tuple[str, str]] = Counter()
         self._errors: Counter[tuple[str, str]] = Counter()
         self._weight_used: Optional[int] = None
+        self._weight_minute = -1
 
     def record_request(self, endpoint: str, code: str, weight_used: Optional[int] = None) -> None:
-        """Counts one request; ``code`` is the HTTP status, ``timeout`` or ``error``."""
+        """Counts one request; ``code`` is the HTTP status, ``timeout`` or
+        ``error``; ``weight_used`` is the response's X-MBX-USED-WEIGHT-1M."""
         with self._lock:
             self._requests[(endpoint, code)] += 1
             if weight_used is not None:
-                self._weight_used = weight_used
+                # Binance counts weight per clock minute. Concurrent answers
+                # arrive in any order, so within a minute the highest figure
+                # is the latest; a new minute starts afresh.
+                minute = int(self._clock() // 60)
+                if minute != self._weight_minute or self._weight_used is None:
+                    self._weight_minute, self._weight_used = minute, weight_used
+                else:
+                    self._weight_used = max(self._weight_used, weight_used)
 
     def record_error(self, endpoint: str, reason: str) -> None:
         """Counts one failed request by the reason it failed."""

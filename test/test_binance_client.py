@@ -6,10 +6,10 @@ from decimal import Decimal as D
 
 import pytest
 
-from binance_exporter.binance_client import BinanceClient
+from binance_exporter.binance_client import ApiStats, BinanceClient
 from binance_exporter.errors import MarketDataError
 from binance_exporter.simulator import Fault
-from test.conftest import free_port
+from test.conftest import FakeClock, free_port
 
 
 @pytest.fixture
@@ -125,3 +125,16 @@ def test_a_base_url_with_a_path_prefix_keeps_endpoint_labels(simulator):
     with pytest.raises(MarketDataError):
         client.exchange_info()
     assert requests_of(client) == {("/api/v3/exchangeInfo", "404"): 1}
+
+
+def test_weight_used_is_the_highest_reported_this_minute_and_resets_each_minute():
+    clock = FakeClock(6000.0)
+    stats = ApiStats(clock)
+    stats.record_request("/api/v3/depth", "200", 50)
+    stats.record_request("/api/v3/depth", "200", 45)  # an earlier request's answer, arriving late
+    assert stats.counts().weight_used == 50
+    clock.advance(60)
+    stats.record_request("/api/v3/depth", "200", 25)
+    assert stats.counts().weight_used == 25
+    stats.record_request("/api/v3/depth", "timeout")
+    assert stats.counts().weight_used == 25

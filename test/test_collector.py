@@ -1,0 +1,118 @@
+"""The collector renders the current snapshot: exact values, and nothing
+for symbols that are no longer in it."""
+
+from decimal import Decimal as D
+
+import pytest
+from prometheus_client.registry import CollectorRegistry
+
+from binance_exporter import __version__
+from binance_exporter.collector import SnapshotCollector
+from binance_exporter.market import BookTop, Ranking, Ticker24h
+from binance_exporter.snapshot import ApiCounts, BookNotional, Snapshot, SpreadReading
+
+ETHBTC = Ticker24h("ETHBTC", D("271029.283"), D("8993.32796111"), 122239)
+WBTCBTC = Ticker24h("WBTCBTC", D("12.5"), D("12.49"), 900)
+BTCUSDT = Ticker24h("BTCUSDT", D("20000.1"), D("1340000000.5"), 2000000)
+PEPEUSDT = Ticker24h("PEPEUSDT", D("1e12"), D("12340000"), 950000)
+
+
+def spread_reading(symbol, bid, ask, delta=None, cycle=2):
+    top = BookTop(symbol, D(bid), D("1"), D(ask), D("2"))
+    return SpreadReading(top, D(ask) - D(bid), None if delta is None else D(delta), cycle)
+
+
+SNAPSHOT = Snapshot(
+    cycle=2,
+    rankings=(
+        Ranking("quote_volume", "BTC", (ETHBTC, WBTCBTC)),
+        Ranking("trade_count", "USDT", (BTCUSDT, PEPEUSDT)),
+    ),
+    notionals=(BookNotional("ETHBTC", D("123.45678901"), D("98.7"), 2), BookNotional("WBTCBTC", D("0"), D("5"), 1)),
+    spreads=(spread_reading("BTCUSDT", "67000.00", "67000.01", "0.02"), spread_reading("PEPEUSDT", "0.00001234", "0.00001235")),
+    up=True,
+    last_success=1795236344.5,
+    cycle_duration=0.125,
+    api=ApiCounts(
+        requests=(("/api/v3/depth", "200", 10), ("/api/v3/depth", "timeout", 1)),
+        errors=(("/api/v3/depth", "timeout", 1),),
+        weight_used=287,
+    ),
+)
+
+
+def registry_for(snapshot):
+    registry = CollectorRegistry()
+    registry.register(SnapshotCollector(lambda: snapshot))
+    return registry
+
+
+@pytest.mark.parametrize(
+    "name, labels, value",
+    [
+        ("binance_top_symbol_rank", {"ranking": "quote_volume", "quote_asset": "BTC", "symbol": "ETHBTC"}, 1),
+        ("binance_top_symbol_rank", {"ranking": "quote_volume", "quote_asset": "BTC", "symbol": "WBTCBTC"}, 2),
+        ("binance_top_symbol_rank", {"ranking": "trade_count", "quote_asset": "USDT", "symbol": "PEPEUSDT"}, 2),
+        ("binance_volume_24h", {"symbol": "ETHBTC"}, 271029.283),
+        ("binance_quote_volume_24h", {"symbol": "BTCUSDT"}, 1340000000.5),
+        ("binance_trades_24h", {"symbol": "PEPEUSDT"}, 950000),
+        ("binance_order_book_notional", {"symbol": "ETHBTC", "side": "bid"}, 123.45678901),
+        ("binance_order_book_notional", {"symbol": "ETHBTC", "side": "ask"}, 98.7),
+        ("binance_order_book_notional", {"symbol": "WBTCBTC", "side": "bid"}, 0),
+        ("binance_best_bid_price", {"symbol": "BTCUSDT"}, 67000.0),
+        ("binance_best_ask_price", {"symbol": "PEPEUSDT"}, 0.00001235),
+        ("binance_spread", {"symbol": "BTCUSDT"}, 0.01),
+        ("binance_spread", {"symbol": "PEPEUSDT"}, 0.00000001),
+        ("binance_spread_delta", {"symbol": "BTCUSDT"}, 0.02),
+        ("binance_spread_delta", {"symbol": "PEPEUSDT"}, None),
+        ("binance_up", {}, 1),
+        ("binance_exporter_last_update_timestamp_seconds", {}, 1795236344.5),
+        ("binance_exporter_update_duration_seconds", {}, 0.125),
+        ("binance_exporter_api_requests_total", {"endpoint": "/api/v3/depth", "code": "200"}, 10),
+        ("binance_exporter_api_requests_total", {"endpoint": "/api/v3/depth", "code": "timeout"}, 1),
+        ("binance_exporter_api_errors_total", {"endpoint": "/api/v3/depth", "reason": "timeout"}, 1),
+        ("binance_exporter_api_weight_used", {}, 287),
+        ("binance_exporter_build_info", {"version": __version__}, 1),
+    ],
+)
+def test_sample_values_are_exact(name, labels, value):
+    assert registry_for(SNAPSHOT).get_sample_value(name, labels) == value
+
+
+def test_every_family_has_help_with_a_unit_or_meaning_and_a_type():
+    families = {f.name: f for f in registry_for(SNAPSHOT).collect()}
+    assert families["binance_spread"].type == "gauge"
+    assert families["binance_exporter_api_requests"].type == "counter"
+    assert "quote asset units" in families["binance_spread"].documentation
+    assert "refreshed every update interval" in families["binance_order_book_notional"].documentation
+    assert all(f.documentation for f in families.values())
+
+
+def test_a_symbol_leaving_the_top_list_disappears_from_metrics():
+    registry = CollectorRegistry()
+    current = [SNAPSHOT]
+    registry.register(SnapshotCollector(lambda: current[0]))
+    assert registry.get_sample_value("binance_spread", {"symbol": "PEPEUSDT"}) is not None
+    current[0] = Snapshot(
+        cycle=3,
+        rankings=(SNAPSHOT.rankings[0], Ranking("trade_count", "USDT", (BTCUSDT,))),
+        notionals=SNAPSHOT.notionals,
+        spreads=SNAPSHOT.spreads[:1],
+        up=True,
+    )
+    for name in ("binance_spread", "binance_best_bid_price", "binance_trades_24h", "binance_volume_24h"):
+        assert registry.get_sample_value(name, {"symbol": "PEPEUSDT"}) is None, name
+    rank_labels = {"ranking": "trade_count", "quote_asset": "USDT", "symbol": "PEPEUSDT"}
+    assert registry.get_sample_value("binance_top_symbol_rank", rank_labels) is None
+    assert registry.get_sample_value("binance_spread", {"symbol": "BTCUSDT"}) == 0.01
+
+
+def test_an_empty_snapshot_exports_down_and_no_market_series():
+    registry = registry_for(Snapshot())
+    assert registry.get_sample_value("binance_up") == 0
+    assert registry.get_sample_value("binance_exporter_last_update_timestamp_seconds") == 0
+    assert registry.get_sample_value("binance_exporter_api_weight_used") is None
+    market_samples = [
+        s for f in registry.collect() for s in f.samples if f.name.startswith("binance_") and "symbol" in s.labels
+    ]
+    assert market_samples == []

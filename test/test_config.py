@@ -1,0 +1,127 @@
+"""Flags and environment variables: every option, env fallbacks, and a
+one-line error with exit status 2 for each kind of bad input."""
+
+import subprocess
+import sys
+
+import pytest
+
+from binance_exporter import __version__
+from binance_exporter.config import Config, parse_args
+from test.conftest import ROOT
+
+
+def test_defaults():
+    assert parse_args([], {}) == Config(
+        port=8080,
+        address="0.0.0.0",
+        update_interval=10.0,
+        rank_interval=60.0,
+        base_url="https://api.binance.com",
+        request_timeout=5.0,
+        loglevel="INFO",
+        once=False,
+        output_format="text",
+    )
+
+
+@pytest.mark.parametrize(
+    "flag, value, env, field, expected",
+    [
+        ("--port", "9100", "BINANCE_EXPORTER_PORT", "port", 9100),
+        ("--address", "127.0.0.1", "BINANCE_EXPORTER_ADDRESS", "address", "127.0.0.1"),
+        ("--update-interval", "2.5", "BINANCE_EXPORTER_UPDATE_INTERVAL", "update_interval", 2.5),
+        ("--rank-interval", "120", "BINANCE_EXPORTER_RANK_INTERVAL", "rank_interval", 120.0),
+        ("--base-url", "https://data-api.binance.vision/", "BINANCE_EXPORTER_BASE_URL", "base_url", "https://data-api.binance.vision"),
+        ("--request-timeout", "0.5", "BINANCE_EXPORTER_REQUEST_TIMEOUT", "request_timeout", 0.5),
+        ("--loglevel", "debug", "BINANCE_EXPORTER_LOGLEVEL", "loglevel", "DEBUG"),
+        ("--format", "json", "BINANCE_EXPORTER_FORMAT", "output_format", "json"),
+    ],
+)
+def test_each_option_from_flag_and_from_env(flag, value, env, field, expected):
+    assert getattr(parse_args([flag, value], {}), field) == expected
+    assert getattr(parse_args([f"{flag}={value}"], {}), field) == expected
+    assert getattr(parse_args([], {env: value}), field) == expected
+
+
+def test_the_flag_wins_over_the_environment():
+    config = parse_args(["--port", "9100"], {"BINANCE_EXPORTER_PORT": "9200", "BINANCE_EXPORTER_ADDRESS": "::1"})
+    assert (config.port, config.address) == (9100, "::1")
+
+
+@pytest.mark.parametrize(
+    "argv, env, once",
+    [
+        (["--once"], {}, True),
+        ([], {"BINANCE_EXPORTER_ONCE": "true"}, True),
+        ([], {"BINANCE_EXPORTER_ONCE": "1"}, True),
+        ([], {"BINANCE_EXPORTER_ONCE": "0"}, False),
+        ([], {"BINANCE_EXPORTER_ONCE": ""}, False),
+        (["--once"], {"BINANCE_EXPORTER_ONCE": "false"}, True),
+    ],
+)
+def test_once_from_flag_and_env(argv, env, once):
+    assert parse_args(argv, env).once is once
+
+
+@pytest.mark.parametrize(
+    "argv, env, message",
+    [
+        (["--port", "0"], {}, "--port must be a whole number from 1 to 65535, not '0'"),
+        (["--port", "65536"], {}, "--port must be a whole number from 1 to 65535"),
+        (["--port", "http"], {}, "--port must be a whole number"),
+        ([], {"BINANCE_EXPORTER_PORT": "-1"}, "BINANCE_EXPORTER_PORT must be a whole number"),
+        (["--update-interval", "0"], {}, "--update-interval must be a positive number of seconds, not '0'"),
+        (["--update-interval", "-5"], {}, "--update-interval must be a positive number"),
+        (["--rank-interval", "soon"], {}, "--rank-interval must be a positive number of seconds, not 'soon'"),
+        (["--rank-interval", "nan"], {}, "--rank-interval must be a positive number"),
+        (["--request-timeout", "inf"], {}, "--request-timeout must be a positive number"),
+        ([], {"BINANCE_EXPORTER_UPDATE_INTERVAL": "ten"}, "BINANCE_EXPORTER_UPDATE_INTERVAL must be a positive number"),
+        (["--base-url", "ftp://api.binance.com"], {}, "--base-url must be an http:// or https:// URL"),
+        (["--base-url", "api.binance.com"], {}, "--base-url must be an http:// or https:// URL"),
+        (["--base-url", "https://"], {}, "--base-url must be an http:// or https:// URL"),
+        (["--loglevel", "LOUD"], {}, "--loglevel must be one of CRITICAL|ERROR|WARNING|INFO|DEBUG, not 'LOUD'"),
+        (["--format", "xml"], {}, "--format must be one of text|json"),
+        (["--address", " "], {}, "--address must not be empty"),
+        ([], {"BINANCE_EXPORTER_ONCE": "maybe"}, "BINANCE_EXPORTER_ONCE must be true or false"),
+        (["--bogus"], {}, "unrecognized arguments: --bogus"),
+        (["--port"], {}, "expected one argument"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_status_2(argv, env, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(argv, env)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("binance-exporter: error: ")
+    assert message in err
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(["--version"], {})
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"binance-exporter {__version__}"
+
+
+def test_help_names_every_option_and_its_env_var(capsys):
+    with pytest.raises(SystemExit):
+        parse_args(["--help"], {})
+    out = capsys.readouterr().out
+    for name in ("port", "address", "update-interval", "rank-interval", "base-url", "request-timeout", "loglevel", "format"):
+        assert f"--{name}" in out and f"BINANCE_EXPORTER_{name.upper().replace('-', '_')}" in out
+
+
+@pytest.mark.parametrize("module", ["binance_exporter.exporter", "binance_exporter"])
+def test_the_real_process_reports_bad_input_without_a_traceback(module):
+    result = subprocess.run(
+        [sys.executable, "-m", module, "--update-interval", "-1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr == "binance-exporter: error: --update-interval must be a positive number of seconds, not '-1'\n"
+    assert result.stdout == ""

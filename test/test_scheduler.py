@@ -1,0 +1,263 @@
+"""Update cycles against the fake Binance: what is fetched, what each
+snapshot holds, and how failures, staleness and list changes show."""
+
+import dataclasses
+import json
+import threading
+import time
+from decimal import Decimal as D
+
+import pytest
+
+from binance_exporter.binance_client import BinanceClient
+from binance_exporter.scheduler import Schedule, Scheduler, WorkerPool
+from binance_exporter.simulator import Fault
+from test.conftest import FakeClock, http_get, wait_for
+
+
+@pytest.fixture
+def clock():
+    return FakeClock()
+
+
+@pytest.fixture
+def scheduler(simulator, clock):
+    sched = Scheduler(BinanceClient(simulator.url, timeout=1.0), Schedule(10, 60), clock=clock, wall_clock=clock)
+    yield sched
+    sched.close()
+
+
+def sim_stats(simulator):
+    return simulator.stats.as_dict(simulator.weights)["requests"]
+
+
+def expected_notional(levels):
+    return sum((D(p) * D(q) for p, q in levels[:200]), D(0))
+
+
+def test_first_cycle_answers_every_question(scheduler, simulator):
+    snapshot = scheduler.run_cycle()
+    assert snapshot.up
+    by_name = {r.name: r for r in snapshot.rankings}
+    assert by_name["quote_volume"].symbols == ("ETHBTC", "BNBBTC", "SOLBTC", "XRPBTC", "LINKBTC")
+    assert by_name["trade_count"].symbols == ("BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT", "BTCDOWNUSDT")
+    for reading in snapshot.notionals:
+        served = simulator.market.depth(reading.symbol, 200)
+        assert reading.bid == expected_notional(served["bids"])
+        assert reading.ask == expected_notional(served["asks"])
+    assert [r.symbol for r in snapshot.notionals] == list(by_name["quote_volume"].symbols)
+    for reading in snapshot.spreads:
+        served = simulator.market.book_ticker(reading.symbol)
+        assert reading.spread == D(served["askPrice"]) - D(served["bidPrice"])
+        assert reading.delta is None
+    assert [r.symbol for r in snapshot.spreads] == list(by_name["trade_count"].symbols)
+    assert snapshot.last_success == 1000.0
+
+
+def test_a_cycle_makes_one_depth_call_per_q1_symbol_and_one_book_ticker_call(scheduler, simulator, clock):
+    scheduler.run_cycle()
+    clock.advance(10)
+    scheduler.run_cycle()
+    assert sim_stats(simulator) == {
+        "/api/v3/exchangeInfo": 1,
+        "/api/v3/ticker/24hr": 1,
+        "/api/v3/depth": 10,
+        "/api/v3/ticker/bookTicker": 2,
+    }
+
+
+def test_rankings_refresh_every_rank_interval_and_exchange_info_hourly(scheduler, simulator, clock):
+    for _ in range(13):  # 120 s of 10 s cycles
+        scheduler.run_cycle()
+        clock.advance(10)
+    assert sim_stats(simulator)["/api/v3/ticker/24hr"] == 3
+    assert sim_stats(simulator)["/api/v3/exchangeInfo"] == 1
+    clock.advance(3600)
+    scheduler.run_cycle()
+    assert sim_stats(simulator)["/api/v3/exchangeInfo"] == 2
+
+
+def test_the_book_requests_of_a_cycle_run_concurrently(scheduler, simulator):
+    scheduler.run_cycle()  # rankings
+    for symbol in ("ETHBTC", "BNBBTC", "SOLBTC", "XRPBTC", "LINKBTC"):
+        simulator.inject(Fault("/api/v3/depth", symbol=symbol, delay=0.3))
+    simulator.inject(Fault("/api/v3/ticker/bookTicker", delay=0.3))
+    started = time.monotonic()
+    assert scheduler.run_cycle().up
+    assert time.monotonic() - started < 0.9  # six 0.3 s requests, one after another, would take 1.8 s
+
+
+def test_spread_delta_is_the_absolute_change_since_the_previous_cycle(scheduler, simulator, clock):
+    scheduler.run_cycle()
+    first = simulator.market.book_ticker("BTCUSDT")
+    bid = D(first["bidPrice"])
+    moved = {**first, "askPrice": str(bid + D("0.07")), "bidPrice": str(bid)}
+    body = [moved] + [simulator.market.book_ticker(s) for s in ("ETHUSDT", "SOLUSDT", "XRPUSDT", "BTCDOWNUSDT")]
+    simulator.inject(Fault("/api/v3/ticker/bookTicker", body=json.dumps(body).encode(), times=1))
+    clock.advance(10)
+    snapshot = scheduler.run_cycle()
+    readings = {r.symbol: r for r in snapshot.spreads}
+    old_spread = D(first["askPrice"]) - D(first["bidPrice"])
+    assert readings["BTCUSDT"].spread == D("0.07")
+    assert readings["BTCUSDT"].delta == abs(D("0.07") - old_spread)
+    assert readings["ETHUSDT"].delta == 0
+
+
+def test_a_failed_symbol_keeps_its_last_value_for_three_intervals_then_disappears(scheduler, simulator, clock):
+    scheduler.run_cycle()
+    simulator.inject(Fault("/api/v3/depth", symbol="BNBBTC", status=500, body=b"oops"))
+    for elapsed in (10, 20, 30):
+        clock.advance(10)
+        snapshot = scheduler.run_cycle()
+        assert not snapshot.up
+        kept = {r.symbol: r for r in snapshot.notionals}
+        assert "BNBBTC" in kept and kept["BNBBTC"].cycle == 1, elapsed
+        assert kept["ETHBTC"].cycle == snapshot.cycle  # the other symbols still update
+    clock.advance(10)
+    snapshot = scheduler.run_cycle()
+    assert "BNBBTC" not in {r.symbol for r in snapshot.notionals}
+    assert snapshot.last_success == 1000.0
+    simulator.clear_faults()
+    clock.advance(10)
+    snapshot = scheduler.run_cycle()
+    assert snapshot.up and "BNBBTC" in {r.symbol for r in snapshot.notionals}
+    assert snapshot.last_success == clock.now
+
+
+def test_a_failed_book_ticker_call_marks_the_cycle_down(scheduler, simulator, clock):
+    scheduler.run_cycle()
+    simulator.inject(Fault("/api/v3/ticker/bookTicker", body=b"garbage", times=1))
+    clock.advance(10)
+    snapshot = scheduler.run_cycle()
+    assert not snapshot.up
+    assert all(r.cycle == 1 for r in snapshot.spreads)
+    assert all(r.cycle == 2 for r in snapshot.notionals)
+
+
+def test_a_symbol_leaving_the_top_list_disappears_at_once_and_a_newcomer_appears(scheduler, simulator, clock):
+    scheduler.run_cycle()
+    listed = simulator.market.symbols["LINKBTC"]
+    simulator.market.symbols["LINKBTC"] = dataclasses.replace(listed, quote_volume="0.1")
+    clock.advance(60)
+    snapshot = scheduler.run_cycle()
+    q1 = next(r for r in snapshot.rankings if r.name == "quote_volume")
+    assert q1.symbols[:4] == ("ETHBTC", "BNBBTC", "SOLBTC", "XRPBTC")
+    newcomer = q1.symbols[4]
+    assert newcomer != "LINKBTC"
+    assert "LINKBTC" not in {r.symbol for r in snapshot.notionals}
+    assert "LINKBTC" not in {t.symbol for t in snapshot.tickers}
+    assert newcomer in {r.symbol for r in snapshot.notionals}
+
+
+def test_a_symbol_returning_to_the_list_starts_without_a_delta(scheduler, simulator, clock):
+    scheduler.run_cycle()
+    listed = simulator.market.symbols["BTCDOWNUSDT"]
+    simulator.market.symbols["BTCDOWNUSDT"] = dataclasses.replace(listed, trades=1)
+    clock.advance(60)
+    assert "BTCDOWNUSDT" not in {r.symbol for r in scheduler.run_cycle().spreads}
+    simulator.market.symbols["BTCDOWNUSDT"] = listed
+    clock.advance(60)
+    readings = {r.symbol: r for r in scheduler.run_cycle().spreads}
+    assert readings["BTCDOWNUSDT"].delta is None
+    assert readings["BTCUSDT"].delta is not None
+
+
+def test_failed_rankings_are_retried_next_cycle_and_expire_after_three_rank_intervals(scheduler, simulator, clock):
+    scheduler.run_cycle()
+    simulator.inject(Fault("/api/v3/ticker/24hr", status=502, body=b"bad gateway"))
+    clock.advance(60)
+    snapshot = scheduler.run_cycle()
+    assert not snapshot.up and snapshot.rankings  # the last rankings are kept
+    clock.advance(10)
+    scheduler.run_cycle()
+    assert sim_stats(simulator)["/api/v3/ticker/24hr"] == 3
+    clock.advance(120)
+    snapshot = scheduler.run_cycle()
+    assert snapshot.rankings == ()
+
+
+def test_binance_unreachable_at_start_gives_down_snapshots_until_it_answers(simulator, clock):
+    simulator.inject(Fault("/api/v3/exchangeInfo", status=503, body=b"", times=2))
+    sched = Scheduler(BinanceClient(simulator.url, timeout=1.0), Schedule(10, 60), clock=clock, wall_clock=clock)
+    try:
+        for _ in range(2):
+            snapshot = sched.run_cycle()
+            assert not snapshot.up and not snapshot.rankings and snapshot.last_success is None
+            clock.advance(10)
+        assert sched.run_cycle().up
+    finally:
+        sched.close()
+
+
+def test_a_cycle_never_waits_past_the_next_cycle(simulator):
+    sched = Scheduler(BinanceClient(simulator.url, timeout=5.0), Schedule(update_interval=0.5, rank_interval=60))
+    try:
+        sched.run_cycle()
+        simulator.inject(Fault("/api/v3/depth", symbol="ETHBTC", delay=3.0))
+        started = time.monotonic()
+        snapshot = sched.run_cycle()
+        assert time.monotonic() - started < 1.0
+        assert not snapshot.up
+    finally:
+        sched.close()
+
+
+def test_snapshots_carry_request_counts_and_weight(scheduler):
+    wait_for(lambda: time.time() % 60 < 55, timeout=10)  # one weight minute for the whole cycle
+    snapshot = scheduler.run_cycle()
+    assert ("/api/v3/depth", "200", 5) in snapshot.api.requests
+    assert snapshot.api.weight_used == 20 + 80 + 5 * 25 + 4
+    assert snapshot.cycle_duration is not None and snapshot.cycle_duration >= 0
+
+
+def test_run_publishes_a_snapshot_every_interval_until_stopped(simulator):
+    sched = Scheduler(BinanceClient(simulator.url, timeout=1.0), Schedule(update_interval=0.5, rank_interval=60))
+    published, stop = [], threading.Event()
+    thread = threading.Thread(target=sched.run, args=(stop, published.append))
+    thread.start()
+    try:
+        wait_for(lambda: len(published) >= 3, timeout=5)
+    finally:
+        stop.set()
+        thread.join(timeout=2)
+        sched.close()
+    assert not thread.is_alive()
+    assert [s.cycle for s in published[:3]] == [1, 2, 3]
+    assert all(s.up for s in published)
+
+
+def test_an_unexpected_error_in_a_cycle_is_logged_and_survived(simulator, caplog):
+    class BrokenSource(BinanceClient):
+        def tickers_24h(self):
+            raise RuntimeError("a bug")
+
+    sched = Scheduler(BrokenSource(simulator.url, timeout=1.0), Schedule(update_interval=0.05, rank_interval=60))
+    published, stop = [], threading.Event()
+    thread = threading.Thread(target=sched.run, args=(stop, published.append))
+    thread.start()
+    try:
+        wait_for(lambda: len(published) >= 2, timeout=5)
+    finally:
+        stop.set()
+        thread.join(timeout=2)
+        sched.close()
+    assert not published[-1].up
+    assert "update cycle failed" in caplog.text and "a bug" in caplog.text
+
+
+def test_worker_pool_skips_cancelled_calls_and_hands_back_exceptions():
+    pool = WorkerPool(1)
+    gate = threading.Event()
+    blocker = pool.submit(gate.wait, 5)
+    cancelled = pool.submit(lambda: pytest.fail("a cancelled call ran"))
+    assert cancelled.cancel()
+    failing = pool.submit(lambda: 1 / 0)
+    gate.set()
+    assert blocker.result(timeout=5) is True
+    with pytest.raises(ZeroDivisionError):
+        failing.result(timeout=5)
+    pool.close()
+
+
+def test_http_helper_reports_errors(simulator):
+    assert http_get(simulator.url + "/nowhere")[0] == 404
