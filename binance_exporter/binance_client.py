@@ -125,7 +125,7 @@ class BinanceClient:
         # Runs for every HTTP response, errors included, before
         # binance-connector looks at it: the one place that sees the real
         # status code and the weight header of each.
-        endpoint = urlsplit(response.url).path[len(self._base_path):]
+        endpoint = urlsplit(response.url).path[len(self._base_path) :]
         self.stats.record_request(endpoint, str(response.status_code), _weight(response.headers))
 
     def _get(self, endpoint: str, call: Callable[[Spot], Any]) -> Any:

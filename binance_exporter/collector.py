@@ -8,7 +8,7 @@ looks like this (abridged)::
     # HELP binance_spread Best ask minus best bid, quote asset units; refreshed every update interval.
     # TYPE binance_spread gauge
     binance_spread{symbol="BTCUSDT"} 0.01
-    # HELP binance_order_book_notional Sum of price x quantity over the best 200 levels of one side, quote asset units; ...
+    # HELP binance_order_book_notional Sum of price x quantity over the best 200 price levels ...
     # TYPE binance_order_book_notional gauge
     binance_order_book_notional{side="bid",symbol="ETHBTC"} 123.45
     binance_up 1.0
@@ -97,8 +97,7 @@ class SnapshotCollector(Collector):
     def _health(snapshot: Snapshot) -> Iterator[Metric]:
         yield GaugeMetricFamily(
             "binance_up",
-            "1 if the latest update cycle fetched everything it needed from Binance, else 0; "
-            f"{_EVERY_UPDATE}.",
+            "1 if the latest update cycle fetched everything it needed from Binance, else 0; " f"{_EVERY_UPDATE}.",
             value=1 if snapshot.up else 0,
         )
         yield GaugeMetricFamily(

@@ -22,7 +22,7 @@ FORMATS = ("text", "json")
 
 
 @dataclass(frozen=True)
-class Config:  # pylint: disable=too-many-instance-attributes  # one field per flag
+class Config:
     """The exporter's settings."""
 
     port: int = 8080

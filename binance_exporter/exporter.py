@@ -90,7 +90,12 @@ def serve(config: Config, out: TextIO) -> int:
         signal.signal(signum, lambda signum, _frame: stop.set())
     logger.info(
         "binance-exporter %s serving http://%s:%d/metrics, reading %s every %g s (rankings every %g s)",
-        __version__, config.address, config.port, config.base_url, config.update_interval, config.rank_interval,
+        __version__,
+        config.address,
+        config.port,
+        config.base_url,
+        config.update_interval,
+        config.rank_interval,
     )
     printer = ReportPrinter(config.output_format, out)
     threading.Thread(target=scheduler.run, args=(stop, printer.publish), name="scheduler", daemon=True).start()

@@ -128,5 +128,7 @@ class _Handler(BaseHTTPRequestHandler):
         if send_body:
             self.wfile.write(body)
 
-    def log_message(self, format: str, *args: Any) -> None:  # pylint: disable=redefined-builtin  # http.server's signature
+    def log_message(
+        self, format: str, *args: Any
+    ) -> None:  # pylint: disable=redefined-builtin  # http.server's signature
         logger.debug("%s " + format, self.address_string(), *args)

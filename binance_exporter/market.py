@@ -114,9 +114,7 @@ def top_symbols(
     eligible = [
         ticker
         for ticker in tickers
-        if (info := symbols.get(ticker.symbol)) is not None
-        and info.trading
-        and info.quote_asset == quote_asset
+        if (info := symbols.get(ticker.symbol)) is not None and info.trading and info.quote_asset == quote_asset
     ]
     eligible.sort(key=lambda ticker: (-measure(ticker), ticker.symbol))
     return tuple(eligible[:count])
@@ -144,9 +142,7 @@ def top_symbols_by_trade_count(
     return Ranking("trade_count", quote_asset, top)
 
 
-def best_levels(
-    levels: Sequence[PriceLevel], side: str, depth: int = BOOK_DEPTH
-) -> list[PriceLevel]:
+def best_levels(levels: Sequence[PriceLevel], side: str, depth: int = BOOK_DEPTH) -> list[PriceLevel]:
     """The best ``depth`` levels of one side: highest bids or lowest asks.
 
     Binance sends each side best first, but the order is not trusted:
@@ -157,9 +153,7 @@ def best_levels(
     return sorted(levels, key=lambda level: level[0], reverse=side == "bid")[:depth]
 
 
-def side_notional(
-    levels: Sequence[PriceLevel], side: str, depth: int = BOOK_DEPTH
-) -> Decimal:
+def side_notional(levels: Sequence[PriceLevel], side: str, depth: int = BOOK_DEPTH) -> Decimal:
     """Q3: sum of price x quantity over the best ``depth`` levels of a side
     (all of them when the side has fewer; 0 for an empty side)."""
     with decimal.localcontext(EXACT):

@@ -51,11 +51,11 @@ def _report_data(snapshot: Snapshot) -> dict[str, Any]:
 
 
 def render_report(snapshot: Snapshot, now: float, output_format: str = "text") -> str:
-    """The report of Q1-Q4 from ``snapshot``; values the latest cycle could
-    not fetch are ``n/a`` (null in JSON)."""
+    """The report of Q1-Q4 from ``snapshot``, ending in a newline; values
+    the latest cycle could not fetch are ``n/a`` (null in JSON)."""
     data = _report_data(snapshot)
     if output_format == "json":
-        return json.dumps({"type": "report", "time": _timestamp(now), **data})
+        return json.dumps({"type": "report", "time": _timestamp(now), **data}) + "\n"
     quote = next((r.quote_asset for r in snapshot.rankings if r.name == "quote_volume"), "BTC")
     lines = [f"Binance spot market report, {_timestamp(now)}", ""]
     lines.append(f"Q1  Top BTC-quoted symbols by 24 h quote volume ({quote})")
@@ -84,9 +84,14 @@ def render_spread_lines(snapshot: Snapshot, now: float, output_format: str = "te
         value = format_decimal(reading.spread) if reading else None
         delta = format_decimal(reading.delta) if reading and reading.delta is not None else None
         if output_format == "json":
-            lines.append(json.dumps({"type": "spread", "time": _timestamp(now), "symbol": symbol, "spread": value, "delta": delta}))
+            lines.append(
+                json.dumps(
+                    {"type": "spread", "time": _timestamp(now), "symbol": symbol, "spread": value, "delta": delta}
+                )
+            )
         else:
             lines.append(
-                f"{_timestamp(now)}  {symbol:<14} spread {value or NOT_AVAILABLE:>16}   delta {delta or NOT_AVAILABLE:>16}"
+                f"{_timestamp(now)}  {symbol:<14} spread {value or NOT_AVAILABLE:>16}"
+                f"   delta {delta or NOT_AVAILABLE:>16}"
             )
     return lines

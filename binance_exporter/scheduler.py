@@ -74,9 +74,7 @@ class WorkerPool:
 
     def __init__(self, workers: int, name: str = "fetch"):
         self._jobs: queue.SimpleQueue[Optional[tuple[Future, Callable[..., Any], tuple]]] = queue.SimpleQueue()
-        self._threads = [
-            threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True) for i in range(workers)
-        ]
+        self._threads = [threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True) for i in range(workers)]
         for thread in self._threads:
             thread.start()
 
@@ -112,7 +110,7 @@ class Schedule:
     top_n: int = TOP_N
 
 
-class Scheduler:  # pylint: disable=too-many-instance-attributes  # the cycle's state, kept in one place
+class Scheduler:
     """Runs update cycles against a ``MarketSource`` and publishes snapshots.
 
     ``snapshot`` is always the latest complete one; it is replaced whole,
@@ -133,8 +131,7 @@ class Scheduler:  # pylint: disable=too-many-instance-attributes  # the cycle's 
         self._wall_clock = wall_clock
         self._pool = WorkerPool(min(schedule.top_n + 1, 16))
         self._cycle = 0
-        self._symbols: Optional[Mapping[str, SymbolInfo]] = None
-        self._symbols_at = 0.0
+        self._symbols: Optional[tuple[float, Mapping[str, SymbolInfo]]] = None  # (fetched at, symbols)
         self._rankings: tuple[Ranking, ...] = ()
         self._rankings_at: Optional[float] = None
         self._notionals: dict[str, tuple[float, BookNotional]] = {}
@@ -151,15 +148,15 @@ class Scheduler:  # pylint: disable=too-many-instance-attributes  # the cycle's 
         return ()
 
     def _refresh_symbols(self, now: float) -> bool:
-        if self._symbols is not None and now - self._symbols_at < self.schedule.exchange_info_interval:
+        if self._symbols is not None and now - self._symbols[0] < self.schedule.exchange_info_interval:
             return True
         try:
-            self._symbols = self.source.exchange_info()
+            symbols = self.source.exchange_info()
         except MarketDataError as exc:
             logger.warning("exchange info not refreshed: %s", exc)
             return False
-        self._symbols_at = now
-        logger.info("exchange info: %d symbols", len(self._symbols))
+        self._symbols = (now, symbols)
+        logger.info("exchange info: %d symbols", len(symbols))
         return True
 
     def _refresh_rankings(self, now: float) -> bool:
@@ -172,9 +169,10 @@ class Scheduler:  # pylint: disable=too-many-instance-attributes  # the cycle's 
         except MarketDataError as exc:
             logger.warning("rankings not refreshed: %s", exc)
             return False
+        symbols = self._symbols[1]
         rankings = (
-            top_symbols_by_quote_volume(tickers, self._symbols, "BTC", self.schedule.top_n),
-            top_symbols_by_trade_count(tickers, self._symbols, "USDT", self.schedule.top_n),
+            top_symbols_by_quote_volume(tickers, symbols, "BTC", self.schedule.top_n),
+            top_symbols_by_trade_count(tickers, symbols, "USDT", self.schedule.top_n),
         )
         if rankings != self._rankings:
             for ranking in rankings:
@@ -187,30 +185,36 @@ class Scheduler:  # pylint: disable=too-many-instance-attributes  # the cycle's 
         return True
 
     def _refresh_books(self, started: float) -> bool:
-        books = {symbol: self._pool.submit(self.source.order_book, symbol) for symbol in self._ranked("quote_volume")}
-        q2 = list(self._ranked("trade_count"))
+        q1, q2 = self._ranked("quote_volume"), list(self._ranked("trade_count"))
+        books = {symbol: self._pool.submit(self.source.order_book, symbol) for symbol in q1}
         tops = self._pool.submit(self.source.book_tops, q2) if q2 else None
         # Everything a cycle waits for ends before the next cycle is due.
         deadline = started + self.schedule.update_interval
-        complete = bool(books) and tops is not None
+        notionals_complete = self._collect_notionals(books, deadline)
+        spreads_complete = tops is not None and self._collect_spreads(q2, tops, deadline)
+        return bool(books) and notionals_complete and spreads_complete
+
+    def _collect_notionals(self, books: Mapping[str, Future], deadline: float) -> bool:
+        complete = True
         for symbol, future in books.items():
             book = self._outcome(future, deadline, f"order book of {symbol}")
             if book is None:
                 complete = False
-            else:
-                reading = BookNotional(symbol, side_notional(book.bids, "bid"), side_notional(book.asks, "ask"), self._cycle)
-                self._notionals[symbol] = (self._clock(), reading)
-        fetched = self._outcome(tops, deadline, "book tops") if tops is not None else None
-        for symbol in q2:
-            top = (fetched or {}).get(symbol)
-            if top is None:
-                complete = False
                 continue
-            previous = self._spreads.get(symbol)
-            value = spread(top)
-            delta = spread_delta(previous[1].spread if previous else None, value)
-            self._spreads[symbol] = (self._clock(), SpreadReading(top, value, delta, self._cycle))
+            bid, ask = side_notional(book.bids, "bid"), side_notional(book.asks, "ask")
+            self._notionals[symbol] = (self._clock(), BookNotional(symbol, bid, ask, self._cycle))
         return complete
+
+    def _collect_spreads(self, symbols: list[str], tops: Future, deadline: float) -> bool:
+        fetched = self._outcome(tops, deadline, "book tops") or {}
+        for symbol in symbols:
+            top = fetched.get(symbol)
+            if top is not None:
+                previous = self._spreads.get(symbol)
+                value = spread(top)
+                delta = spread_delta(previous[1].spread if previous else None, value)
+                self._spreads[symbol] = (self._clock(), SpreadReading(top, value, delta, self._cycle))
+        return all(symbol in fetched for symbol in symbols)
 
     def _outcome(self, future: Future, deadline: float, what: str) -> Any:
         """The future's result, or None (logged) if it failed or ran late."""

@@ -192,8 +192,18 @@ class Market:
                     "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET"],
                     "isSpotTradingAllowed": s.status == "TRADING",
                     "filters": [
-                        {"filterType": "PRICE_FILTER", "minPrice": s.tick, "maxPrice": "1000000.00000000", "tickSize": s.tick},
-                        {"filterType": "LOT_SIZE", "minQty": s.qty_step, "maxQty": "9000000.00000000", "stepSize": s.qty_step},
+                        {
+                            "filterType": "PRICE_FILTER",
+                            "minPrice": s.tick,
+                            "maxPrice": "1000000.00000000",
+                            "tickSize": s.tick,
+                        },
+                        {
+                            "filterType": "LOT_SIZE",
+                            "minQty": s.qty_step,
+                            "maxQty": "9000000.00000000",
+                            "stepSize": s.qty_step,
+                        },
                     ],
                     "permissions": ["SPOT"],
                 }
@@ -216,17 +226,29 @@ class Market:
         record: dict[str, Any] = {"symbol": symbol}
         if full:
             record.update(
-                priceChange="0.00000000", priceChangePercent="0.000", weightedAvgPrice=listed.price,
-                prevClosePrice=listed.price, lastPrice=from_units(bids[0][0]), lastQty=from_units(bids[0][1]),
-                bidPrice=from_units(bids[0][0]), bidQty=from_units(bids[0][1]),
-                askPrice=from_units(asks[0][0]), askQty=from_units(asks[0][1]),
+                priceChange="0.00000000",
+                priceChangePercent="0.000",
+                weightedAvgPrice=listed.price,
+                prevClosePrice=listed.price,
+                lastPrice=from_units(bids[0][0]),
+                lastQty=from_units(bids[0][1]),
+                bidPrice=from_units(bids[0][0]),
+                bidQty=from_units(bids[0][1]),
+                askPrice=from_units(asks[0][0]),
+                askQty=from_units(asks[0][1]),
             )
         now_ms = int(time.time() * 1000)
         record.update(
-            openPrice=listed.price, highPrice=from_units(asks[0][0]), lowPrice=from_units(bids[0][0]),
-            volume=from_units(volume), quoteVolume=from_units(quote_volume),
-            openTime=now_ms - 86_400_000, closeTime=now_ms,
-            firstId=first_id, lastId=first_id + count - 1 if count else -1, count=count,
+            openPrice=listed.price,
+            highPrice=from_units(asks[0][0]),
+            lowPrice=from_units(bids[0][0]),
+            volume=from_units(volume),
+            quoteVolume=from_units(quote_volume),
+            openTime=now_ms - 86_400_000,
+            closeTime=now_ms,
+            firstId=first_id,
+            lastId=first_id + count - 1 if count else -1,
+            count=count,
         )
         if not full:
             record["lastPrice"] = from_units(bids[0][0])
@@ -247,8 +269,10 @@ class Market:
         bids, asks = self.book(symbol, self.step())
         return {
             "symbol": symbol,
-            "bidPrice": from_units(bids[0][0]), "bidQty": from_units(bids[0][1]),
-            "askPrice": from_units(asks[0][0]), "askQty": from_units(asks[0][1]),
+            "bidPrice": from_units(bids[0][0]),
+            "bidQty": from_units(bids[0][1]),
+            "askPrice": from_units(asks[0][0]),
+            "askQty": from_units(asks[0][1]),
         }
 
 
@@ -323,7 +347,12 @@ class Query:
         self.params = {name: values[-1] for name, values in parse_qs(raw, keep_blank_values=True).items()}
         unknown = sorted(set(self.params) - set(allowed))
         if unknown:
-            raise ApiError(400, -1104, f"Not all sent parameters were read; read '{len(self.params) - len(unknown)}' parameter(s) but was sent '{len(self.params)}'.")
+            raise ApiError(
+                400,
+                -1104,
+                f"Not all sent parameters were read; read '{len(self.params) - len(unknown)}' parameter(s) "
+                f"but was sent '{len(self.params)}'.",
+            )
 
     def symbol(self, market: Market, required: bool = False) -> Optional[str]:
         """The ``symbol`` parameter, checked against the listed symbols."""
@@ -346,7 +375,9 @@ class Query:
         except ValueError:
             names = None
         if not isinstance(names, list) or not names or not all(isinstance(n, str) and n for n in names):
-            raise ApiError(400, -1100, f"Illegal characters found in parameter 'symbols'; legal range is '{_SYMBOLS_RANGE}'.")
+            raise ApiError(
+                400, -1100, f"Illegal characters found in parameter 'symbols'; legal range is '{_SYMBOLS_RANGE}'."
+            )
         if any(name not in market.symbols for name in names):
             raise invalid_symbol()
         if "symbol" in self.params:
@@ -554,7 +585,9 @@ def _handler_for(simulator: BinanceSimulator) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(payload)
 
-        def log_message(self, format: str, *args: Any) -> None:  # pylint: disable=redefined-builtin  # http.server's signature
+        def log_message(
+            self, format: str, *args: Any
+        ) -> None:  # pylint: disable=redefined-builtin  # http.server's signature
             logger.debug("%s " + format, self.address_string(), *args)
 
     return Handler
@@ -564,9 +597,16 @@ def main(argv: Optional[list[str]] = None) -> int:
     """Runs the simulator until SIGTERM or SIGINT."""
     parser = argparse.ArgumentParser(prog="python -m binance_exporter.simulator", description=__doc__.splitlines()[0])
     parser.add_argument("--address", default="127.0.0.1", help="address to listen on (default: %(default)s)")
-    parser.add_argument("--port", type=int, default=9999, help="port to listen on; 0 picks a free one (default: %(default)s)")
+    parser.add_argument(
+        "--port", type=int, default=9999, help="port to listen on; 0 picks a free one (default: %(default)s)"
+    )
     parser.add_argument("--seed", type=int, default=1, help="market seed (default: %(default)s)")
-    parser.add_argument("--tick-seconds", type=float, default=1.0, help="seconds between market moves; 0 freezes the market (default: %(default)s)")
+    parser.add_argument(
+        "--tick-seconds",
+        type=float,
+        default=1.0,
+        help="seconds between market moves; 0 freezes the market (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     if not 0 <= args.port <= 65535:
         parser.error(f"--port must be from 0 to 65535, not {args.port}")

@@ -55,7 +55,7 @@ class SpreadReading:
 
 
 @dataclass(frozen=True)
-class Snapshot:  # pylint: disable=too-many-instance-attributes  # one field per published fact
+class Snapshot:
     """Everything the exporter publishes, as of the end of one cycle.
 
     Readings (``notionals``, ``spreads``) carry the number of the cycle

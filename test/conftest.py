@@ -1,35 +1,12 @@
-"""Shared fixtures: the fake Binance on a free loopback port, and helpers
-for tests that run the real processes."""
+"""Shared fixtures: the fake Binance on a free loopback port."""
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
-from typing import Callable, Iterator
+from typing import Iterator
 
 import pytest
 
 from binance_exporter.simulator import BinanceSimulator, Market
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-class FakeClock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, now: float = 1000.0):
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture
@@ -44,59 +21,3 @@ def simulator(market: Market) -> Iterator[BinanceSimulator]:
     sim = BinanceSimulator(market).start()
     yield sim
     sim.stop()
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def http_get(url: str, timeout: float = 5.0, method: str = "GET") -> tuple[int, dict, bytes]:
-    """(status, headers, body) of one request, errors included."""
-    request = urllib.request.Request(url, method=method)
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, dict(response.headers), response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, dict(exc.headers), exc.read()
-
-
-def wait_for(condition: Callable[[], object], timeout: float = 15.0, interval: float = 0.05) -> object:
-    """Polls ``condition`` until it returns something truthy; fails the test after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            result = condition()
-        except OSError:
-            result = None
-        if result:
-            return result
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout} s")
-
-
-def start_module(module: str, *args: str, env: dict | None = None) -> subprocess.Popen:
-    """Runs ``python -m module args`` from the project root, pipes captured."""
-    return subprocess.Popen(
-        [sys.executable, "-m", module, *args],
-        cwd=ROOT,
-        env={**os.environ, **(env or {})},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def stop_process(process: subprocess.Popen, timeout: float = 5.0) -> tuple[int, str, str]:
-    """SIGTERMs ``process`` (if still running) and returns (exit status,
-    stdout, stderr), its pipes closed."""
-    if process.poll() is None:
-        process.terminate()
-    try:
-        out, err = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        out, err = process.communicate()
-    return process.returncode, out, err

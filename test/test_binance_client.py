@@ -9,7 +9,7 @@ import pytest
 from binance_exporter.binance_client import ApiStats, BinanceClient
 from binance_exporter.errors import MarketDataError
 from binance_exporter.simulator import Fault
-from test.conftest import FakeClock, free_port
+from .helpers import FakeClock, free_port
 
 
 @pytest.fixture
@@ -113,7 +113,9 @@ def test_a_hanging_request_times_out(simulator):
 
 def test_a_refused_connection_is_counted_as_error():
     client = BinanceClient(f"http://127.0.0.1:{free_port()}", timeout=1.0)
-    with pytest.raises(MarketDataError, match="cannot reach http://127.0.0.1:[0-9]+: Failed to establish a new connection") as error:
+    with pytest.raises(
+        MarketDataError, match="cannot reach http://127.0.0.1:[0-9]+: Failed to establish a new connection"
+    ) as error:
         client.exchange_info()
     assert error.value.reason == "connection"
     assert requests_of(client) == {("/api/v3/exchangeInfo", "error"): 1}

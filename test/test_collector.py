@@ -29,7 +29,10 @@ SNAPSHOT = Snapshot(
         Ranking("trade_count", "USDT", (BTCUSDT, PEPEUSDT)),
     ),
     notionals=(BookNotional("ETHBTC", D("123.45678901"), D("98.7"), 2), BookNotional("WBTCBTC", D("0"), D("5"), 1)),
-    spreads=(spread_reading("BTCUSDT", "67000.00", "67000.01", "0.02"), spread_reading("PEPEUSDT", "0.00001234", "0.00001235")),
+    spreads=(
+        spread_reading("BTCUSDT", "67000.00", "67000.01", "0.02"),
+        spread_reading("PEPEUSDT", "0.00001234", "0.00001235"),
+    ),
     up=True,
     last_success=1795236344.5,
     cycle_duration=0.125,

@@ -8,7 +8,7 @@ import pytest
 
 from binance_exporter import __version__
 from binance_exporter.config import Config, parse_args
-from test.conftest import ROOT
+from .helpers import ROOT
 
 
 def test_defaults():
@@ -32,7 +32,13 @@ def test_defaults():
         ("--address", "127.0.0.1", "BINANCE_EXPORTER_ADDRESS", "address", "127.0.0.1"),
         ("--update-interval", "2.5", "BINANCE_EXPORTER_UPDATE_INTERVAL", "update_interval", 2.5),
         ("--rank-interval", "120", "BINANCE_EXPORTER_RANK_INTERVAL", "rank_interval", 120.0),
-        ("--base-url", "https://data-api.binance.vision/", "BINANCE_EXPORTER_BASE_URL", "base_url", "https://data-api.binance.vision"),
+        (
+            "--base-url",
+            "https://data-api.binance.vision/",
+            "BINANCE_EXPORTER_BASE_URL",
+            "base_url",
+            "https://data-api.binance.vision",
+        ),
         ("--request-timeout", "0.5", "BINANCE_EXPORTER_REQUEST_TIMEOUT", "request_timeout", 0.5),
         ("--loglevel", "debug", "BINANCE_EXPORTER_LOGLEVEL", "loglevel", "DEBUG"),
         ("--format", "json", "BINANCE_EXPORTER_FORMAT", "output_format", "json"),
@@ -108,7 +114,16 @@ def test_help_names_every_option_and_its_env_var(capsys):
     with pytest.raises(SystemExit):
         parse_args(["--help"], {})
     out = capsys.readouterr().out
-    for name in ("port", "address", "update-interval", "rank-interval", "base-url", "request-timeout", "loglevel", "format"):
+    for name in (
+        "port",
+        "address",
+        "update-interval",
+        "rank-interval",
+        "base-url",
+        "request-timeout",
+        "loglevel",
+        "format",
+    ):
         assert f"--{name}" in out and f"BINANCE_EXPORTER_{name.upper().replace('-', '_')}" in out
 
 
@@ -123,5 +138,7 @@ def test_the_real_process_reports_bad_input_without_a_traceback(module):
         check=False,
     )
     assert result.returncode == 2
-    assert result.stderr == "binance-exporter: error: --update-interval must be a positive number of seconds, not '-1'\n"
+    assert (
+        result.stderr == "binance-exporter: error: --update-interval must be a positive number of seconds, not '-1'\n"
+    )
     assert result.stdout == ""

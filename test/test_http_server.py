@@ -9,7 +9,7 @@ from prometheus_client.registry import CollectorRegistry
 from binance_exporter.collector import SnapshotCollector
 from binance_exporter.http_server import ExporterHTTPServer, Health
 from binance_exporter.snapshot import Snapshot
-from test.conftest import FakeClock, http_get
+from .helpers import FakeClock, http_get
 
 
 @pytest.fixture

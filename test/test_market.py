@@ -58,7 +58,12 @@ SYMBOLS = {
             id="descending by quote volume; WBTCBTC is BTC-quoted",
         ),
         pytest.param(
-            [ticker("BTCUSDT", "99999"), ticker("BTCDOWNUSDT", "99999"), ticker("BTCTRY", "99999"), ticker("ETHBTC", "1")],
+            [
+                ticker("BTCUSDT", "99999"),
+                ticker("BTCDOWNUSDT", "99999"),
+                ticker("BTCTRY", "99999"),
+                ticker("ETHBTC", "1"),
+            ],
             ["ETHBTC"],
             id="symbols with BTC in their name but another quote asset are not BTC-quoted",
         ),
@@ -138,7 +143,11 @@ def levels(*pairs: tuple[str, str]) -> list[tuple[D, D]]:
         pytest.param("bid", [], 200, "0", id="an empty side is 0"),
         pytest.param("ask", levels(("0.00000001", "100000000")), 200, "1.00000000", id="tiny 8-decimal price"),
         pytest.param(
-            "bid", levels(("1", "1"), ("3", "1"), ("2", "1")), 2, "5", id="best bids are the highest, whatever the order"
+            "bid",
+            levels(("1", "1"), ("3", "1"), ("2", "1")),
+            2,
+            "5",
+            id="best bids are the highest, whatever the order",
         ),
         pytest.param(
             "ask", levels(("3", "1"), ("1", "1"), ("2", "1")), 2, "3", id="best asks are the lowest, whatever the order"

@@ -17,8 +17,16 @@ def reading(symbol, bid, ask, delta, cycle):
 SNAPSHOT = Snapshot(
     cycle=4,
     rankings=(
-        Ranking("quote_volume", "BTC", (Ticker24h("ETHBTC", D(1), D("8993.32796111"), 5), Ticker24h("WBTCBTC", D(1), D("12.50000000"), 3))),
-        Ranking("trade_count", "USDT", (Ticker24h("BTCUSDT", D(1), D(1), 2100345), Ticker24h("PEPEUSDT", D(1), D(1), 950000))),
+        Ranking(
+            "quote_volume",
+            "BTC",
+            (Ticker24h("ETHBTC", D(1), D("8993.32796111"), 5), Ticker24h("WBTCBTC", D(1), D("12.50000000"), 3)),
+        ),
+        Ranking(
+            "trade_count",
+            "USDT",
+            (Ticker24h("BTCUSDT", D(1), D(1), 2100345), Ticker24h("PEPEUSDT", D(1), D(1), 950000)),
+        ),
     ),
     notionals=(BookNotional("ETHBTC", D("24.19582729200000000"), D("22.5"), 4), BookNotional("WBTCBTC", D(1), D(2), 3)),
     spreads=(
@@ -49,7 +57,9 @@ def test_text_report_answers_q1_to_q4_with_exact_decimals():
 
 
 def test_json_report_has_exact_decimal_strings_and_null_for_missing_values():
-    report = json.loads(render_report(SNAPSHOT, NOW, "json"))
+    text = render_report(SNAPSHOT, NOW, "json")
+    assert text.endswith("}\n") and text.count("\n") == 1
+    report = json.loads(text)
     assert report["type"] == "report" and report["time"] == "2026-11-21T04:45:44Z"
     assert report["q1"] == [
         {"rank": 1, "symbol": "ETHBTC", "quote_volume": "8993.32796111"},

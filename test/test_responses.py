@@ -85,7 +85,7 @@ def test_ticker_lists_of_the_wrong_shape_are_rejected(data):
 def test_order_book_levels_are_parsed_exactly():
     book = parse_order_book("LRCBTC", {"lastUpdateId": 1, "bids": [["0.00000637", "6500.00000000"]], "asks": []})
     assert book.bids == ((D("0.00000637"), D("6500")),)
-    assert book.asks == ()
+    assert not book.asks
 
 
 @pytest.mark.parametrize(

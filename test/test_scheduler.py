@@ -12,7 +12,7 @@ import pytest
 from binance_exporter.binance_client import BinanceClient
 from binance_exporter.scheduler import Schedule, Scheduler, WorkerPool
 from binance_exporter.simulator import Fault
-from test.conftest import FakeClock, http_get, wait_for
+from .helpers import FakeClock, http_get, wait_for
 
 
 @pytest.fixture
@@ -228,6 +228,8 @@ def test_run_publishes_a_snapshot_every_interval_until_stopped(simulator):
 
 def test_an_unexpected_error_in_a_cycle_is_logged_and_survived(simulator, caplog):
     class BrokenSource(BinanceClient):
+        """A source whose ranking call has a bug."""
+
         def tickers_24h(self):
             raise RuntimeError("a bug")
 

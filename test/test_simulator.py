@@ -6,8 +6,17 @@ from decimal import Decimal as D
 
 import pytest
 
-from binance_exporter.simulator import BinanceSimulator, Fault, Market, depth_weight, from_units, main, to_units, ticker_weight
-from test.conftest import FakeClock, http_get, start_module, stop_process, wait_for
+from binance_exporter.simulator import (
+    BinanceSimulator,
+    Fault,
+    Market,
+    depth_weight,
+    from_units,
+    main,
+    to_units,
+    ticker_weight,
+)
+from .helpers import FakeClock, http_get, start_module, stop_process, wait_for
 
 
 def get_json(sim: BinanceSimulator, path: str):
@@ -55,7 +64,9 @@ def test_depth_limit_defaults_to_100_and_caps_at_5000(simulator):
     assert len(body["bids"]) == 1000  # the whole simulated side
 
 
-@pytest.mark.parametrize("limit, weight", [(1, 5), (100, 5), (101, 25), (500, 25), (501, 50), (1000, 50), (1001, 250), (5000, 250)])
+@pytest.mark.parametrize(
+    "limit, weight", [(1, 5), (100, 5), (101, 25), (500, 25), (501, 50), (1000, 50), (1001, 250), (5000, 250)]
+)
 def test_depth_weight_by_limit(limit, weight):
     assert depth_weight(limit) == weight
 

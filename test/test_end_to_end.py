@@ -1,0 +1,263 @@
+"""The real exporter process against the fake Binance: what it serves at
+/metrics matches what Binance served, it prints its report, survives an
+unreachable Binance and stops cleanly on SIGTERM and SIGINT."""
+
+import json
+import signal
+import time
+from decimal import Decimal as D
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from binance_exporter.simulator import Fault
+from .helpers import free_port, http_get, start_module, stop_process, wait_for
+
+Q1 = ("ETHBTC", "BNBBTC", "SOLBTC", "XRPBTC", "LINKBTC")
+Q2 = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT", "BTCDOWNUSDT")
+
+
+@pytest.fixture(scope="module")
+def binance():
+    """The simulator as its own process, its market frozen so that the
+    test can ask it for exactly what the exporter was served."""
+    process = start_module("binance_exporter.simulator", "--port", "0", "--tick-seconds", "0")
+    url = wait_for(process.stdout.readline).split()[-1]
+    yield url
+    stop_process(process)
+
+
+def start_exporter(base_url, *args, env=None):
+    port = free_port()
+    process = start_module(
+        "binance_exporter.exporter",
+        "--port",
+        str(port),
+        "--address",
+        "127.0.0.1",
+        "--base-url",
+        base_url,
+        *args,
+        env=env,
+    )
+    return process, f"http://127.0.0.1:{port}"
+
+
+def scrape(url):
+    status, _, body = http_get(url + "/metrics")
+    assert status == 200
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(body.decode())
+        for sample in family.samples
+    }
+
+
+def up(url):
+    try:
+        return scrape(url).get(("binance_up", ())) == 1
+    except OSError:
+        return False
+
+
+def served(binance, path):
+    status, _, body = http_get(binance + path)
+    assert status == 200
+    return json.loads(body)
+
+
+def notional(levels):
+    return sum((D(p) * D(q) for p, q in levels), D(0))
+
+
+@pytest.fixture(scope="module")
+def run(binance):
+    """One run of the exporter against the frozen simulator: its metrics
+    once it is up, then its exit status and output after SIGTERM."""
+    exporter, url = start_exporter(binance, "--update-interval", "1")
+    try:
+        wait_for(lambda: up(url))
+        metrics = scrape(url)
+    finally:
+        status, out, err = stop_process(exporter)
+    return {"metrics": metrics, "status": status, "out": out, "err": err}
+
+
+def test_q1_ranks_and_book_notionals_match_what_binance_served(binance, run):
+    metrics = run["metrics"]
+    for rank, symbol in enumerate(Q1, start=1):
+        labels = (("quote_asset", "BTC"), ("ranking", "quote_volume"), ("symbol", symbol))
+        assert metrics[("binance_top_symbol_rank", labels)] == rank
+        book = served(binance, f"/api/v3/depth?symbol={symbol}&limit=200")
+        for side, levels in (("bid", book["bids"]), ("ask", book["asks"])):
+            assert metrics[("binance_order_book_notional", (("side", side), ("symbol", symbol)))] == float(
+                notional(levels)
+            )
+
+
+def test_q2_ranks_and_spreads_match_what_binance_served(binance, run):
+    metrics = run["metrics"]
+    query = json.dumps(list(Q2)).replace(" ", "")
+    tops = {t["symbol"]: t for t in served(binance, "/api/v3/ticker/bookTicker?symbols=" + query)}
+    for rank, symbol in enumerate(Q2, start=1):
+        labels = (("quote_asset", "USDT"), ("ranking", "trade_count"), ("symbol", symbol))
+        assert metrics[("binance_top_symbol_rank", labels)] == rank
+        bid, ask = D(tops[symbol]["bidPrice"]), D(tops[symbol]["askPrice"])
+        assert metrics[("binance_spread", (("symbol", symbol),))] == float(ask - bid)
+        assert metrics[("binance_best_bid_price", (("symbol", symbol),))] == float(bid)
+        assert metrics[("binance_best_ask_price", (("symbol", symbol),))] == float(ask)
+
+
+def test_24h_statistics_match_and_traps_are_not_ranked(binance, run):
+    metrics = run["metrics"]
+    tickers = {t["symbol"]: t for t in served(binance, "/api/v3/ticker/24hr")}
+    for symbol in Q1 + Q2:
+        key = (("symbol", symbol),)
+        assert metrics[("binance_quote_volume_24h", key)] == float(D(tickers[symbol]["quoteVolume"]))
+        assert metrics[("binance_volume_24h", key)] == float(D(tickers[symbol]["volume"]))
+        assert metrics[("binance_trades_24h", key)] == tickers[symbol]["count"]
+    ranked = {dict(labels)["symbol"] for name, labels in metrics if name == "binance_top_symbol_rank"}
+    assert ranked == set(Q1 + Q2)  # not BTCDOWNUSDT as BTC-quoted, nor USDTTRY, FTTBTC (HALT), LUNABTC (BREAK)
+
+
+def test_exporter_health_metrics_are_served(run):
+    metrics = run["metrics"]
+    assert metrics[("binance_up", ())] == 1
+    assert metrics[("binance_exporter_api_requests_total", (("code", "200"), ("endpoint", "/api/v3/depth")))] >= 5
+    assert metrics[("binance_exporter_api_weight_used", ())] > 0
+    assert metrics[("binance_exporter_build_info", (("version", "0.1.0"),))] == 1
+    assert time.time() - metrics[("binance_exporter_last_update_timestamp_seconds", ())] < 60
+    assert ("binance_spread_delta", (("symbol", "BTCUSDT"),)) not in metrics  # a first value has no delta
+
+
+def test_it_prints_the_report_then_spread_lines_and_exits_0_on_sigterm(run):
+    assert run["status"] == 0, run["err"]
+    report, _, lines = run["out"].partition("Q4")
+    assert report.startswith("Binance spot market report")
+    for symbol in Q1 + Q2:
+        assert symbol in report
+    first_lines = [line for line in lines.splitlines() if "delta" in line][: len(Q2)]
+    assert [line.split()[1] for line in first_lines] == list(Q2)
+    assert all(line.split()[-1] == "n/a" for line in first_lines)
+    assert "serving http://127.0.0.1:" in run["err"]
+
+
+def test_spread_deltas_appear_from_the_second_cycle_as_the_market_moves():
+    process = start_module("binance_exporter.simulator", "--port", "0", "--tick-seconds", "0.2")
+    moving = wait_for(process.stdout.readline).split()[-1]
+    exporter, url = start_exporter(moving, "--update-interval", "0.5", "--format", "json")
+    try:
+        wait_for(lambda: any(name == "binance_spread_delta" for name, _ in scrape(url)))
+    finally:
+        _, out, _ = stop_process(exporter)
+        stop_process(process)
+    records = [json.loads(line) for line in out.splitlines()]
+    assert records[0]["type"] == "report" and len(records[0]["q1"]) == 5
+    spreads = [r for r in records if r["type"] == "spread"]
+    assert spreads[0]["delta"] is None
+    assert any(r["delta"] is not None for r in spreads)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_stops_it_within_2_s_with_status_0_even_while_a_request_hangs(simulator, signum):
+    exporter, url = start_exporter(simulator.url, "--update-interval", "1", "--request-timeout", "30")
+    try:
+        wait_for(lambda: up(url))
+        simulator.inject(Fault("/api/v3/depth", delay=20))
+        wait_for(lambda: not up(url))  # a cycle gave up on its hanging requests; they and the next ones still hang
+        exporter.send_signal(signum)
+        started = time.monotonic()
+        status, _, err = stop_process(exporter, timeout=5)
+        elapsed = time.monotonic() - started
+    finally:
+        stop_process(exporter)
+    assert status == 0, err
+    assert elapsed < 2.0
+    assert "stopping" in err
+
+
+def test_an_unreachable_binance_is_survived_and_reported():
+    dead = f"http://127.0.0.1:{free_port()}"
+    exporter, url = start_exporter(dead, "--update-interval", "0.5", "--request-timeout", "0.5")
+    try:
+        wait_for(
+            lambda: scrape(url)[
+                ("binance_exporter_api_requests_total", (("code", "error"), ("endpoint", "/api/v3/exchangeInfo")))
+            ]
+            >= 2
+        )
+        metrics = scrape(url)
+        assert metrics[("binance_up", ())] == 0
+        assert metrics[("binance_exporter_last_update_timestamp_seconds", ())] == 0
+        assert http_get(url + "/healthz")[0] == 503
+        assert exporter.poll() is None
+    finally:
+        status, out, err = stop_process(exporter)
+    assert status == 0
+    assert f"cannot reach {dead}: Failed to establish a new connection" in err
+    assert "Traceback" not in err
+    assert out == ""
+
+
+def test_it_becomes_healthy_when_binance_comes_back(simulator):
+    simulator.inject(Fault("/api/v3/exchangeInfo", status=503, body=b"down", times=2))
+    exporter, url = start_exporter(simulator.url, "--update-interval", "0.5")
+    try:
+        wait_for(lambda: up(url))
+        assert http_get(url + "/healthz")[0] == 200
+    finally:
+        status, _, err = stop_process(exporter)
+    assert status == 0
+    assert "HTTP 503" in err
+
+
+def test_once_prints_the_report_and_exits_0(binance):
+    process = start_module("binance_exporter", "--once", "--base-url", binance)
+    process.wait(timeout=30)
+    status, out, err = stop_process(process)
+    assert status == 0, err
+    assert out.startswith("Binance spot market report")
+    for symbol in Q1 + Q2:
+        assert symbol in out
+    assert "n/a" not in out
+
+
+def test_once_as_json(binance):
+    process = start_module(
+        "binance_exporter.exporter",
+        "--base-url",
+        binance,
+        env={"BINANCE_EXPORTER_ONCE": "1", "BINANCE_EXPORTER_FORMAT": "json"},
+    )
+    process.wait(timeout=30)
+    status, out, _ = stop_process(process)
+    report = json.loads(out)
+    assert status == 0
+    assert [row["symbol"] for row in report["q1"]] == list(Q1)
+    assert [row["symbol"] for row in report["q4"]] == list(Q2)
+
+
+def test_once_exits_1_when_binance_cannot_be_reached():
+    process = start_module("binance_exporter.exporter", "--once", "--base-url", f"http://127.0.0.1:{free_port()}")
+    process.wait(timeout=30)
+    status, out, err = stop_process(process)
+    assert status == 1
+    assert "could not read everything from Binance" in err
+    assert "Traceback" not in err
+    assert "Q1" in out
+
+
+def test_a_port_in_use_is_a_one_line_error():
+    process, url = start_exporter("http://127.0.0.1:1")
+    try:
+        wait_for(lambda: http_get(url + "/healthz")[0])
+        second = start_module("binance_exporter.exporter", "--port", url.rsplit(":", 1)[1], "--address", "127.0.0.1")
+        second.wait(timeout=30)
+        status, _, err = stop_process(second)
+    finally:
+        stop_process(process)
+    assert status == 2
+    assert err.endswith(
+        f"binance-exporter: error: cannot listen on 127.0.0.1:{url.rsplit(':', 1)[1]}: Address already in use\n"
+    )
+    assert "Traceback" not in err
