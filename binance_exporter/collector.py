@@ -129,7 +129,8 @@ class SnapshotCollector(Collector):
         if snapshot.api.weight_used is not None:
             yield GaugeMetricFamily(
                 "binance_exporter_api_weight_used",
-                "Request weight used in the current minute, as Binance last reported it (X-MBX-USED-WEIGHT-1M).",
+                "Request weight used in the current minute: "
+                "the highest X-MBX-USED-WEIGHT-1M Binance reported this minute.",
                 value=snapshot.api.weight_used,
             )
         build = GaugeMetricFamily("binance_exporter_build_info", "Exporter version; always 1.", labels=["version"])

@@ -153,7 +153,10 @@ class Scheduler:
         try:
             symbols = self.source.exchange_info()
         except MarketDataError as exc:
-            logger.warning("exchange info not refreshed: %s", exc)
+            if self._symbols is None:  # nothing can be ranked until this works
+                logger.error("cannot read exchange info, will retry: %s", exc)
+            else:
+                logger.warning("exchange info not refreshed: %s", exc)
             return False
         self._symbols = (now, symbols)
         logger.info("exchange info: %d symbols", len(symbols))

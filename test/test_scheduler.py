@@ -77,6 +77,17 @@ def test_rankings_refresh_every_rank_interval_and_exchange_info_hourly(scheduler
     assert sim_stats(simulator)["/api/v3/exchangeInfo"] == 2
 
 
+def test_a_failed_hourly_exchange_info_refresh_keeps_the_known_symbols(scheduler, simulator, clock, caplog):
+    scheduler.run_cycle()
+    simulator.inject(Fault("/api/v3/exchangeInfo", status=500, body=b"", times=1))
+    clock.advance(3600)
+    snapshot = scheduler.run_cycle()
+    assert not snapshot.up and len(snapshot.notionals) == 5
+    assert "WARNING" in [r.levelname for r in caplog.records if "exchange info not refreshed" in r.message]
+    clock.advance(10)
+    assert scheduler.run_cycle().up
+
+
 def test_the_book_requests_of_a_cycle_run_concurrently(scheduler, simulator):
     scheduler.run_cycle()  # rankings
     for symbol in ("ETHBTC", "BNBBTC", "SOLBTC", "XRPBTC", "LINKBTC"):
@@ -176,7 +187,7 @@ def test_failed_rankings_are_retried_next_cycle_and_expire_after_three_rank_inte
     assert snapshot.rankings == ()
 
 
-def test_binance_unreachable_at_start_gives_down_snapshots_until_it_answers(simulator, clock):
+def test_binance_unreachable_at_start_gives_down_snapshots_until_it_answers(simulator, clock, caplog):
     simulator.inject(Fault("/api/v3/exchangeInfo", status=503, body=b"", times=2))
     sched = Scheduler(BinanceClient(simulator.url, timeout=1.0), Schedule(10, 60), clock=clock, wall_clock=clock)
     try:
@@ -187,6 +198,7 @@ def test_binance_unreachable_at_start_gives_down_snapshots_until_it_answers(simu
         assert sched.run_cycle().up
     finally:
         sched.close()
+    assert [r.levelname for r in caplog.records if "exchange info" in r.message][:2] == ["ERROR", "ERROR"]
 
 
 def test_a_cycle_never_waits_past_the_next_cycle(simulator):
