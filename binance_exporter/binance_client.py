@@ -14,6 +14,8 @@ callers never see a ``requests`` or ``binance`` exception.
 from __future__ import annotations
 
 import logging
+import math
+import random
 import re
 import threading
 import time
@@ -22,11 +24,19 @@ from typing import Any, Callable, Optional
 from urllib.parse import urlsplit
 
 import requests
-from binance.error import ClientError, Error as ConnectorError, ServerError
+from binance.error import ClientError, Error as ConnectorError
 from binance.spot import Spot
 
 from binance_exporter.errors import MarketDataError
 from binance_exporter.market import BOOK_DEPTH, BookTop, OrderBook, SymbolInfo, Ticker24h
+from binance_exporter.request_gate import (
+    BACKOFF_CAP_BLOCKED,
+    BACKOFF_CAP_UNREACHABLE,
+    DEFAULT_RETRY_AFTER,
+    GateState,
+    RequestGate,
+    RequestSkipped,
+)
 from binance_exporter.snapshot import ApiCounts
 from binance_exporter.responses import (
     parse_book_tops,
@@ -42,45 +52,62 @@ INVALID_SYMBOL_CODE = -1121
 
 
 class ApiStats:
-    """Requests made to Binance by endpoint and outcome, errors by endpoint
-    and reason, and the request weight Binance reports used. Thread-safe."""
+    """Requests made to Binance by endpoint and outcome, failures by
+    endpoint and reason, requests the gate skipped, and 429/418 answers.
+    Thread-safe."""
 
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._clock = clock
         self._requests: Counter[tuple[str, str]] = Counter()
         self._errors: Counter[tuple[str, str]] = Counter()
-        self._weight_used: Optional[int] = None
-        self._weight_minute = -1
+        self._skipped: Counter[tuple[str, str]] = Counter()
+        self._rate_limited: Counter[str] = Counter()
 
-    def record_request(self, endpoint: str, code: str, weight_used: Optional[int] = None) -> None:
-        """Counts one request; ``code`` is the HTTP status, ``timeout`` or
-        ``error``; ``weight_used`` is the response's X-MBX-USED-WEIGHT-1M."""
+    def record_request(self, endpoint: str, code: str) -> None:
+        """Counts one request; ``code`` is the HTTP status, ``timeout`` or ``error``."""
         with self._lock:
             self._requests[(endpoint, code)] += 1
-            if weight_used is not None:
-                # Binance counts weight per clock minute. Concurrent answers
-                # arrive in any order, so within a minute the highest figure
-                # is the latest; a new minute starts afresh.
-                minute = int(self._clock() // 60)
-                if minute != self._weight_minute or self._weight_used is None:
-                    self._weight_minute, self._weight_used = minute, weight_used
-                else:
-                    self._weight_used = max(self._weight_used, weight_used)
 
     def record_error(self, endpoint: str, reason: str) -> None:
         """Counts one failed request by the reason it failed."""
         with self._lock:
             self._errors[(endpoint, reason)] += 1
 
-    def counts(self) -> ApiCounts:
-        """A consistent copy of the counts."""
+    def record_skipped(self, endpoint: str, reason: str) -> None:
+        """Counts one request the gate did not let through."""
+        with self._lock:
+            self._skipped[(endpoint, reason)] += 1
+
+    def record_rate_limited(self, status: int) -> None:
+        """Counts one 429 or 418 answer."""
+        with self._lock:
+            self._rate_limited[str(status)] += 1
+
+    def counts(self, gate: GateState) -> ApiCounts:
+        """A consistent copy of the counts, with the gate's state."""
         with self._lock:
             return ApiCounts(
-                requests=tuple(sorted((e, c, n) for (e, c), n in self._requests.items())),
-                errors=tuple(sorted((e, r, n) for (e, r), n in self._errors.items())),
-                weight_used=self._weight_used,
+                requests=_rows(self._requests),
+                errors=_rows(self._errors),
+                skipped=_rows(self._skipped),
+                rate_limited=tuple(sorted(self._rate_limited.items())),
+                weight_used=gate.weight_used,
+                weight_budget=gate.weight_budget,
+                paused_until=gate.paused_until,
             )
+
+
+def _rows(counter: Counter[tuple[str, str]]) -> tuple[tuple[str, str, int], ...]:
+    return tuple(sorted((first, second, count) for (first, second), count in counter.items()))
+
+
+class RateLimited(MarketDataError):
+    """Binance answered 429 (too much weight) or 418 (IP banned)."""
+
+    def __init__(self, message: str, status: int, retry_after: float):
+        super().__init__(message, "rate_limited")
+        self.status = status
+        self.retry_after = retry_after
 
 
 def _weight(headers: Any) -> Optional[int]:
@@ -99,17 +126,43 @@ def _network_problem(exc: requests.RequestException) -> str:
     return re.sub(r"^\w+\(host=.*?\): ", "", str(cause), count=1)
 
 
+# Request weights, as Binance documents them, of the calls this client makes.
+WEIGHTS = {
+    "/api/v3/exchangeInfo": 20,
+    "/api/v3/ticker/24hr": 80,  # all symbols
+    "/api/v3/depth": 25,  # limit 101-500
+    "/api/v3/ticker/bookTicker": 4,  # symbols=[...]
+}
+RETRIES = 2
+RETRY_DELAY = 0.5
+RETRY_DELAY_CAP = 4.0
+DATA_API_URL = "https://data-api.binance.vision"
+
+
 class BinanceClient:
     """Binance's spot market-data endpoints, parsed into market values.
 
-    Safe to use from several threads at once: each thread gets its own
-    ``Spot`` (and so its own HTTP connection pool).
+    Every request first passes the ``RequestGate``. A transient failure (a
+    timeout, a refused or reset connection, HTTP 5xx, a truncated or
+    non-JSON body) is retried up to ``RETRIES`` times with capped
+    exponential backoff and jitter, as long as the caller's ``time_left``
+    allows. Safe to use from several threads at once: each thread gets its
+    own ``Spot`` (and so its own HTTP connection pool).
     """
 
-    def __init__(self, base_url: str, timeout: float, stats: Optional[ApiStats] = None):
+    def __init__(
+        self,
+        base_url: str,
+        timeout: float,
+        gate: Optional[RequestGate] = None,
+        stats: Optional[ApiStats] = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        self.gate = gate or RequestGate()
         self.stats = stats or ApiStats()
+        self._sleep = sleep
         self._base_path = urlsplit(self.base_url).path
         self._local = threading.local()
 
@@ -124,79 +177,140 @@ class BinanceClient:
     def _on_response(self, response: requests.Response, *_args: Any, **_kwargs: Any) -> None:
         # Runs for every HTTP response, errors included, before
         # binance-connector looks at it: the one place that sees the real
-        # status code and the weight header of each.
+        # status code and headers of each.
         endpoint = urlsplit(response.url).path[len(self._base_path) :]
-        self.stats.record_request(endpoint, str(response.status_code), _weight(response.headers))
+        self.stats.record_request(endpoint, str(response.status_code))
+        weight = _weight(response.headers)
+        if weight is not None:
+            self.gate.report_weight(weight)
+        self._local.response = response
 
-    def _get(self, endpoint: str, call: Callable[[Spot], Any]) -> Any:
-        """The JSON body of one GET, or ``MarketDataError``."""
+    def _get(self, endpoint: str, call: Callable[[Spot], Any], time_left: Optional[float]) -> Any:
+        """The JSON body of one GET, retried while that may help, or
+        ``MarketDataError``."""
+        deadline = None if time_left is None else time.monotonic() + time_left
+        for attempt in range(RETRIES + 1):
+            try:
+                self.gate.admit(endpoint, WEIGHTS[endpoint])
+            except RequestSkipped as exc:
+                self.stats.record_skipped(endpoint, exc.reason)
+                if exc.reason == "weight_budget":
+                    logger.warning("%s", exc)
+                raise
+            try:
+                data = self._attempt(endpoint, call)
+            except MarketDataError as exc:
+                self.stats.record_error(endpoint, exc.reason)
+                delay = min(RETRY_DELAY_CAP, RETRY_DELAY * 2**attempt) * random.uniform(0.5, 1.0)
+                in_time = deadline is None or time.monotonic() + delay + self.timeout < deadline
+                if not (exc.retryable and attempt < RETRIES and in_time):
+                    self._after_failure(exc)
+                    raise
+                logger.info("%s, retrying in %.1f s", exc, delay)
+                self._sleep(delay)
+            else:
+                self.gate.succeeded()
+                return data
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _attempt(self, endpoint: str, call: Callable[[Spot], Any]) -> Any:
+        self._local.response = None
         try:
             result = call(self._spot())
         except requests.Timeout as exc:
-            self._fail(endpoint, "timeout", f"no answer within {self.timeout:g} s", exc, code="timeout")
+            self.stats.record_request(endpoint, "timeout")
+            raise MarketDataError(f"{endpoint}: no answer within {self.timeout:g} s", "timeout", True) from exc
         except requests.RequestException as exc:
-            self._fail(
-                endpoint, "connection", f"cannot reach {self.base_url}: {_network_problem(exc)}", exc, code="error"
-            )
-        except ClientError as exc:
-            reason = "invalid_symbol" if exc.error_code == INVALID_SYMBOL_CODE else "http"
-            self._fail(endpoint, reason, f"HTTP {exc.status_code}: {exc.error_code} {exc.error_message}", exc)
-        except ServerError as exc:
-            self._fail(endpoint, "http", f"HTTP {exc.status_code}: {str(exc.message)[:200]}", exc)
+            # No HTTP answer, or one cut short (a reset connection).
+            if self._local.response is None:
+                self.stats.record_request(endpoint, "error")
+            problem = f"cannot reach {self.base_url}: {_network_problem(exc)}"
+            raise MarketDataError(f"{endpoint}: {problem}", "connection", True) from exc
         except (ConnectorError, KeyError, TypeError, ValueError) as exc:
-            # binance-connector itself trips over some error bodies (a 4xx
-            # whose JSON has no "code"); the status was already counted.
-            self._fail(endpoint, "invalid_response", f"unreadable error response: {exc!r}", exc)
+            # binance-connector raises ClientError/ServerError for 4xx/5xx,
+            # and trips over some error bodies itself (a 4xx whose JSON has
+            # no "code"): the response the hook kept says what happened.
+            raise self._http_failure(endpoint, self._local.response, exc) from exc
         data = result["data"]
         if not isinstance(data, (dict, list)):
-            self._fail(endpoint, "invalid_response", f"not JSON: {str(data)[:200]!r}")
+            raise MarketDataError(f"{endpoint}: not JSON: {str(data)[:200]!r}", "invalid_response", True)
         return data
 
-    def _fail(
-        self,
-        endpoint: str,
-        reason: str,
-        message: str,
-        cause: Optional[BaseException] = None,
-        code: Optional[str] = None,
-    ) -> None:
-        if code is not None:  # no HTTP response, so the hook did not count it
-            self.stats.record_request(endpoint, code)
-        self.stats.record_error(endpoint, reason)
-        raise MarketDataError(f"{endpoint}: {message}", reason) from cause
+    @staticmethod
+    def _http_failure(endpoint: str, response: Optional[requests.Response], exc: Exception) -> MarketDataError:
+        status = response.status_code if response is not None else 0
+        if isinstance(exc, ClientError):
+            detail = f"{exc.error_code} {exc.error_message}"
+        else:
+            detail = response.text[:200] if response is not None else repr(exc)
+        message = f"{endpoint}: HTTP {status}: {detail}"
+        if status in (429, 418):
+            return RateLimited(message, status, _retry_after(response, status))
+        if status in (451, 403):
+            return MarketDataError(message, "blocked")
+        if isinstance(exc, ClientError) and exc.error_code == INVALID_SYMBOL_CODE:
+            return MarketDataError(message, "invalid_symbol")
+        if status >= 500:
+            return MarketDataError(message, "server_error", True)
+        return MarketDataError(message, "client_error")
 
-    def _parsed(self, endpoint: str, call: Callable[[Spot], Any], parse: Callable[[Any], Any]) -> Any:
-        data = self._get(endpoint, call)
+    def _after_failure(self, exc: MarketDataError) -> None:
+        """Pauses requests where Binance asks for it or refuses us."""
+        if isinstance(exc, RateLimited):
+            self.stats.record_rate_limited(exc.status)
+            until = self.gate.retry_after(exc.retry_after)
+            if until is not None:
+                logger.warning("%s; sending nothing to Binance for %g s, until %s", exc, exc.retry_after, _iso(until))
+        elif exc.reason == "blocked":
+            until = self.gate.back_off(BACKOFF_CAP_BLOCKED)
+            logger.error(
+                "%s: Binance refuses requests from this host (451: restricted location, 403: blocked by its "
+                "firewall); --base-url %s serves the same market data; retrying at %s",
+                exc,
+                DATA_API_URL,
+                _iso(until),
+            )
+        elif exc.reason == "connection":
+            until = self.gate.back_off(BACKOFF_CAP_UNREACHABLE)
+            logger.warning("%s; retrying at %s", exc, _iso(until))
+
+    def _parsed(
+        self, endpoint: str, call: Callable[[Spot], Any], parse: Callable[[Any], Any], time_left: Optional[float]
+    ) -> Any:
+        data = self._get(endpoint, call, time_left)
         try:
             return parse(data)
         except MarketDataError as exc:
             self.stats.record_error(endpoint, "invalid_response")
             raise MarketDataError(f"{endpoint}: {exc}") from exc
 
-    def exchange_info(self) -> dict[str, SymbolInfo]:
+    def exchange_info(self, time_left: Optional[float] = None) -> dict[str, SymbolInfo]:
         """Every listed symbol's status and assets, by symbol."""
-        return self._parsed("/api/v3/exchangeInfo", lambda spot: spot.exchange_info(), parse_exchange_info)
+        return self._parsed("/api/v3/exchangeInfo", lambda spot: spot.exchange_info(), parse_exchange_info, time_left)
 
-    def tickers_24h(self) -> list[Ticker24h]:
+    def tickers_24h(self, time_left: Optional[float] = None) -> list[Ticker24h]:
         """Every symbol's 24 h statistics, from one unfiltered call."""
-        return self._parsed("/api/v3/ticker/24hr", lambda spot: spot.ticker_24hr(), parse_tickers)
+        return self._parsed("/api/v3/ticker/24hr", lambda spot: spot.ticker_24hr(), parse_tickers, time_left)
 
-    def order_book(self, symbol: str) -> OrderBook:
+    def order_book(self, symbol: str, time_left: Optional[float] = None) -> OrderBook:
         """The best ``BOOK_DEPTH`` levels of each side of ``symbol``'s book."""
         return self._parsed(
             "/api/v3/depth",
             lambda spot: spot.depth(symbol, limit=BOOK_DEPTH),
             lambda data: parse_order_book(symbol, data),
+            time_left,
         )
 
-    def book_tops(self, symbols: list[str]) -> dict[str, BookTop]:
+    def book_tops(self, symbols: list[str], time_left: Optional[float] = None) -> dict[str, BookTop]:
         """Best bid and ask of each of ``symbols``, from one call.
 
         A symbol whose record is missing or invalid is absent from the
         result; why is logged and counted.
         """
         endpoint = "/api/v3/ticker/bookTicker"
-        tops, rejected = self._parsed(endpoint, lambda spot: spot.book_ticker(symbols=symbols), parse_book_tops)
+        tops, rejected = self._parsed(
+            endpoint, lambda spot: spot.book_ticker(symbols=symbols), parse_book_tops, time_left
+        )
         for error in rejected:
             logger.warning("%s: %s", endpoint, error)
         missing = [symbol for symbol in symbols if symbol not in tops]
@@ -207,5 +321,20 @@ class BinanceClient:
         return {symbol: tops[symbol] for symbol in symbols if symbol in tops}
 
     def api_counts(self) -> ApiCounts:
-        """Requests made so far, their outcomes and the last weight used."""
-        return self.stats.counts()
+        """Requests made so far, their outcomes, the weight used and the gate's state."""
+        return self.stats.counts(self.gate.state())
+
+
+def _retry_after(response: Optional[requests.Response], status: int) -> float:
+    """Seconds from a response's Retry-After header, or Binance's usual
+    pause for ``status`` when it is missing or unreadable."""
+    value = response.headers.get("Retry-After") if response is not None else None
+    try:
+        seconds = float(value) if value is not None else math.nan
+    except ValueError:
+        seconds = math.nan
+    return seconds if math.isfinite(seconds) and seconds >= 0 else DEFAULT_RETRY_AFTER[status]
+
+
+def _iso(when: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))

@@ -119,13 +119,40 @@ class SnapshotCollector(Collector):
             requests.add_metric([endpoint, code], count)
         errors = CounterMetricFamily(
             "binance_exporter_api_errors",
-            "Failed requests to Binance, by endpoint and reason "
-            "(timeout, connection, http, invalid_response, invalid_symbol).",
+            "Failed requests to Binance, by endpoint and reason (timeout, connection, server_error, client_error, "
+            "rate_limited, blocked, invalid_response, invalid_symbol).",
             labels=["endpoint", "reason"],
         )
         for endpoint, reason, count in snapshot.api.errors:
             errors.add_metric([endpoint, reason], count)
-        yield from (requests, errors)
+        skipped = CounterMetricFamily(
+            "binance_exporter_requests_skipped",
+            "Requests not sent to Binance, by endpoint and reason "
+            "(retry_after: Binance asked for a pause; backoff: Binance unreachable or refusing this host; "
+            "weight_budget: the request would exceed the per-minute weight budget).",
+            labels=["endpoint", "reason"],
+        )
+        for endpoint, reason, count in snapshot.api.skipped:
+            skipped.add_metric([endpoint, reason], count)
+        rate_limited = CounterMetricFamily(
+            "binance_exporter_rate_limited",
+            "Answers from Binance saying the request weight limit was exceeded (429) or the IP is banned (418).",
+            labels=["code"],
+        )
+        for code, count in snapshot.api.rate_limited:
+            rate_limited.add_metric([code], count)
+        yield from (requests, errors, skipped, rate_limited)
+        yield GaugeMetricFamily(
+            "binance_exporter_paused_until_timestamp_seconds",
+            "Unix time until which nothing is sent to Binance (Retry-After or backoff), 0 when requests flow.",
+            value=snapshot.api.paused_until or 0,
+        )
+        if snapshot.api.weight_budget is not None:
+            yield GaugeMetricFamily(
+                "binance_exporter_weight_budget",
+                "Request weight the exporter allows itself per minute (--weight-budget).",
+                value=snapshot.api.weight_budget,
+            )
         if snapshot.api.weight_used is not None:
             yield GaugeMetricFamily(
                 "binance_exporter_api_weight_used",

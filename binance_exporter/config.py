@@ -31,6 +31,7 @@ class Config:
     rank_interval: float = 60.0
     base_url: str = "https://api.binance.com"
     request_timeout: float = 5.0
+    weight_budget: int = 1200
     loglevel: str = "INFO"
     once: bool = False
     output_format: str = "text"
@@ -39,6 +40,12 @@ class Config:
 def _port(text: str) -> int:
     if not text.strip().isdigit() or not 1 <= int(text) <= 65535:
         raise ValueError(f"must be a whole number from 1 to 65535, not {text!r}")
+    return int(text)
+
+
+def _weight_budget(text: str) -> int:
+    if not text.strip().isdigit() or not 1 <= int(text) <= 6000:
+        raise ValueError(f"must be a whole number from 1 to 6000 (Binance's limit), not {text!r}")
     return int(text)
 
 
@@ -103,6 +110,9 @@ OPTIONS = (
     _Option("--rank-interval", "rank_interval", _seconds, "seconds between refreshes of the top lists"),
     _Option("--base-url", "base_url", _base_url, "Binance REST API base URL"),
     _Option("--request-timeout", "request_timeout", _seconds, "seconds to wait for Binance to connect or answer"),
+    _Option(
+        "--weight-budget", "weight_budget", _weight_budget, "request weight the exporter may use per minute"
+    ),
     _Option("--loglevel", "loglevel", _choice(LOG_LEVELS, str.upper), "|".join(LOG_LEVELS)),
     _Option("--format", "output_format", _choice(FORMATS, str.lower), "format of the printed report: text|json"),
 )

@@ -26,6 +26,7 @@ from binance_exporter.collector import SnapshotCollector
 from binance_exporter.config import Config, config_error, parse_args
 from binance_exporter.http_server import ExporterHTTPServer, Health
 from binance_exporter.report import render_report, render_spread_lines
+from binance_exporter.request_gate import RequestGate
 from binance_exporter.scheduler import STALE_AFTER_INTERVALS, Schedule, Scheduler
 from binance_exporter.snapshot import Snapshot
 
@@ -57,13 +58,14 @@ class ReportPrinter:
             logger.warning("cannot print to stdout: %s", exc)
 
 
-def _schedule(config: Config) -> Schedule:
-    return Schedule(update_interval=config.update_interval, rank_interval=config.rank_interval)
+def _scheduler(config: Config) -> Scheduler:
+    client = BinanceClient(config.base_url, config.request_timeout, RequestGate(config.weight_budget))
+    return Scheduler(client, Schedule(update_interval=config.update_interval, rank_interval=config.rank_interval))
 
 
 def run_once(config: Config, out: TextIO) -> int:
     """Prints one report; 0 if every answer could be fetched, else 1."""
-    scheduler = Scheduler(BinanceClient(config.base_url, config.request_timeout), _schedule(config))
+    scheduler = _scheduler(config)
     snapshot = scheduler.run_cycle()
     scheduler.close()
     out.write(render_report(snapshot, time.time(), config.output_format))
@@ -76,7 +78,7 @@ def run_once(config: Config, out: TextIO) -> int:
 
 def serve(config: Config, out: TextIO) -> int:
     """Serves /metrics and updates until SIGTERM or SIGINT; returns 0."""
-    scheduler = Scheduler(BinanceClient(config.base_url, config.request_timeout), _schedule(config))
+    scheduler = _scheduler(config)
     registry = CollectorRegistry()
     registry.register(SnapshotCollector(lambda: scheduler.snapshot))
     ProcessCollector(registry=registry)

@@ -110,10 +110,17 @@ def _levels(data: Any, side: str, what: str) -> tuple[PriceLevel, ...]:
 def parse_order_book(symbol: str, data: Any) -> OrderBook:
     """An order book from ``GET /api/v3/depth``.
 
-    A side may be empty (a thin market); its notional is then 0.
+    A book with an empty side, or crossed (best bid >= best ask), is not a
+    book the exporter can trust for a symbol in a top list: rejected.
     """
     what = f"depth {symbol}"
-    return OrderBook(symbol, _levels(data, "bids", what), _levels(data, "asks", what))
+    book = OrderBook(symbol, _levels(data, "bids", what), _levels(data, "asks", what))
+    if not book.bids or not book.asks:
+        raise MarketDataError(f"{what}: a side of the book is empty")
+    best_bid, best_ask = max(price for price, _ in book.bids), min(price for price, _ in book.asks)
+    if best_bid >= best_ask:
+        raise MarketDataError(f"{what}: crossed book, best bid {best_bid} >= best ask {best_ask}")
+    return book
 
 
 def parse_book_top(record: Any) -> BookTop:

@@ -17,6 +17,7 @@ most ``STALE_AFTER_INTERVALS`` intervals.
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
 import time
@@ -25,6 +26,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping, Optional, Protocol
 
 from binance_exporter.errors import MarketDataError
+from binance_exporter.request_gate import RequestSkipped
 from binance_exporter.market import (
     TOP_N,
     BookTop,
@@ -49,16 +51,18 @@ EXCHANGE_INFO_INTERVAL = 3600.0
 class MarketSource(Protocol):
     """Where market data comes from (today Binance's REST API)."""
 
-    def exchange_info(self) -> dict[str, SymbolInfo]:
+    # Each call gives up (MarketDataError) rather than run past ``time_left`` seconds.
+
+    def exchange_info(self, time_left: Optional[float] = None) -> dict[str, SymbolInfo]:
         """Every listed symbol, by name."""
 
-    def tickers_24h(self) -> list[Ticker24h]:
+    def tickers_24h(self, time_left: Optional[float] = None) -> list[Ticker24h]:
         """Every symbol's 24 h statistics."""
 
-    def order_book(self, symbol: str) -> OrderBook:
+    def order_book(self, symbol: str, time_left: Optional[float] = None) -> OrderBook:
         """The best levels of ``symbol``'s book."""
 
-    def book_tops(self, symbols: list[str]) -> dict[str, BookTop]:
+    def book_tops(self, symbols: list[str], time_left: Optional[float] = None) -> dict[str, BookTop]:
         """Best bid and ask of each of ``symbols`` that could be read."""
 
     def api_counts(self) -> ApiCounts:
@@ -136,22 +140,28 @@ class Scheduler:
         self._rankings_at: Optional[float] = None
         self._notionals: dict[str, tuple[float, BookNotional]] = {}
         self._spreads: dict[str, tuple[float, SpreadReading]] = {}
+        self._dropped: set[str] = set()  # answered -1121 (invalid symbol) since the last ranking
+        self._deadline = 0.0
 
     def close(self) -> None:
         """Releases the worker threads."""
         self._pool.close()
 
     def _ranked(self, name: str) -> tuple[str, ...]:
+        """The symbols of a ranking, less those Binance no longer lists."""
         for ranking in self._rankings:
             if ranking.name == name:
-                return ranking.symbols
+                return tuple(s for s in ranking.symbols if s not in self._dropped)
         return ()
+
+    def _time_left(self) -> float:
+        return max(0.0, self._deadline - self._clock())
 
     def _refresh_symbols(self, now: float) -> bool:
         if self._symbols is not None and now - self._symbols[0] < self.schedule.exchange_info_interval:
             return True
         try:
-            symbols = self.source.exchange_info()
+            symbols = self.source.exchange_info(self._time_left())
         except MarketDataError as exc:
             if self._symbols is None:  # nothing can be ranked until this works
                 logger.error("cannot read exchange info, will retry: %s", exc)
@@ -168,7 +178,7 @@ class Scheduler:
         if self._symbols is None:
             return False
         try:
-            tickers = self.source.tickers_24h()
+            tickers = self.source.tickers_24h(self._time_left())
         except MarketDataError as exc:
             logger.warning("rankings not refreshed: %s", exc)
             return False
@@ -181,35 +191,41 @@ class Scheduler:
             for ranking in rankings:
                 logger.info("top %s %s: %s", ranking.quote_asset, ranking.name, ", ".join(ranking.symbols))
         self._rankings, self._rankings_at = rankings, now
+        self._dropped.clear()
         # Symbols that left a list are forgotten: they vanish from /metrics
         # now, and if they return their first spread has no delta.
         self._notionals = {s: v for s, v in self._notionals.items() if s in self._ranked("quote_volume")}
         self._spreads = {s: v for s, v in self._spreads.items() if s in self._ranked("trade_count")}
         return True
 
-    def _refresh_books(self, started: float) -> bool:
+    def _refresh_books(self) -> bool:
         q1, q2 = self._ranked("quote_volume"), list(self._ranked("trade_count"))
-        books = {symbol: self._pool.submit(self.source.order_book, symbol) for symbol in q1}
-        tops = self._pool.submit(self.source.book_tops, q2) if q2 else None
-        # Everything a cycle waits for ends before the next cycle is due.
-        deadline = started + self.schedule.update_interval
-        notionals_complete = self._collect_notionals(books, deadline)
-        spreads_complete = tops is not None and self._collect_spreads(q2, tops, deadline)
+        time_left = self._time_left()
+        books = {symbol: self._pool.submit(self.source.order_book, symbol, time_left) for symbol in q1}
+        tops = self._pool.submit(self.source.book_tops, q2, time_left) if q2 else None
+        notionals_complete = self._collect_notionals(books)
+        spreads_complete = tops is not None and self._collect_spreads(q2, tops)
         return bool(books) and notionals_complete and spreads_complete
 
-    def _collect_notionals(self, books: Mapping[str, Future], deadline: float) -> bool:
+    def _collect_notionals(self, books: Mapping[str, Future]) -> bool:
         complete = True
         for symbol, future in books.items():
-            book = self._outcome(future, deadline, f"order book of {symbol}")
-            if book is None:
+            try:
+                book = self._wait(future, f"order book of {symbol}")
+            except MarketDataError as exc:
                 complete = False
+                if exc.reason == "invalid_symbol":
+                    self._drop(symbol)
                 continue
             bid, ask = side_notional(book.bids, "bid"), side_notional(book.asks, "ask")
             self._notionals[symbol] = (self._clock(), BookNotional(symbol, bid, ask, self._cycle))
         return complete
 
-    def _collect_spreads(self, symbols: list[str], tops: Future, deadline: float) -> bool:
-        fetched = self._outcome(tops, deadline, "book tops") or {}
+    def _collect_spreads(self, symbols: list[str], tops: Future) -> bool:
+        try:
+            fetched = self._wait(tops, "book tops")
+        except MarketDataError as exc:
+            fetched = self._book_tops_one_by_one(symbols) if exc.reason == "invalid_symbol" else {}
         for symbol in symbols:
             top = fetched.get(symbol)
             if top is not None:
@@ -219,16 +235,42 @@ class Scheduler:
                 self._spreads[symbol] = (self._clock(), SpreadReading(top, value, delta, self._cycle))
         return all(symbol in fetched for symbol in symbols)
 
-    def _outcome(self, future: Future, deadline: float, what: str) -> Any:
-        """The future's result, or None (logged) if it failed or ran late."""
+    def _book_tops_one_by_one(self, symbols: list[str]) -> dict[str, BookTop]:
+        # Binance refuses a whole batch that names one symbol it no longer
+        # lists: asking per symbol lets the others update and finds that one.
+        futures = {s: self._pool.submit(self.source.book_tops, [s], self._time_left()) for s in symbols}
+        fetched: dict[str, BookTop] = {}
+        for symbol, future in futures.items():
+            try:
+                fetched.update(self._wait(future, f"book top of {symbol}"))
+            except MarketDataError as exc:
+                if exc.reason == "invalid_symbol":
+                    self._drop(symbol)
+        return fetched
+
+    def _drop(self, symbol: str) -> None:
+        """Stops asking for ``symbol``, which Binance no longer lists, until
+        the next ranking, and has exchange info read again next cycle."""
+        logger.warning("%s is not listed by Binance any more: dropped until the next ranking", symbol)
+        self._dropped.add(symbol)
+        self._notionals.pop(symbol, None)
+        self._spreads.pop(symbol, None)
+        if self._symbols is not None:
+            self._symbols = (-math.inf, self._symbols[1])
+
+    def _wait(self, future: Future, what: str) -> Any:
+        """The future's result. If it failed or would run past the cycle,
+        logs why and raises ``MarketDataError``."""
         try:
-            return future.result(timeout=max(0.0, deadline - self._clock()))
+            return future.result(timeout=self._time_left())
         except FutureTimeout:
             future.cancel()
-            logger.warning("%s: no answer before the next cycle was due", what)
+            error = MarketDataError("no answer before the next cycle was due", "late")
         except MarketDataError as exc:
-            logger.warning("%s: %s", what, exc)
-        return None
+            error = exc
+        # A request the gate skipped was logged once, where the pause began.
+        logger.log(logging.DEBUG if isinstance(error, RequestSkipped) else logging.WARNING, "%s: %s", what, error)
+        raise error
 
     def _fresh(self, readings: Mapping[str, tuple[float, Any]], symbols: tuple[str, ...], now: float) -> tuple:
         max_age = STALE_AFTER_INTERVALS * self.schedule.update_interval
@@ -238,17 +280,22 @@ class Scheduler:
         """Runs one update cycle and publishes (and returns) its snapshot."""
         self._cycle += 1
         started = self._clock()
+        # Everything a cycle waits for ends before the next cycle is due.
+        self._deadline = started + self.schedule.update_interval
         complete = self._refresh_symbols(started)
         complete = self._refresh_rankings(started) and complete
-        complete = self._refresh_books(started) and complete
+        complete = self._refresh_books() and complete
         now = self._clock()
         rankings_fresh = (
             self._rankings_at is not None
             and now - self._rankings_at <= STALE_AFTER_INTERVALS * self.schedule.rank_interval
         )
+        rankings = tuple(
+            replace(r, tickers=tuple(t for t in r.tickers if t.symbol not in self._dropped)) for r in self._rankings
+        )
         self.snapshot = Snapshot(
             cycle=self._cycle,
-            rankings=self._rankings if rankings_fresh else (),
+            rankings=rankings if rankings_fresh else (),
             notionals=self._fresh(self._notionals, self._ranked("quote_volume"), now),
             spreads=self._fresh(self._spreads, self._ranked("trade_count"), now),
             up=complete,

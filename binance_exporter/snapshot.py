@@ -16,16 +16,23 @@ from binance_exporter.market import BookTop, Ranking, Ticker24h
 
 @dataclass(frozen=True)
 class ApiCounts:
-    """Requests to Binance and their failures, copied at one moment.
+    """Requests to Binance and their outcomes, copied at one moment.
 
-    ``requests`` holds (endpoint, code, count), ``errors`` holds
-    (endpoint, reason, count); ``weight_used`` is the last
-    X-MBX-USED-WEIGHT-1M Binance reported.
+    ``requests`` holds (endpoint, code, count), ``errors`` and ``skipped``
+    hold (endpoint, reason, count), ``rate_limited`` holds (status, count).
+    ``weight_used`` is the highest X-MBX-USED-WEIGHT-1M Binance reported
+    this minute (None before any), ``weight_budget`` the client-side limit
+    per minute, ``paused_until`` the Unix time until which nothing is sent
+    (None when requests flow).
     """
 
     requests: tuple[tuple[str, str, int], ...] = ()
     errors: tuple[tuple[str, str, int], ...] = ()
+    skipped: tuple[tuple[str, str, int], ...] = ()
+    rate_limited: tuple[tuple[str, int], ...] = ()
     weight_used: Optional[int] = None
+    weight_budget: Optional[int] = None
+    paused_until: Optional[float] = None
 
 
 @dataclass(frozen=True)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+import time
+from typing import Callable, Iterator
 
 import pytest
 
-from binance_exporter.simulator import BinanceSimulator, Market
+from binance_exporter.simulated_market import Market
+from binance_exporter.simulator import BinanceSimulator
 
 
 @pytest.fixture
@@ -16,8 +18,15 @@ def market() -> Market:
 
 
 @pytest.fixture
-def simulator(market: Market) -> Iterator[BinanceSimulator]:
+def sim_clock() -> Callable[[], float]:
+    """The fake Binance's clock (weight windows, bans, fault schedules);
+    a test module whose code runs on a fake clock overrides it."""
+    return time.time
+
+
+@pytest.fixture
+def simulator(market: Market, sim_clock: Callable[[], float]) -> Iterator[BinanceSimulator]:
     """The fake Binance, serving ``market`` on a free loopback port."""
-    sim = BinanceSimulator(market).start()
+    sim = BinanceSimulator(market, clock=sim_clock).start()
     yield sim
     sim.stop()

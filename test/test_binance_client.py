@@ -1,20 +1,41 @@
 """The Binance client against the fake Binance: parsed values, counted
-requests, the weight header, and every failure turned into MarketDataError."""
+requests, retries of transient failures, pauses Binance asks for, and every
+failure turned into MarketDataError."""
 
 import json
+import logging
 from decimal import Decimal as D
 
 import pytest
 
-from binance_exporter.binance_client import ApiStats, BinanceClient
+from binance_exporter.binance_client import RETRIES, BinanceClient
 from binance_exporter.errors import MarketDataError
-from binance_exporter.simulator import Fault
+from binance_exporter.request_gate import RequestGate, RequestSkipped
+from binance_exporter.simulated_market import Market
+from binance_exporter.simulator import BinanceSimulator, Fault
 from .helpers import FakeClock, free_port
 
 
+class Sleeps(list):
+    """Records the pauses between retries instead of sleeping."""
+
+    def __call__(self, seconds):
+        self.append(seconds)
+
+
 @pytest.fixture
-def client(simulator):
-    return BinanceClient(simulator.url + "/", timeout=1.0)
+def clock():
+    return FakeClock(6000.0)
+
+
+@pytest.fixture
+def sleeps():
+    return Sleeps()
+
+
+@pytest.fixture
+def client(simulator, clock, sleeps):
+    return BinanceClient(simulator.url + "/", timeout=1.0, gate=RequestGate(clock=clock), sleep=sleeps)
 
 
 def requests_of(client):
@@ -25,6 +46,10 @@ def errors_of(client):
     return {(endpoint, reason): count for endpoint, reason, count in client.api_counts().errors}
 
 
+def skipped_of(client):
+    return {(endpoint, reason): count for endpoint, reason, count in client.api_counts().skipped}
+
+
 def test_exchange_info_and_tickers(client):
     symbols = client.exchange_info()
     assert symbols["BTCDOWNUSDT"].quote_asset == "USDT"
@@ -32,6 +57,7 @@ def test_exchange_info_and_tickers(client):
     assert set(tickers) == set(symbols)
     assert requests_of(client) == {("/api/v3/exchangeInfo", "200"): 1, ("/api/v3/ticker/24hr", "200"): 1}
     assert client.api_counts().weight_used == 100
+    assert client.api_counts().weight_budget == 1200
 
 
 def test_order_book_asks_for_200_levels_and_parses_them_exactly(client, simulator):
@@ -49,48 +75,77 @@ def test_book_tops_in_one_call(client, simulator):
     assert requests_of(client) == {("/api/v3/ticker/bookTicker", "200"): 1}
 
 
-def test_an_invalid_symbol_is_a_market_data_error_with_its_reason(client):
+def test_an_invalid_symbol_is_not_retried(client, sleeps):
     with pytest.raises(MarketDataError, match="-1121 Invalid symbol") as error:
         client.order_book("NOPEBTC")
     assert error.value.reason == "invalid_symbol"
     assert requests_of(client) == {("/api/v3/depth", "400"): 1}
     assert errors_of(client) == {("/api/v3/depth", "invalid_symbol"): 1}
-
-
-def test_a_server_error_is_counted_by_status(client, simulator):
-    simulator.inject(Fault("/api/v3/depth", status=503, body=b"<html>Service Unavailable</html>"))
-    with pytest.raises(MarketDataError, match="HTTP 503") as error:
-        client.order_book("ETHBTC")
-    assert error.value.reason == "http"
-    assert requests_of(client) == {("/api/v3/depth", "503"): 1}
+    assert not sleeps
 
 
 @pytest.mark.parametrize(
-    "status, body",
-    [(400, b"not json at all"), (400, b'{"unexpected": true}'), (429, b"[]")],
+    "fault, reason, code",
+    [
+        (Fault("/api/v3/depth", status=503, body=b"<html>Service Unavailable</html>"), "server_error", "503"),
+        (Fault("/api/v3/depth", status=500, body=b'{"code":-1001,"msg":"Internal error"}'), "server_error", "500"),
+        (Fault("/api/v3/depth", body=b"<html>maintenance</html>"), "invalid_response", "200"),
+        (Fault("/api/v3/depth", body=b'{"lastUpdateId": 1, "bids": [["1", "2"]]'), "invalid_response", "200"),
+        (Fault("/api/v3/depth", reset=True), "connection", "error"),
+        (Fault("/api/v3/depth", truncate_at=20), "connection", "200"),
+    ],
 )
-def test_error_bodies_binance_connector_cannot_read_are_market_data_errors(client, simulator, status, body):
-    simulator.inject(Fault("/api/v3/depth", status=status, body=body))
-    with pytest.raises(MarketDataError):
+def test_transient_failures_are_retried_with_capped_exponential_backoff(client, simulator, sleeps, fault, reason, code):
+    simulator.inject(fault)
+    with pytest.raises(MarketDataError) as error:
         client.order_book("ETHBTC")
-    assert requests_of(client) == {("/api/v3/depth", str(status)): 1}
+    assert error.value.reason == reason
+    assert requests_of(client) == {("/api/v3/depth", code): RETRIES + 1}
+    assert errors_of(client) == {("/api/v3/depth", reason): RETRIES + 1}
+    assert len(sleeps) == RETRIES
+    assert 0.25 <= sleeps[0] <= 0.5 and 0.5 <= sleeps[1] <= 1.0  # doubling, with jitter
+
+
+def test_a_transient_failure_that_clears_is_survived_by_a_retry(client, simulator, sleeps):
+    simulator.inject(Fault("/api/v3/depth", status=502, body=b"bad gateway", times=1))
+    assert client.order_book("ETHBTC").bids
+    assert requests_of(client) == {("/api/v3/depth", "502"): 1, ("/api/v3/depth", "200"): 1}
+    assert len(sleeps) == 1
+
+
+def test_no_retry_that_would_run_past_the_time_left(client, simulator, sleeps):
+    simulator.inject(Fault("/api/v3/depth", status=503, body=b""))
+    with pytest.raises(MarketDataError):
+        client.order_book("ETHBTC", time_left=1.2)  # a retry needs its pause plus a 1 s timeout
+    assert requests_of(client) == {("/api/v3/depth", "503"): 1}
+    assert not sleeps
 
 
 @pytest.mark.parametrize(
     "body, message",
     [
-        (b"<html>maintenance</html>", "not JSON"),
-        (b'{"lastUpdateId": 1, "bids": [["1", "2"]]', "not JSON"),  # truncated
         (json.dumps({"bids": [["x", "1"]], "asks": []}).encode(), "not a decimal number"),
         (json.dumps({"code": 0}).encode(), "'bids' is missing"),
+        (json.dumps({"bids": [["2", "1"]], "asks": [["1", "1"]]}).encode(), "crossed book"),
+        (json.dumps({"bids": [], "asks": [["1", "1"]]}).encode(), "a side of the book is empty"),
     ],
 )
-def test_a_body_that_is_not_a_book_is_an_invalid_response(client, simulator, body, message):
+def test_wrong_data_is_rejected_whole_and_not_retried(client, simulator, sleeps, body, message):
     simulator.inject(Fault("/api/v3/depth", body=body))
     with pytest.raises(MarketDataError, match=message) as error:
         client.order_book("ETHBTC")
     assert error.value.reason == "invalid_response"
     assert errors_of(client) == {("/api/v3/depth", "invalid_response"): 1}
+    assert not sleeps
+
+
+@pytest.mark.parametrize("status, body", [(400, b"not json at all"), (400, b'{"unexpected": true}'), (404, b"[]")])
+def test_error_bodies_binance_connector_cannot_read_are_client_errors(client, simulator, status, body):
+    simulator.inject(Fault("/api/v3/depth", status=status, body=body))
+    with pytest.raises(MarketDataError) as error:
+        client.order_book("ETHBTC")
+    assert error.value.reason == "client_error"
+    assert requests_of(client) == {("/api/v3/depth", str(status)): 1}
 
 
 def test_a_bad_record_in_book_tops_costs_only_its_symbol(client, simulator):
@@ -102,24 +157,104 @@ def test_a_bad_record_in_book_tops_costs_only_its_symbol(client, simulator):
     assert errors_of(client) == {("/api/v3/ticker/bookTicker", "invalid_response"): 2}
 
 
-def test_a_hanging_request_times_out(simulator):
-    client = BinanceClient(simulator.url, timeout=0.2)
+def test_a_hanging_request_times_out(simulator, sleeps):
+    client = BinanceClient(simulator.url, timeout=0.2, sleep=sleeps)
     simulator.inject(Fault("/api/v3/depth", delay=2.0))
     with pytest.raises(MarketDataError, match="no answer within 0.2 s") as error:
-        client.order_book("ETHBTC")
+        client.order_book("ETHBTC", time_left=0.5)
     assert error.value.reason == "timeout"
     assert requests_of(client) == {("/api/v3/depth", "timeout"): 1}
 
 
-def test_a_refused_connection_is_counted_as_error():
-    client = BinanceClient(f"http://127.0.0.1:{free_port()}", timeout=1.0)
-    with pytest.raises(
-        MarketDataError, match="cannot reach http://127.0.0.1:[0-9]+: Failed to establish a new connection"
-    ) as error:
+@pytest.mark.parametrize("status, retry_after, pause", [(429, "7", 7.0), (418, "300", 300.0), (429, None, 60.0)])
+def test_429_and_418_pause_every_request_for_retry_after(clock, sleeps, caplog, status, retry_after, pause):
+    simulator = BinanceSimulator(Market(tick_seconds=0), clock=clock, ban_seconds=pause).start()
+    try:
+        client = BinanceClient(simulator.url, timeout=1.0, gate=RequestGate(clock=clock), sleep=sleeps)
+        _pause_for_retry_after(simulator, client, clock, caplog, status, retry_after, pause)
+    finally:
+        simulator.stop()
+    assert simulator.violations == 0
+
+
+def _pause_for_retry_after(simulator, client, clock, caplog, status, retry_after, pause):
+    headers = {"Retry-After": retry_after} if retry_after else {}
+    simulator.inject(Fault("/api/v3/depth", status=status, body=b'{"code":-1003,"msg":"Too many."}', headers=headers))
+    with pytest.raises(MarketDataError) as error:
+        client.order_book("ETHBTC")
+    assert error.value.reason == "rate_limited"
+    simulator.clear_faults()
+    for call in (lambda: client.order_book("ETHBTC"), client.tickers_24h, lambda: client.book_tops(["BTCUSDT"])):
+        with pytest.raises(RequestSkipped) as skipped:
+            call()
+        assert skipped.value.reason == "retry_after"
+    assert requests_of(client) == {("/api/v3/depth", str(status)): 1}  # nothing more was sent
+    counts = client.api_counts()
+    assert counts.rate_limited == ((str(status), 1),)
+    assert counts.paused_until == clock.now + pause
+    assert ("/api/v3/ticker/24hr", "retry_after", 1) in counts.skipped
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING and "sending nothing" in r.message]
+    assert len(warnings) == 1
+    clock.advance(pause)
+    assert client.order_book("ETHBTC").bids
+
+
+def test_451_and_403_back_off_and_suggest_the_market_data_host(client, simulator, clock, caplog):
+    simulator.inject(Fault("/api/v3/exchangeInfo", status=451, body=b'{"code":0,"msg":"restricted location"}'))
+    with pytest.raises(MarketDataError) as error:
+        client.exchange_info()
+    assert error.value.reason == "blocked"
+    assert "--base-url https://data-api.binance.vision" in caplog.text
+    assert client.api_counts().paused_until == clock.now + 10
+    clock.advance(10)
+    simulator.inject(Fault("/api/v3/exchangeInfo", status=403, body=b"<html>Forbidden</html>"))
+    with pytest.raises(MarketDataError):
+        client.exchange_info()
+    assert client.api_counts().paused_until == clock.now + 20  # exponential
+    assert len([r for r in caplog.records if r.levelno == logging.ERROR]) == 2
+
+
+def test_a_refused_connection_backs_off_after_the_retries(clock, sleeps):
+    dead = f"http://127.0.0.1:{free_port()}"
+    client = BinanceClient(dead, timeout=1.0, gate=RequestGate(clock=clock), sleep=sleeps)
+    with pytest.raises(MarketDataError, match=f"cannot reach {dead}: Failed to establish a new connection") as error:
         client.exchange_info()
     assert error.value.reason == "connection"
-    assert requests_of(client) == {("/api/v3/exchangeInfo", "error"): 1}
+    assert requests_of(client) == {("/api/v3/exchangeInfo", "error"): RETRIES + 1}
     assert client.api_counts().weight_used is None
+    with pytest.raises(RequestSkipped, match="backing off"):
+        client.exchange_info()
+    assert skipped_of(client) == {("/api/v3/exchangeInfo", "backoff"): 1}
+
+
+def test_success_resets_the_backoff(simulator, clock, sleeps):
+    client = BinanceClient(simulator.url, timeout=1.0, gate=RequestGate(clock=clock), sleep=sleeps)
+    simulator.inject(Fault("/api/v3/ping", status=403, body=b""))
+    simulator.inject(Fault("/api/v3/exchangeInfo", status=403, body=b"", times=2))
+    for expected_pause in (10, 20):
+        with pytest.raises(MarketDataError):
+            client.exchange_info()
+        assert client.api_counts().paused_until == clock.now + expected_pause
+        clock.advance(expected_pause)
+    assert client.exchange_info()
+    simulator.inject(Fault("/api/v3/exchangeInfo", status=403, body=b"", times=1))
+    with pytest.raises(MarketDataError):
+        client.exchange_info()
+    assert client.api_counts().paused_until == clock.now + 10
+
+
+def test_requests_over_the_weight_budget_are_skipped_not_sent(simulator, clock, caplog):
+    client = BinanceClient(simulator.url, timeout=1.0, gate=RequestGate(weight_budget=60, clock=clock))
+    client.order_book("ETHBTC")
+    client.order_book("BNBBTC")
+    with pytest.raises(RequestSkipped, match="would bring this minute to 75 of the 60 budget") as skipped:
+        client.order_book("SOLBTC")
+    assert skipped.value.reason == "weight_budget"
+    assert requests_of(client) == {("/api/v3/depth", "200"): 2}
+    assert skipped_of(client) == {("/api/v3/depth", "weight_budget"): 1}
+    assert "/api/v3/depth: not sent" in caplog.text
+    clock.advance(60)
+    assert client.order_book("SOLBTC").bids
 
 
 def test_a_base_url_with_a_path_prefix_keeps_endpoint_labels(simulator):
@@ -127,16 +262,3 @@ def test_a_base_url_with_a_path_prefix_keeps_endpoint_labels(simulator):
     with pytest.raises(MarketDataError):
         client.exchange_info()
     assert requests_of(client) == {("/api/v3/exchangeInfo", "404"): 1}
-
-
-def test_weight_used_is_the_highest_reported_this_minute_and_resets_each_minute():
-    clock = FakeClock(6000.0)
-    stats = ApiStats(clock)
-    stats.record_request("/api/v3/depth", "200", 50)
-    stats.record_request("/api/v3/depth", "200", 45)  # an earlier request's answer, arriving late
-    assert stats.counts().weight_used == 50
-    clock.advance(60)
-    stats.record_request("/api/v3/depth", "200", 25)
-    assert stats.counts().weight_used == 25
-    stats.record_request("/api/v3/depth", "timeout")
-    assert stats.counts().weight_used == 25

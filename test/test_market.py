@@ -1,10 +1,13 @@
 """The market arithmetic and rankings, table-driven."""
 
+import decimal
 from decimal import Decimal as D
 
 import pytest
+from hypothesis import given, strategies as st
 
 from binance_exporter.market import (
+    EXACT,
     BookTop,
     SymbolInfo,
     Ticker24h,
@@ -244,3 +247,24 @@ def test_spread_delta_is_the_absolute_change(previous, current, expected):
 )
 def test_format_decimal_is_exact_and_plain(value, text):
     assert format_decimal(D(value)) == text
+
+
+prices = st.decimals(min_value=D("0.00000001"), max_value=D("100000000"), places=8)
+quantities = st.decimals(min_value=D("0.00000001"), max_value=D("10000000000"), places=8)
+
+
+@given(st.lists(st.tuples(prices, quantities), max_size=400), st.sampled_from(["bid", "ask"]))
+def test_notional_is_the_exact_sum_over_the_best_200_price_levels(levels, side):
+    best = sorted(levels, key=lambda level: level[0], reverse=side == "bid")[:200]
+    total = side_notional(levels, side)
+    assert total >= 0
+    # an independent exact sum, in integer units of 1e-16
+    with decimal.localcontext(EXACT):
+        assert total * 10**16 == sum(int(p * 10**8) * int(q * 10**8) for p, q in best)
+
+
+@given(prices, prices)
+def test_spread_is_exact_and_printed_without_float_artefacts(bid, ask):
+    top = BookTop("X", bid, D(1), ask, D(1))
+    assert D(format_decimal(spread(top))) == ask - bid
+    assert "e" not in format_decimal(spread(top)).lower()

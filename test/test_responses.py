@@ -83,9 +83,10 @@ def test_ticker_lists_of_the_wrong_shape_are_rejected(data):
 
 
 def test_order_book_levels_are_parsed_exactly():
-    book = parse_order_book("LRCBTC", {"lastUpdateId": 1, "bids": [["0.00000637", "6500.00000000"]], "asks": []})
+    data = {"lastUpdateId": 1, "bids": [["0.00000637", "6500.00000000"]], "asks": [["0.00000638", "12.5"]]}
+    book = parse_order_book("LRCBTC", data)
     assert book.bids == ((D("0.00000637"), D("6500")),)
-    assert not book.asks
+    assert book.asks == ((D("0.00000638"), D("12.5")),)
 
 
 @pytest.mark.parametrize(
@@ -98,6 +99,11 @@ def test_order_book_levels_are_parsed_exactly():
         ({"bids": [], "asks": [["0", "1"]]}, "zero price or quantity"),
         ({"bids": [["1", "0.00000000"]], "asks": []}, "zero price or quantity"),
         ({"bids": "none", "asks": []}, "expected a list"),
+        ({"bids": [], "asks": []}, "a side of the book is empty"),
+        ({"bids": [["1", "1"]], "asks": []}, "a side of the book is empty"),
+        ({"bids": [], "asks": [["1", "1"]]}, "a side of the book is empty"),
+        ({"bids": [["2", "1"]], "asks": [["2", "1"]]}, "crossed book, best bid 2 >= best ask 2"),
+        ({"bids": [["1", "1"], ["3", "1"]], "asks": [["2", "1"]]}, "crossed book, best bid 3 >= best ask 2"),
     ],
 )
 def test_order_books_of_the_wrong_shape_are_rejected(data, message):
@@ -178,9 +184,14 @@ def test_any_json_gives_an_order_book_or_market_data_error(data):
     except MarketDataError:
         return
     assert all(price > 0 and qty > 0 for price, qty in book.bids + book.asks)
+    assert max(p for p, _ in book.bids) < min(p for p, _ in book.asks)
 
 
-@given(st.fixed_dictionaries({"bids": st.lists(st.lists(number_strings, max_size=3), max_size=3), "asks": st.just([])}))
+@given(
+    st.fixed_dictionaries(
+        {"bids": st.lists(st.lists(number_strings, max_size=3), max_size=3), "asks": st.just([["999999999", "1"]])}
+    )
+)
 def test_hostile_levels_give_an_order_book_or_market_data_error(data):
     try:
         book = parse_order_book("X", data)

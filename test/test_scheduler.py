@@ -9,7 +9,8 @@ from decimal import Decimal as D
 
 import pytest
 
-from binance_exporter.binance_client import BinanceClient
+from binance_exporter.binance_client import RETRIES, BinanceClient
+from binance_exporter.request_gate import RequestGate
 from binance_exporter.scheduler import Schedule, Scheduler, WorkerPool
 from binance_exporter.simulator import Fault
 from .helpers import FakeClock, http_get, wait_for
@@ -21,14 +22,25 @@ def clock():
 
 
 @pytest.fixture
+def sim_clock(clock):
+    """The fake Binance shares the scheduler's clock."""
+    return clock
+
+
+def client_for(simulator, clock, **kwargs):
+    """A client whose gate runs on the test's clock and whose retries do not sleep."""
+    return BinanceClient(simulator.url, timeout=1.0, gate=RequestGate(clock=clock, **kwargs), sleep=lambda _: None)
+
+
+@pytest.fixture
 def scheduler(simulator, clock):
-    sched = Scheduler(BinanceClient(simulator.url, timeout=1.0), Schedule(10, 60), clock=clock, wall_clock=clock)
+    sched = Scheduler(client_for(simulator, clock), Schedule(10, 60), clock=clock, wall_clock=clock)
     yield sched
     sched.close()
 
 
 def sim_stats(simulator):
-    return simulator.stats.as_dict(simulator.weights)["requests"]
+    return simulator.stats()["requests"]
 
 
 def expected_notional(levels):
@@ -79,7 +91,7 @@ def test_rankings_refresh_every_rank_interval_and_exchange_info_hourly(scheduler
 
 def test_a_failed_hourly_exchange_info_refresh_keeps_the_known_symbols(scheduler, simulator, clock, caplog):
     scheduler.run_cycle()
-    simulator.inject(Fault("/api/v3/exchangeInfo", status=500, body=b"", times=1))
+    simulator.inject(Fault("/api/v3/exchangeInfo", status=500, body=b"", times=RETRIES + 1))
     clock.advance(3600)
     snapshot = scheduler.run_cycle()
     assert not snapshot.up and len(snapshot.notionals) == 5
@@ -137,7 +149,7 @@ def test_a_failed_symbol_keeps_its_last_value_for_three_intervals_then_disappear
 
 def test_a_failed_book_ticker_call_marks_the_cycle_down(scheduler, simulator, clock):
     scheduler.run_cycle()
-    simulator.inject(Fault("/api/v3/ticker/bookTicker", body=b"garbage", times=1))
+    simulator.inject(Fault("/api/v3/ticker/bookTicker", body=b"garbage", times=RETRIES + 1))
     clock.advance(10)
     snapshot = scheduler.run_cycle()
     assert not snapshot.up
@@ -181,15 +193,15 @@ def test_failed_rankings_are_retried_next_cycle_and_expire_after_three_rank_inte
     assert not snapshot.up and snapshot.rankings  # the last rankings are kept
     clock.advance(10)
     scheduler.run_cycle()
-    assert sim_stats(simulator)["/api/v3/ticker/24hr"] == 3
+    assert sim_stats(simulator)["/api/v3/ticker/24hr"] == 1 + 2 * (RETRIES + 1)
     clock.advance(120)
     snapshot = scheduler.run_cycle()
     assert snapshot.rankings == ()
 
 
 def test_binance_unreachable_at_start_gives_down_snapshots_until_it_answers(simulator, clock, caplog):
-    simulator.inject(Fault("/api/v3/exchangeInfo", status=503, body=b"", times=2))
-    sched = Scheduler(BinanceClient(simulator.url, timeout=1.0), Schedule(10, 60), clock=clock, wall_clock=clock)
+    simulator.inject(Fault("/api/v3/exchangeInfo", status=503, body=b"", times=2 * (RETRIES + 1)))
+    sched = Scheduler(client_for(simulator, clock), Schedule(10, 60), clock=clock, wall_clock=clock)
     try:
         for _ in range(2):
             snapshot = sched.run_cycle()
@@ -242,7 +254,7 @@ def test_an_unexpected_error_in_a_cycle_is_logged_and_survived(simulator, caplog
     class BrokenSource(BinanceClient):
         """A source whose ranking call has a bug."""
 
-        def tickers_24h(self):
+        def tickers_24h(self, time_left=None):
             raise RuntimeError("a bug")
 
     sched = Scheduler(BrokenSource(simulator.url, timeout=1.0), Schedule(update_interval=0.05, rank_interval=60))

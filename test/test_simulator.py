@@ -6,16 +6,8 @@ from decimal import Decimal as D
 
 import pytest
 
-from binance_exporter.simulator import (
-    BinanceSimulator,
-    Fault,
-    Market,
-    depth_weight,
-    from_units,
-    main,
-    to_units,
-    ticker_weight,
-)
+from binance_exporter.simulated_market import Market, from_units, to_units
+from binance_exporter.simulator import BinanceSimulator, Fault, depth_weight, main, ticker_weight
 from .helpers import FakeClock, http_get, start_module, stop_process, wait_for
 
 
