@@ -110,9 +110,7 @@ OPTIONS = (
     _Option("--rank-interval", "rank_interval", _seconds, "seconds between refreshes of the top lists"),
     _Option("--base-url", "base_url", _base_url, "Binance REST API base URL"),
     _Option("--request-timeout", "request_timeout", _seconds, "seconds to wait for Binance to connect or answer"),
-    _Option(
-        "--weight-budget", "weight_budget", _weight_budget, "request weight the exporter may use per minute"
-    ),
+    _Option("--weight-budget", "weight_budget", _weight_budget, "request weight the exporter may use per minute"),
     _Option("--loglevel", "loglevel", _choice(LOG_LEVELS, str.upper), "|".join(LOG_LEVELS)),
     _Option("--format", "output_format", _choice(FORMATS, str.lower), "format of the printed report: text|json"),
 )

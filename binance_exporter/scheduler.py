@@ -69,6 +69,11 @@ class MarketSource(Protocol):
         """Requests made so far and their outcomes."""
 
 
+def _log_failure(what: str, error: MarketDataError, level: int = logging.WARNING) -> None:
+    # A request the gate skipped was logged once, where the pause began.
+    logger.log(logging.DEBUG if isinstance(error, RequestSkipped) else level, "%s: %s", what, error)
+
+
 class WorkerPool:
     """A fixed set of daemon threads running submitted calls.
 
@@ -114,6 +119,50 @@ class Schedule:
     top_n: int = TOP_N
 
 
+class SymbolReadings:
+    """Each ranked symbol's last good readings, and the symbols Binance no
+    longer lists.
+
+    A reading is kept with the time it was fetched; ``fresh`` returns only
+    those younger than ``max_age``. A symbol that leaves its list, or is
+    dropped, is forgotten: it vanishes from /metrics at once, and if it
+    returns its first spread has no delta.
+    """
+
+    def __init__(self, max_age: float):
+        self.max_age = max_age
+        self.notionals: dict[str, tuple[float, BookNotional]] = {}
+        self.spreads: dict[str, tuple[float, SpreadReading]] = {}
+        self.dropped: set[str] = set()  # answered -1121 (invalid symbol) since the last ranking
+
+    def add_notional(self, now: float, reading: BookNotional) -> None:
+        """Keeps a Q3 reading."""
+        self.notionals[reading.symbol] = (now, reading)
+
+    def add_spread(self, now: float, top: BookTop, cycle: int) -> None:
+        """Keeps a Q4 reading, with its change since the symbol's previous one."""
+        previous = self.spreads.get(top.symbol)
+        value = spread(top)
+        delta = spread_delta(previous[1].spread if previous else None, value)
+        self.spreads[top.symbol] = (now, SpreadReading(top, value, delta, cycle))
+
+    def new_ranking(self, q1: tuple[str, ...], q2: tuple[str, ...]) -> None:
+        """Forgets symbols that left the lists; dropped symbols get another chance."""
+        self.notionals = {s: v for s, v in self.notionals.items() if s in q1}
+        self.spreads = {s: v for s, v in self.spreads.items() if s in q2}
+        self.dropped.clear()
+
+    def drop(self, symbol: str) -> None:
+        """Forgets a symbol Binance no longer lists, until the next ranking."""
+        self.dropped.add(symbol)
+        self.notionals.pop(symbol, None)
+        self.spreads.pop(symbol, None)
+
+    def fresh(self, readings: Mapping[str, tuple[float, Any]], symbols: tuple[str, ...], now: float) -> tuple:
+        """The readings of ``symbols`` that are not too old, in list order."""
+        return tuple(readings[s][1] for s in symbols if s in readings and now - readings[s][0] <= self.max_age)
+
+
 class Scheduler:
     """Runs update cycles against a ``MarketSource`` and publishes snapshots.
 
@@ -136,11 +185,8 @@ class Scheduler:
         self._pool = WorkerPool(min(schedule.top_n + 1, 16))
         self._cycle = 0
         self._symbols: Optional[tuple[float, Mapping[str, SymbolInfo]]] = None  # (fetched at, symbols)
-        self._rankings: tuple[Ranking, ...] = ()
-        self._rankings_at: Optional[float] = None
-        self._notionals: dict[str, tuple[float, BookNotional]] = {}
-        self._spreads: dict[str, tuple[float, SpreadReading]] = {}
-        self._dropped: set[str] = set()  # answered -1121 (invalid symbol) since the last ranking
+        self._rankings: Optional[tuple[float, tuple[Ranking, ...]]] = None  # (fetched at, rankings)
+        self._readings = SymbolReadings(STALE_AFTER_INTERVALS * schedule.update_interval)
         self._deadline = 0.0
 
     def close(self) -> None:
@@ -149,9 +195,9 @@ class Scheduler:
 
     def _ranked(self, name: str) -> tuple[str, ...]:
         """The symbols of a ranking, less those Binance no longer lists."""
-        for ranking in self._rankings:
+        for ranking in self._rankings[1] if self._rankings else ():
             if ranking.name == name:
-                return tuple(s for s in ranking.symbols if s not in self._dropped)
+                return tuple(s for s in ranking.symbols if s not in self._readings.dropped)
         return ()
 
     def _time_left(self) -> float:
@@ -164,38 +210,34 @@ class Scheduler:
             symbols = self.source.exchange_info(self._time_left())
         except MarketDataError as exc:
             if self._symbols is None:  # nothing can be ranked until this works
-                logger.error("cannot read exchange info, will retry: %s", exc)
+                _log_failure("cannot read exchange info, will retry", exc, logging.ERROR)
             else:
-                logger.warning("exchange info not refreshed: %s", exc)
+                _log_failure("exchange info not refreshed", exc)
             return False
         self._symbols = (now, symbols)
         logger.info("exchange info: %d symbols", len(symbols))
         return True
 
     def _refresh_rankings(self, now: float) -> bool:
-        if self._rankings_at is not None and now - self._rankings_at < self.schedule.rank_interval:
+        if self._rankings is not None and now - self._rankings[0] < self.schedule.rank_interval:
             return True
         if self._symbols is None:
             return False
         try:
             tickers = self.source.tickers_24h(self._time_left())
         except MarketDataError as exc:
-            logger.warning("rankings not refreshed: %s", exc)
+            _log_failure("rankings not refreshed", exc)
             return False
         symbols = self._symbols[1]
         rankings = (
             top_symbols_by_quote_volume(tickers, symbols, "BTC", self.schedule.top_n),
             top_symbols_by_trade_count(tickers, symbols, "USDT", self.schedule.top_n),
         )
-        if rankings != self._rankings:
+        if self._rankings is None or rankings != self._rankings[1]:
             for ranking in rankings:
                 logger.info("top %s %s: %s", ranking.quote_asset, ranking.name, ", ".join(ranking.symbols))
-        self._rankings, self._rankings_at = rankings, now
-        self._dropped.clear()
-        # Symbols that left a list are forgotten: they vanish from /metrics
-        # now, and if they return their first spread has no delta.
-        self._notionals = {s: v for s, v in self._notionals.items() if s in self._ranked("quote_volume")}
-        self._spreads = {s: v for s, v in self._spreads.items() if s in self._ranked("trade_count")}
+        self._rankings = (now, rankings)
+        self._readings.new_ranking(rankings[0].symbols, rankings[1].symbols)
         return True
 
     def _refresh_books(self) -> bool:
@@ -218,7 +260,7 @@ class Scheduler:
                     self._drop(symbol)
                 continue
             bid, ask = side_notional(book.bids, "bid"), side_notional(book.asks, "ask")
-            self._notionals[symbol] = (self._clock(), BookNotional(symbol, bid, ask, self._cycle))
+            self._readings.add_notional(self._clock(), BookNotional(symbol, bid, ask, self._cycle))
         return complete
 
     def _collect_spreads(self, symbols: list[str], tops: Future) -> bool:
@@ -227,12 +269,8 @@ class Scheduler:
         except MarketDataError as exc:
             fetched = self._book_tops_one_by_one(symbols) if exc.reason == "invalid_symbol" else {}
         for symbol in symbols:
-            top = fetched.get(symbol)
-            if top is not None:
-                previous = self._spreads.get(symbol)
-                value = spread(top)
-                delta = spread_delta(previous[1].spread if previous else None, value)
-                self._spreads[symbol] = (self._clock(), SpreadReading(top, value, delta, self._cycle))
+            if symbol in fetched:
+                self._readings.add_spread(self._clock(), fetched[symbol], self._cycle)
         return all(symbol in fetched for symbol in symbols)
 
     def _book_tops_one_by_one(self, symbols: list[str]) -> dict[str, BookTop]:
@@ -252,9 +290,7 @@ class Scheduler:
         """Stops asking for ``symbol``, which Binance no longer lists, until
         the next ranking, and has exchange info read again next cycle."""
         logger.warning("%s is not listed by Binance any more: dropped until the next ranking", symbol)
-        self._dropped.add(symbol)
-        self._notionals.pop(symbol, None)
-        self._spreads.pop(symbol, None)
+        self._readings.drop(symbol)
         if self._symbols is not None:
             self._symbols = (-math.inf, self._symbols[1])
 
@@ -268,13 +304,8 @@ class Scheduler:
             error = MarketDataError("no answer before the next cycle was due", "late")
         except MarketDataError as exc:
             error = exc
-        # A request the gate skipped was logged once, where the pause began.
-        logger.log(logging.DEBUG if isinstance(error, RequestSkipped) else logging.WARNING, "%s: %s", what, error)
+        _log_failure(what, error)
         raise error
-
-    def _fresh(self, readings: Mapping[str, tuple[float, Any]], symbols: tuple[str, ...], now: float) -> tuple:
-        max_age = STALE_AFTER_INTERVALS * self.schedule.update_interval
-        return tuple(readings[s][1] for s in symbols if s in readings and now - readings[s][0] <= max_age)
 
     def run_cycle(self) -> Snapshot:
         """Runs one update cycle and publishes (and returns) its snapshot."""
@@ -286,18 +317,20 @@ class Scheduler:
         complete = self._refresh_rankings(started) and complete
         complete = self._refresh_books() and complete
         now = self._clock()
-        rankings_fresh = (
-            self._rankings_at is not None
-            and now - self._rankings_at <= STALE_AFTER_INTERVALS * self.schedule.rank_interval
-        )
-        rankings = tuple(
-            replace(r, tickers=tuple(t for t in r.tickers if t.symbol not in self._dropped)) for r in self._rankings
-        )
+        fetched_at, rankings = self._rankings or (-math.inf, ())
+        rankings_fresh = now - fetched_at <= STALE_AFTER_INTERVALS * self.schedule.rank_interval
         self.snapshot = Snapshot(
             cycle=self._cycle,
-            rankings=rankings if rankings_fresh else (),
-            notionals=self._fresh(self._notionals, self._ranked("quote_volume"), now),
-            spreads=self._fresh(self._spreads, self._ranked("trade_count"), now),
+            rankings=(
+                tuple(
+                    replace(r, tickers=tuple(t for t in r.tickers if t.symbol not in self._readings.dropped))
+                    for r in rankings
+                )
+                if rankings_fresh
+                else ()
+            ),
+            notionals=self._readings.fresh(self._readings.notionals, self._ranked("quote_volume"), now),
+            spreads=self._readings.fresh(self._readings.spreads, self._ranked("trade_count"), now),
             up=complete,
             last_success=self._wall_clock() if complete else self.snapshot.last_success,
             cycle_duration=now - started,

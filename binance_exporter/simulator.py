@@ -252,8 +252,7 @@ class BinanceSimulator:
         self.weight_limit = weight_limit
         self.ban_seconds = ban_seconds
         self.faults: list[Fault] = []
-        self.requests: Counter[str] = Counter()
-        self.statuses: Counter[str] = Counter()
+        self.answered: Counter[tuple[str, int]] = Counter()  # (path, status)
         self.violations = 0
         self._banned = (-math.inf, -math.inf)  # (since, until), on ``clock``
         self._lock = threading.Lock()
@@ -275,9 +274,7 @@ class BinanceSimulator:
 
     def start(self) -> "BinanceSimulator":
         """Serves on a background thread."""
-        threading.Thread(
-            target=self.server.serve_forever, args=(0.05,), name="binance-simulator", daemon=True
-        ).start()
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), name="binance-simulator", daemon=True).start()
         return self
 
     def stop(self) -> None:
@@ -300,9 +297,12 @@ class BinanceSimulator:
     def stats(self) -> dict[str, Any]:
         """The /sim/stats body: requests by path and by status, weight, violations."""
         with self._lock:
+            requests: Counter[str] = Counter()
+            for (path, _), count in self.answered.items():
+                requests[path] += count
             return {
-                "requests": dict(self.requests),
-                "statuses": dict(self.statuses),
+                "requests": dict(requests),
+                "statuses": {f"{path} {status}": count for (path, status), count in self.answered.items()},
                 "weight_total": self.weights.total,
                 "violations": self.violations,
             }
@@ -315,8 +315,7 @@ class BinanceSimulator:
             if reply.status in (429, 418):
                 seconds = float(reply.headers.get("Retry-After", self.ban_seconds))
                 self._banned = (now, max(self._banned[1], now + seconds))
-            self.requests[path] += 1
-            self.statuses[f"{path} {reply.status}"] += 1
+            self.answered[(path, reply.status)] += 1
             return reply
 
     def _banned_reply(self, now: float) -> Optional[Reply]:
@@ -328,7 +327,9 @@ class BinanceSimulator:
             return Reply(429, _json({"code": -1003, "msg": "Too many requests."}), {"Retry-After": str(left)})
         self.violations += 1
         logger.warning("request during a Retry-After window: violation %d, banned", self.violations)
-        msg = "Way too much request weight used; IP banned. Please use WebSocket Streams for live updates to avoid bans."
+        msg = (
+            "Way too much request weight used; IP banned. Please use WebSocket Streams for live updates to avoid bans."
+        )
         return Reply(418, _json({"code": -1003, "msg": msg}), {"Retry-After": str(math.ceil(self.ban_seconds))})
 
     def _fault_reply(self, path: str, query: str, now: float) -> Optional[Reply]:

@@ -179,22 +179,20 @@ def test_a_signal_stops_it_within_2_s_with_status_0_even_while_a_request_hangs(s
 def test_an_unreachable_binance_is_survived_and_reported():
     dead = f"http://127.0.0.1:{free_port()}"
     exporter, url = start_exporter(dead, "--update-interval", "0.5", "--request-timeout", "0.5")
+    skipped = ("binance_exporter_requests_skipped_total", (("endpoint", "/api/v3/exchangeInfo"), ("reason", "backoff")))
     try:
-        wait_for(
-            lambda: scrape(url)[
-                ("binance_exporter_api_requests_total", (("code", "error"), ("endpoint", "/api/v3/exchangeInfo")))
-            ]
-            >= 2
-        )
+        wait_for(lambda: scrape(url).get(skipped, 0) >= 2)  # backing off, not asking every cycle
         metrics = scrape(url)
         assert metrics[("binance_up", ())] == 0
         assert metrics[("binance_exporter_last_update_timestamp_seconds", ())] == 0
+        assert metrics[("binance_exporter_paused_until_timestamp_seconds", ())] > time.time()
         assert http_get(url + "/healthz")[0] == 503
         assert exporter.poll() is None
     finally:
         status, out, err = stop_process(exporter)
     assert status == 0
     assert f"cannot reach {dead}: Failed to establish a new connection" in err
+    assert err.count("ERROR") == 1  # said once, not every cycle
     assert "Traceback" not in err
     assert out == ""
 
@@ -261,3 +259,43 @@ def test_a_port_in_use_is_a_one_line_error():
         f"binance-exporter: error: cannot listen on 127.0.0.1:{url.rsplit(':', 1)[1]}: Address already in use\n"
     )
     assert "Traceback" not in err
+
+
+def test_metrics_answer_fast_while_every_call_to_binance_hangs(simulator):
+    exporter, url = start_exporter(simulator.url, "--update-interval", "1", "--request-timeout", "30")
+    latencies = []
+    try:
+        wait_for(lambda: up(url))
+        for path in ("/api/v3/depth", "/api/v3/ticker/bookTicker", "/api/v3/ticker/24hr", "/api/v3/exchangeInfo"):
+            simulator.inject(Fault(path, delay=30))
+        wait_for(lambda: not up(url))  # a cycle gave up on its hanging requests
+        for _ in range(20):
+            started = time.monotonic()
+            assert http_get(url + "/metrics")[0] == 200
+            latencies.append(time.monotonic() - started)
+    finally:
+        stop_process(exporter)
+    assert max(latencies) < 1.0  # never waits for Binance's 30 s hang
+    assert sorted(latencies)[len(latencies) // 2] < 0.05
+
+
+def test_a_rate_limited_exporter_sends_nothing_until_retry_after_then_recovers(simulator):
+    simulator.inject(
+        Fault(
+            "/api/v3/ticker/bookTicker",
+            status=429,
+            body=b'{"code":-1003,"msg":"Too much request weight used"}',
+            headers={"Retry-After": "2"},
+            times=1,
+        )
+    )
+    exporter, url = start_exporter(simulator.url, "--update-interval", "0.5")
+    try:
+        wait_for(lambda: scrape(url).get(("binance_exporter_rate_limited_total", (("code", "429"),)), 0) >= 1)
+        assert scrape(url)[("binance_up", ())] == 0
+        wait_for(lambda: up(url))
+    finally:
+        status, _, err = stop_process(exporter)
+    assert status == 0
+    assert simulator.violations == 0
+    assert "sending nothing to Binance for 2 s" in err

@@ -287,3 +287,107 @@ def test_worker_pool_skips_cancelled_calls_and_hands_back_exceptions():
 
 def test_http_helper_reports_errors(simulator):
     assert http_get(simulator.url + "/nowhere")[0] == 404
+
+
+def test_a_symbol_delisted_between_ranking_and_fetch_is_dropped_until_the_next_ranking(scheduler, simulator, clock):
+    scheduler.run_cycle()
+    del simulator.market.symbols["LINKBTC"]
+    clock.advance(10)
+    snapshot = scheduler.run_cycle()
+    assert not snapshot.up
+    assert "LINKBTC" not in {r.symbol for r in snapshot.notionals}
+    assert "LINKBTC" not in {t.symbol for t in snapshot.tickers}
+    assert ("/api/v3/depth", "invalid_symbol", 1) in snapshot.api.errors
+    depth_requests = sim_stats(simulator)["/api/v3/depth"]
+    clock.advance(10)
+    snapshot = scheduler.run_cycle()
+    assert snapshot.up  # what is still listed was all fetched
+    assert sim_stats(simulator)["/api/v3/depth"] == depth_requests + 4  # LINKBTC no longer asked for
+    assert sim_stats(simulator)["/api/v3/exchangeInfo"] == 2  # read again after the -1121
+    clock.advance(40)
+    snapshot = scheduler.run_cycle()  # the next ranking brings a newcomer
+    q1 = next(r for r in snapshot.rankings if r.name == "quote_volume")
+    assert len(q1.symbols) == 5 and "LINKBTC" not in q1.symbols
+    assert len(snapshot.notionals) == 5
+
+
+def test_a_delisted_q2_symbol_does_not_cost_the_others_their_spreads(scheduler, simulator, clock):
+    scheduler.run_cycle()
+    del simulator.market.symbols["BTCDOWNUSDT"]
+    clock.advance(10)
+    snapshot = scheduler.run_cycle()
+    readings = {r.symbol: r for r in snapshot.spreads}
+    assert set(readings) == {"BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT"}
+    assert all(r.cycle == 2 for r in readings.values())  # refreshed one by one after the batch was refused
+    assert not snapshot.up
+    clock.advance(10)
+    assert scheduler.run_cycle().up
+
+
+def test_a_429_pauses_every_request_until_retry_after_and_then_recovers(scheduler, simulator, clock):
+    scheduler.run_cycle()
+    simulator.inject(
+        Fault("/api/v3/ticker/bookTicker", status=429, body=b'{"code":-1003}', headers={"Retry-After": "25"}, times=1)
+    )
+    clock.advance(10)
+    snapshot = scheduler.run_cycle()
+    # the cycle's other requests were already on their way: 429 too, but no violation
+    assert not snapshot.up and snapshot.api.rate_limited[0][0] == "429"
+    assert snapshot.api.paused_until == clock.now + 25
+    sent = sum(sim_stats(simulator).values())
+    for _ in range(2):
+        clock.advance(10)
+        snapshot = scheduler.run_cycle()
+        assert not snapshot.up
+    assert sum(sim_stats(simulator).values()) == sent  # nothing at all was sent
+    assert any(reason == "retry_after" for _, reason, _ in snapshot.api.skipped)
+    clock.advance(10)
+    snapshot = scheduler.run_cycle()
+    assert snapshot.up and snapshot.api.paused_until is None
+    assert simulator.violations == 0
+
+
+def test_binance_weight_limit_429_is_honoured_without_violations(simulator, clock):
+    simulator.weight_limit = 300
+    sched = Scheduler(client_for(simulator, clock, weight_budget=6000), Schedule(10, 60), clock=clock, wall_clock=clock)
+    try:
+        assert sched.run_cycle().up  # 229 of 300, at 1000 s: 20 s left in the minute
+        clock.advance(10)
+        snapshot = sched.run_cycle()  # 129 more would be 358: Binance answers 429, Retry-After 10
+        assert not snapshot.up and snapshot.api.rate_limited
+        assert snapshot.api.paused_until == clock.now + 10
+        clock.advance(10)
+        assert sched.run_cycle().up  # a new minute
+    finally:
+        sched.close()
+    assert simulator.violations == 0
+
+
+def test_the_weight_budget_skips_work_rather_than_send_it(simulator, clock, caplog):
+    sched = Scheduler(client_for(simulator, clock, weight_budget=300), Schedule(10, 60), clock=clock, wall_clock=clock)
+    try:
+        assert sched.run_cycle().up  # 229 of 300
+        clock.advance(10)
+        snapshot = sched.run_cycle()
+        skipped = {(e, r): n for e, r, n in snapshot.api.skipped}
+        assert skipped == {("/api/v3/depth", "weight_budget"): 3}  # 229 + 2 x 25 + 4 = 283; a third would pass 300
+        assert not snapshot.up
+        assert snapshot.api.weight_used <= 300
+        assert "not sent" in caplog.text
+        clock.advance(40)  # a new minute
+        assert sched.run_cycle().up
+    finally:
+        sched.close()
+    assert simulator.stats()["weight_total"] <= 300 + 358
+
+
+def test_binance_blocking_this_host_backs_off_instead_of_retrying_every_cycle(simulator, clock):
+    simulator.inject(Fault("/api/v3/exchangeInfo", status=451, body=b'{"code":0,"msg":"restricted location"}'))
+    sched = Scheduler(client_for(simulator, clock), Schedule(10, 60), clock=clock, wall_clock=clock)
+    try:
+        for _ in range(8):  # 70 s: attempts at 0, 10, 30 and 70 s (pauses 10, 20, 40)
+            sched.run_cycle()
+            clock.advance(10)
+    finally:
+        sched.close()
+    assert sim_stats(simulator)["/api/v3/exchangeInfo"] == 4  # not 8

@@ -1,6 +1,7 @@
 """The fake Binance speaks Binance's protocol: shapes, parameters, errors,
 weights, and a market that moves."""
 
+import http.client
 import json
 from decimal import Decimal as D
 
@@ -191,3 +192,65 @@ def test_command_line_rejects_bad_input(args, capsys):
         main(args)
     assert exit_info.value.code == 2
     assert "error" in capsys.readouterr().err
+
+
+@pytest.fixture
+def clocked():
+    clock = FakeClock(6000.0)
+    sim = BinanceSimulator(Market(tick_seconds=0), clock=clock, weight_limit=60, ban_seconds=120).start()
+    yield sim, clock
+    sim.stop()
+
+
+def test_past_the_weight_limit_binance_answers_429_with_retry_after_to_the_minute_end(clocked):
+    sim, clock = clocked
+    clock.advance(15)
+    assert http_get(sim.url + "/api/v3/depth?symbol=ETHBTC&limit=200")[0] == 200  # 25
+    assert http_get(sim.url + "/api/v3/depth?symbol=ETHBTC&limit=200")[0] == 200  # 50
+    status, headers, body = http_get(sim.url + "/api/v3/depth?symbol=ETHBTC&limit=200")  # 75 > 60
+    assert status == 429 and headers["Retry-After"] == "45"
+    assert json.loads(body)["code"] == -1003
+    assert sim.violations == 0
+
+
+def test_a_request_inside_a_retry_after_window_gets_418_and_counts_as_a_violation(clocked):
+    sim, clock = clocked
+    sim.inject(Fault("/api/v3/ping", status=429, body=b"{}", headers={"Retry-After": "30"}, times=1))
+    assert http_get(sim.url + "/api/v3/ping")[0] == 429
+    assert http_get(sim.url + "/api/v3/ping")[0] == 429  # still in flight when the 429 was sent
+    assert sim.violations == 0
+    clock.advance(1)
+    status, headers, _ = http_get(sim.url + "/api/v3/depth?symbol=ETHBTC")
+    assert (status, headers["Retry-After"]) == (418, "120")
+    assert sim.violations == 1
+    clock.advance(119.9)
+    assert http_get(sim.url + "/api/v3/ping")[0] == 418  # the ban was extended
+    clock.advance(120)
+    assert http_get(sim.url + "/api/v3/ping")[0] == 200
+    assert sim.stats()["violations"] == 2
+
+
+def test_faults_follow_their_schedule(clocked):
+    sim, clock = clocked
+    sim.inject(Fault("/api/v3/ping", status=503, body=b"", after=10, duration=5))
+    assert http_get(sim.url + "/api/v3/ping")[0] == 200
+    clock.advance(10)
+    assert http_get(sim.url + "/api/v3/ping")[0] == 503
+    clock.advance(5)
+    assert http_get(sim.url + "/api/v3/ping")[0] == 200
+
+
+def test_a_fault_can_reset_the_connection_or_cut_the_body_short(simulator):
+    simulator.inject(Fault("/api/v3/ping", reset=True, times=1))
+    with pytest.raises(ConnectionError):
+        http_get(simulator.url + "/api/v3/ping")
+    simulator.inject(Fault("/api/v3/depth", truncate_at=10, times=1))
+    with pytest.raises(http.client.IncompleteRead):
+        http_get(simulator.url + "/api/v3/depth?symbol=ETHBTC")
+
+
+def test_command_line_rejects_a_weight_limit_below_1(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--weight-limit", "0"])
+    assert exit_info.value.code == 2
+    assert "--weight-limit must be 1 or more" in capsys.readouterr().err
