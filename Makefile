@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: install run test lint coverage demo clean
+.PHONY: install run test lint coverage demo soak clean
 
 install: $(STAMP)
 
@@ -26,7 +26,7 @@ test: install
 	$(MAKE) --no-print-directory lint
 
 lint: install
-	$(BIN)/pylint binance_exporter test
+	$(BIN)/pylint binance_exporter test bench
 
 coverage: install
 	$(BIN)/coverage html
@@ -43,3 +43,7 @@ demo: install
 clean:
 	rm -rf $(VENV) .coverage .coverage.* htmlcov .pytest_cache .hypothesis
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# Thousands of fast cycles with faults sprinkled in; memory before and after.
+soak: install
+	$(BIN)/python bench/soak.py $(ARGS)

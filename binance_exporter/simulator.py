@@ -22,7 +22,9 @@ or wrongly shaped body.
 
 ``GET /sim/stats`` (not a Binance endpoint) reports the requests, weight
 and violations the server has seen, so tests and benchmarks measure rather
-than compute.
+than compute; ``POST /sim/faults`` injects a fault given as JSON (the
+fields of ``Fault``, e.g. ``{"path": "/api/v3/depth", "status": 503,
+"times": 2}``) and ``DELETE /sim/faults`` clears them.
 """
 
 from __future__ import annotations
@@ -80,6 +82,24 @@ class Fault:
     duration: Optional[float] = None
     times: Optional[int] = None
     injected_at: float = 0.0
+
+    @classmethod
+    def from_json(cls, text: bytes) -> "Fault":
+        """A fault from its JSON form, as POSTed to /sim/faults: the fields
+        above, ``body`` as a string. Raises ValueError if it is not one."""
+        spec = json.loads(text)
+        if not isinstance(spec, dict) or not isinstance(spec.get("path"), str):
+            raise ValueError("a fault is a JSON object with at least a path")
+        kinds = {
+            "symbol": str, "status": int, "body": str, "headers": dict, "delay": (int, float), "reset": bool,
+            "truncate_at": int, "after": (int, float), "duration": (int, float), "times": int,
+        }  # fmt: skip
+        for name, value in spec.items():
+            if name != "path" and (name not in kinds or not isinstance(value, kinds[name])):
+                raise ValueError(f"fault field {name!r} is unknown or of the wrong type")
+        if "body" in spec:
+            spec["body"] = spec["body"].encode()
+        return cls(**spec)
 
     def matches(self, path: str, query: str, now: float) -> bool:
         """Whether a request for ``path`` with ``query`` at ``now`` gets this fault."""
@@ -426,7 +446,35 @@ def _handler_for(simulator: BinanceSimulator) -> type[BaseHTTPRequestHandler]:
                 return
             self._send(reply)
 
+        def do_POST(self) -> None:  # pylint: disable=invalid-name  # http.server's naming
+            """POST /sim/faults: inject the fault in the body."""
+            if urlsplit(self.path).path != "/sim/faults":
+                self._send(Reply(404, _json({"msg": "POST /sim/faults only"})))
+                return
+            try:
+                length = int(self.headers.get("Content-Length", "0"))
+                fault = simulator.inject(Fault.from_json(self.rfile.read(length)))
+            except ValueError as exc:
+                self._send(Reply(400, _json({"msg": str(exc)})))
+                return
+            self._send(Reply(201, _json({"path": fault.path, "symbol": fault.symbol})))
+
+        def do_DELETE(self) -> None:  # pylint: disable=invalid-name  # http.server's naming
+            """DELETE /sim/faults: serve real answers again."""
+            if urlsplit(self.path).path != "/sim/faults":
+                self._send(Reply(404, _json({"msg": "DELETE /sim/faults only"})))
+                return
+            simulator.clear_faults()
+            self._send(Reply(204, b""))
+
         def _send(self, reply: Reply) -> None:
+            try:
+                self._write(reply)
+            except (BrokenPipeError, ConnectionResetError):
+                logger.debug("client went away before its answer was sent")  # it timed out: normal
+                self.close_connection = True
+
+        def _write(self, reply: Reply) -> None:
             self.send_response(reply.status)
             self.send_header("Content-Type", "application/json;charset=UTF-8")
             self.send_header("Content-Length", str(len(reply.body)))

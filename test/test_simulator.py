@@ -3,6 +3,8 @@ weights, and a market that moves."""
 
 import http.client
 import json
+import urllib.error
+import urllib.request
 from decimal import Decimal as D
 
 import pytest
@@ -254,3 +256,48 @@ def test_command_line_rejects_a_weight_limit_below_1(capsys):
         main(["--weight-limit", "0"])
     assert exit_info.value.code == 2
     assert "--weight-limit must be 1 or more" in capsys.readouterr().err
+
+
+def control(sim, method, body=None):
+    request = urllib.request.Request(
+        sim.url + "/sim/faults", data=None if body is None else body.encode(), method=method
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def test_faults_can_be_injected_and_cleared_over_http(simulator):
+    fault = {"path": "/api/v3/depth", "symbol": "ETHBTC", "status": 503, "body": "busy", "headers": {"X-A": "1"}}
+    assert control(simulator, "POST", json.dumps(fault))[0] == 201
+    status, headers, body = http_get(simulator.url + "/api/v3/depth?symbol=ETHBTC")
+    assert (status, headers["X-A"], body) == (503, "1", b"busy")
+    assert control(simulator, "DELETE")[0] == 204
+    assert http_get(simulator.url + "/api/v3/depth?symbol=ETHBTC")[0] == 200
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ("[]", b"a fault is a JSON object"),
+        ('{"status": 500}', b"a fault is a JSON object"),
+        ('{"path": "/api/v3/depth", "status": "500"}', b"'status' is unknown or of the wrong type"),
+        ('{"path": "/api/v3/depth", "colour": "red"}', b"'colour' is unknown"),
+        ("not json", b"Expecting value"),
+    ],
+)
+def test_a_bad_fault_is_refused(simulator, body, message):
+    status, answer = control(simulator, "POST", body)
+    assert status == 400 and message in answer
+    assert not simulator.faults
+
+
+def test_control_methods_elsewhere_are_404(simulator):
+    for method in ("POST", "DELETE"):
+        request = urllib.request.Request(simulator.url + "/api/v3/depth", data=b"{}", method=method)
+        with pytest.raises(urllib.error.HTTPError) as error:
+            urllib.request.urlopen(request, timeout=5)  # pylint: disable=consider-using-with
+        assert error.value.code == 404
+        error.value.close()
