@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: install run test lint coverage demo soak clean
+.PHONY: install run test lint coverage demo soak clean docker-build docker-up docker-demo docker-down
 
 install: $(STAMP)
 
@@ -47,3 +47,18 @@ clean:
 # Thousands of fast cycles with faults sprinkled in; memory before and after.
 soak: install
 	$(BIN)/python bench/soak.py $(ARGS)
+
+# The stack in docker/ (needs a Docker engine): the exporter, Prometheus and Grafana.
+COMPOSE := docker compose -f docker/docker-compose.yml
+
+docker-build:
+	docker build -f docker/Dockerfile -t binance-exporter:local .
+
+docker-up: docker-build
+	$(COMPOSE) up -d
+
+docker-demo: docker-build
+	$(COMPOSE) --env-file docker/demo.env --profile demo up -d
+
+docker-down:
+	$(COMPOSE) --profile demo down

@@ -51,6 +51,30 @@ WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
 INVALID_SYMBOL_CODE = -1121
 
 
+# Request weights, as Binance documents them, of the calls this client makes.
+WEIGHTS = {
+    "/api/v3/exchangeInfo": 20,
+    "/api/v3/ticker/24hr": 80,  # all symbols
+    "/api/v3/depth": 25,  # limit 101-500
+    "/api/v3/ticker/bookTicker": 4,  # symbols=[...]
+}
+RETRIES = 2
+RETRY_DELAY = 0.5
+RETRY_DELAY_CAP = 4.0
+DATA_API_URL = "https://data-api.binance.vision"
+ERROR_REASONS = (
+    "timeout",
+    "connection",
+    "server_error",
+    "client_error",
+    "rate_limited",
+    "blocked",
+    "invalid_response",
+    "invalid_symbol",
+)
+SKIP_REASONS = ("retry_after", "backoff", "weight_budget")
+
+
 class ApiStats:
     """Requests made to Binance by endpoint and outcome, failures by
     endpoint and reason, requests the gate skipped, and 429/418 answers.
@@ -59,9 +83,11 @@ class ApiStats:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._requests: Counter[tuple[str, str]] = Counter()
-        self._errors: Counter[tuple[str, str]] = Counter()
-        self._skipped: Counter[tuple[str, str]] = Counter()
-        self._rate_limited: Counter[str] = Counter()
+        # Known outcomes start at 0, so that a first failure shows in increase()
+        # and rate() rather than as a new series.
+        self._errors = Counter({(e, r): 0 for e in WEIGHTS for r in ERROR_REASONS})
+        self._skipped = Counter({(e, r): 0 for e in WEIGHTS for r in SKIP_REASONS})
+        self._rate_limited = Counter({"418": 0, "429": 0})
 
     def record_request(self, endpoint: str, code: str) -> None:
         """Counts one request; ``code`` is the HTTP status, ``timeout`` or ``error``."""
@@ -124,19 +150,6 @@ def _network_problem(exc: requests.RequestException) -> str:
     cause = exc.args[0] if exc.args else exc
     cause = getattr(cause, "reason", cause)
     return re.sub(r"^\w+\(host=.*?\): ", "", str(cause), count=1)
-
-
-# Request weights, as Binance documents them, of the calls this client makes.
-WEIGHTS = {
-    "/api/v3/exchangeInfo": 20,
-    "/api/v3/ticker/24hr": 80,  # all symbols
-    "/api/v3/depth": 25,  # limit 101-500
-    "/api/v3/ticker/bookTicker": 4,  # symbols=[...]
-}
-RETRIES = 2
-RETRY_DELAY = 0.5
-RETRY_DELAY_CAP = 4.0
-DATA_API_URL = "https://data-api.binance.vision"
 
 
 class BinanceClient:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import sys
 import threading
 import time
@@ -28,6 +27,7 @@ from binance_exporter.http_server import ExporterHTTPServer, Health
 from binance_exporter.report import render_report, render_spread_lines
 from binance_exporter.request_gate import RequestGate
 from binance_exporter.scheduler import STALE_AFTER_INTERVALS, Schedule, Scheduler
+from binance_exporter.signals import record_stop_signals, wait_for_signal
 from binance_exporter.snapshot import Snapshot
 
 logger = logging.getLogger("binance_exporter.exporter")  # __name__ is __main__ under -m
@@ -87,9 +87,7 @@ def serve(config: Config, out: TextIO) -> int:
         server = ExporterHTTPServer((config.address, config.port), registry, health).start()
     except OSError as exc:
         config_error(f"cannot listen on {config.address}:{config.port}: {exc.strerror or exc}")
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda signum, _frame: stop.set())
+    signalled = record_stop_signals()
     logger.info(
         "binance-exporter %s serving http://%s:%d/metrics, reading %s every %g s (rankings every %g s)",
         __version__,
@@ -100,9 +98,10 @@ def serve(config: Config, out: TextIO) -> int:
         config.rank_interval,
     )
     printer = ReportPrinter(config.output_format, out)
+    stop = threading.Event()
     threading.Thread(target=scheduler.run, args=(stop, printer.publish), name="scheduler", daemon=True).start()
-    while not stop.wait(1.0):
-        pass
+    wait_for_signal(signalled)
+    stop.set()
     logger.info("stopping")
     server.stop()
     return 0

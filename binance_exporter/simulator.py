@@ -33,7 +33,6 @@ import argparse
 import json
 import logging
 import math
-import signal
 import socket
 import struct
 import sys
@@ -45,6 +44,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Optional
 from urllib.parse import parse_qs, urlsplit
 
+from binance_exporter.signals import record_stop_signals, wait_for_signal
 from binance_exporter.simulated_market import Market
 
 logger = logging.getLogger(__name__)
@@ -526,13 +526,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         simulator = BinanceSimulator(market, args.address, args.port, weight_limit=args.weight_limit)
     except OSError as exc:
         parser.error(f"cannot listen on {args.address}:{args.port}: {exc.strerror}")
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+    signalled = record_stop_signals()
     simulator.start()
     print(f"binance simulator listening on {simulator.url}", flush=True)
-    while not stop.wait(0.5):
-        pass
+    wait_for_signal(signalled)
     simulator.stop()
     return 0
 

@@ -43,11 +43,18 @@ def requests_of(client):
 
 
 def errors_of(client):
-    return {(endpoint, reason): count for endpoint, reason, count in client.api_counts().errors}
+    return {(endpoint, reason): count for endpoint, reason, count in client.api_counts().errors if count}
 
 
 def skipped_of(client):
-    return {(endpoint, reason): count for endpoint, reason, count in client.api_counts().skipped}
+    return {(endpoint, reason): count for endpoint, reason, count in client.api_counts().skipped if count}
+
+
+def test_failure_counters_start_at_zero_for_every_endpoint_and_reason(client):
+    counts = client.api_counts()
+    assert ("/api/v3/depth", "timeout", 0) in counts.errors
+    assert ("/api/v3/ticker/24hr", "weight_budget", 0) in counts.skipped
+    assert counts.rate_limited == (("418", 0), ("429", 0))
 
 
 def test_exchange_info_and_tickers(client):
@@ -191,7 +198,7 @@ def _pause_for_retry_after(simulator, client, clock, caplog, status, retry_after
         assert skipped.value.reason == "retry_after"
     assert requests_of(client) == {("/api/v3/depth", str(status)): 1}  # nothing more was sent
     counts = client.api_counts()
-    assert counts.rate_limited == ((str(status), 1),)
+    assert (str(status), 1) in counts.rate_limited
     assert counts.paused_until == clock.now + pause
     assert ("/api/v3/ticker/24hr", "retry_after", 1) in counts.skipped
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING and "sending nothing" in r.message]
