@@ -1,0 +1,289 @@
+"""The stack in docker/, checked with the real Prometheus tools: the configs
+load, every alert fires and stays quiet as its rule test says, the live
+/metrics pass promtool, and a real Prometheus scrapes the exporter and
+answers every query of the Grafana dashboard and of the alerts.
+
+Docker itself cannot run here; the compose file, the Dockerfile and the
+dashboard are checked for structure instead.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import urllib.parse
+from pathlib import Path
+
+import pytest
+import yaml
+
+from binance_exporter.config import OPTIONS
+from .helpers import ROOT, free_port, http_get, start_module, stop_process, wait_for
+
+DOCKER = Path(ROOT) / "docker"
+DASHBOARD = DOCKER / "grafana" / "dashboards" / "binance.json"
+Q2 = {"BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT", "BTCDOWNUSDT"}
+
+
+def tool(name):
+    """The path of a Prometheus tool; in CI a missing one fails the test."""
+    path = shutil.which(name)
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} is missing: CI installs Debian's prometheus package (.ci/run)")
+        pytest.skip(f"needs {name}: apt-get update && apt-get install -y prometheus")
+    return path
+
+
+def promtool(*args, stdin=None):
+    return subprocess.run(
+        [tool("promtool"), *args], cwd=DOCKER, input=stdin, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def load_yaml(name):
+    return yaml.safe_load((DOCKER / name).read_text(encoding="utf-8"))
+
+
+def alert_rules():
+    return [rule for group in load_yaml("alerts.yml")["groups"] for rule in group["rules"]]
+
+
+def dashboard_queries():
+    """Every PromQL expression of the dashboard, its variables filled in."""
+    board = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    exprs = [t["expr"] for p in board["panels"] for t in p.get("targets", [])]
+    for variable in board["templating"]["list"]:
+        match = re.fullmatch(r"label_values\((\w+), *(\w+)\)", variable["definition"])
+        exprs.append(f"group by ({match[2]}) ({match[1]})")
+    return [e.replace("$symbol", ".*").replace("$__rate_interval", "1m") for e in exprs]
+
+
+def test_prometheus_config_is_valid():
+    result = promtool("check", "config", "prometheus.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_alert_rules_are_valid():
+    result = promtool("check", "rules", "alerts.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_alert_fires_and_stays_quiet_as_its_rule_test_says():
+    result = promtool("test", "rules", "alerts.test.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_alert_has_a_firing_and_a_quiet_case_and_tells_the_operator_what_to_do():
+    cases = [case for test in load_yaml("alerts.test.yml")["tests"] for case in test["alert_rule_test"]]
+    for rule in alert_rules():
+        mine = [case for case in cases if case["alertname"] == rule["alert"]]
+        assert any(case["exp_alerts"] for case in mine), f"{rule['alert']} is never shown firing"
+        assert any(not case["exp_alerts"] for case in mine), f"{rule['alert']} is never shown quiet"
+        assert rule["annotations"]["summary"] and len(rule["annotations"]["description"]) > 80
+    names = {rule["alert"] for rule in alert_rules()}
+    assert {"BinanceExporterDown", "BinanceDataFailing", "BinanceDataStale", "BinanceRateLimited"} <= names
+    assert "BinanceWeightNearBudget" in names
+
+
+@pytest.fixture(scope="module")
+def stack():
+    """The fake Binance, the exporter and a real Prometheus scraping it, with
+    a configuration derived from docker/prometheus.yml."""
+    prometheus = tool("prometheus")
+    binance = start_module("binance_exporter.simulator", "--port", "0", "--tick-seconds", "0.5")
+    exporter = prometheus_process = None
+    with tempfile.TemporaryDirectory() as workdir:
+        try:
+            binance_url = wait_for(binance.stdout.readline).split()[-1]
+            exporter_port, prometheus_port = free_port(), free_port()
+            exporter = start_module(
+                "binance_exporter.exporter",
+                *("--port", str(exporter_port), "--address", "127.0.0.1", "--base-url", binance_url),
+                *("--update-interval", "1", "--rank-interval", "10"),
+            )
+            config = load_yaml("prometheus.yml")
+            config["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
+            config["rule_files"] = [str(DOCKER / "alerts.yml")]
+            for job in config["scrape_configs"]:
+                job["scrape_interval"] = "1s"
+                own = f"127.0.0.1:{prometheus_port}" if job["job_name"] == "prometheus" else None
+                job["static_configs"] = [{"targets": [own or f"127.0.0.1:{exporter_port}"]}]
+            Path(workdir, "prometheus.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
+            prometheus_process = subprocess.Popen(  # pylint: disable=consider-using-with  # stopped below
+                [
+                    prometheus,
+                    f"--config.file={workdir}/prometheus.yml",
+                    f"--storage.tsdb.path={workdir}/data",
+                    f"--web.listen-address=127.0.0.1:{prometheus_port}",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            url = f"http://127.0.0.1:{prometheus_port}"
+            wait_for(lambda: http_get(url + "/-/ready")[0] == 200, timeout=30)
+            yield {"prometheus": url, "exporter": f"http://127.0.0.1:{exporter_port}"}
+        finally:
+            for process in (prometheus_process, exporter, binance):
+                if process is not None:
+                    stop_process(process)
+
+
+def query(stack, expr):
+    status, _, body = http_get(f"{stack['prometheus']}/api/v1/query?query={urllib.parse.quote(expr)}")
+    return status, json.loads(body)
+
+
+def test_prometheus_scrapes_the_exporter(stack):
+    def exporter_target_up():
+        _, _, body = http_get(stack["prometheus"] + "/api/v1/targets")
+        targets = json.loads(body)["data"]["activeTargets"]
+        return [t for t in targets if t["labels"]["job"] == "binance-exporter" and t["health"] == "up"]
+
+    assert wait_for(exporter_target_up, timeout=30)
+
+
+def test_binance_spread_has_the_q2_symbols(stack):
+    def symbols():
+        _, answer = query(stack, "binance_spread")
+        return {series["metric"]["symbol"] for series in answer["data"]["result"]}
+
+    wait_for(lambda: len(symbols()) == 5, timeout=30)
+    assert symbols() == Q2
+
+
+def test_every_dashboard_query_parses_and_returns_data(stack):
+    for expr in dashboard_queries():
+
+        def answer(expr=expr):
+            status, body = query(stack, expr)
+            assert status == 200, f"{expr}: {body}"
+            return body["data"]["result"]
+
+        assert wait_for(answer, timeout=40), f"no data for {expr}"
+
+
+def test_every_alert_expression_parses(stack):
+    for rule in alert_rules():
+        status, body = query(stack, rule["expr"])
+        assert status == 200 and body["status"] == "success", f"{rule['expr']}: {body}"
+
+
+def test_prometheus_loaded_the_alert_rules(stack):
+    _, _, body = http_get(stack["prometheus"] + "/api/v1/rules")
+    loaded = {rule["name"] for group in json.loads(body)["data"]["groups"] for rule in group["rules"]}
+    assert loaded == {rule["alert"] for rule in alert_rules()}
+
+
+def test_live_metrics_pass_promtool_check_metrics(stack):
+    wait_for(lambda: b"binance_spread{" in http_get(stack["exporter"] + "/metrics")[2], timeout=30)
+    _, _, metrics = http_get(stack["exporter"] + "/metrics")
+    result = promtool("check", "metrics", stdin=metrics.decode())
+    assert result.returncode == 0 and result.stdout == "" and result.stderr == "", result.stdout + result.stderr
+
+
+def compose():
+    return load_yaml("docker-compose.yml")
+
+
+def test_compose_has_the_exporter_prometheus_grafana_and_a_demo_simulator():
+    services = compose()["services"]
+    assert {"exporter", "prometheus", "grafana", "simulator"} <= set(services)
+    assert services["simulator"]["profiles"] == ["demo"]
+    published = {port.split(":")[0] for service in services.values() for port in service.get("ports", [])}
+    assert published == {"8080", "9090", "3000"}
+
+
+def test_every_image_is_pinned():
+    for name, service in compose()["services"].items():
+        image = service.get("image", "")
+        if "build" in service:
+            continue
+        repository, _, tag = image.rpartition(":")
+        assert repository and re.fullmatch(r"v?\d+\.\d+\.\d+", tag), f"{name}: {image} is not pinned"
+    for line in (DOCKER / "Dockerfile").read_text(encoding="utf-8").splitlines():
+        if line.startswith("FROM "):
+            assert re.fullmatch(r"FROM python:\d+\.\d+\.\d+-slim-\w+( AS \w+)?", line), line
+
+
+def test_every_volume_build_and_env_file_of_the_stack_exists_in_the_repository():
+    for name, service in compose()["services"].items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("."):
+                assert (DOCKER / source).exists(), f"{name}: {source} is missing"
+        if "build" in service:
+            context = DOCKER / service["build"]["context"]
+            assert (context / service["build"]["dockerfile"]).is_file()
+    assert (DOCKER / "demo.env").is_file()
+
+
+def test_every_flag_is_settable_through_the_exporters_environment():
+    environment = compose()["services"]["exporter"]["environment"]
+    assert {option.env for option in OPTIONS} <= set(environment)
+
+
+def test_the_demo_points_the_exporter_at_the_simulator():
+    settings = dict(
+        line.split("=", 1) for line in (DOCKER / "demo.env").read_text(encoding="utf-8").splitlines() if "=" in line
+    )
+    assert settings["BINANCE_EXPORTER_BASE_URL"] == "http://simulator:9999"
+    simulator = compose()["services"]["simulator"]
+    assert "--port" in simulator["entrypoint"] and "9999" in simulator["entrypoint"]
+
+
+def test_grafana_provisions_the_prometheus_datasource_the_dashboard_uses():
+    datasource = yaml.safe_load(
+        (DOCKER / "grafana/provisioning/datasources/prometheus.yml").read_text(encoding="utf-8")
+    )
+    uid = datasource["datasources"][0]["uid"]
+    assert datasource["datasources"][0]["url"] == "http://prometheus:9090"
+    provider = yaml.safe_load((DOCKER / "grafana/provisioning/dashboards/dashboards.yml").read_text(encoding="utf-8"))
+    mounts = dict(v.split(":")[:2][::-1] for v in compose()["services"]["grafana"]["volumes"] if v.startswith("."))
+    assert mounts[provider["providers"][0]["options"]["path"]] == "./grafana/dashboards"
+    board = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    for panel in board["panels"]:
+        if panel["type"] != "row":
+            assert panel["datasource"]["uid"] == uid, panel["title"]
+
+
+def test_the_dashboard_shows_what_operators_need():
+    board = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    exprs = " ".join(dashboard_queries())
+    for metric in (
+        "binance_spread",
+        "binance_spread_delta",
+        "binance_order_book_notional",
+        "binance_top_symbol_rank",
+        "binance_up",
+        "binance_exporter_last_update_timestamp_seconds",
+        "binance_exporter_api_requests_total",
+        "binance_exporter_api_weight_used",
+        "binance_exporter_update_duration_seconds",
+    ):
+        assert metric in exprs, metric
+    assert [p["type"] for p in board["panels"]].count("table") == 2
+    assert [v["name"] for v in board["templating"]["list"]] == ["symbol"]
+    ids = [p["id"] for p in board["panels"]]
+    assert len(ids) == len(set(ids))
+
+
+def test_the_image_runs_the_exporter_as_a_non_root_user_with_a_healthcheck():
+    dockerfile = (DOCKER / "Dockerfile").read_text(encoding="utf-8")
+    assert dockerfile.count("\nFROM ") + dockerfile.startswith("FROM ") >= 2  # multi-stage
+    assert re.search(r"^USER (?!root|0\b)\S+", dockerfile, re.MULTILINE)
+    assert re.search(r"^EXPOSE 8080$", dockerfile, re.MULTILINE)
+    healthcheck = dockerfile[dockerfile.index("HEALTHCHECK") :].split("\nENTRYPOINT")[0]
+    assert "/healthz" in healthcheck and '["python", "-c"' in healthcheck  # no curl or wget in a slim image
+    assert 'ENTRYPOINT ["python", "-m", "binance_exporter"]' in dockerfile
+    ignored = (Path(ROOT) / ".dockerignore").read_text(encoding="utf-8").splitlines()
+    assert ignored[1] == "*" and "!binance_exporter/" in ignored
+
+
+def test_the_makefile_has_the_docker_targets():
+    makefile = (Path(ROOT) / "Makefile").read_text(encoding="utf-8")
+    for target in ("docker-build", "docker-up", "docker-demo", "docker-down"):
+        assert re.search(rf"^{target}:", makefile, re.MULTILINE), target
