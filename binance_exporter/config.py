@@ -32,21 +32,19 @@ class Config:
     base_url: str = "https://api.binance.com"
     request_timeout: float = 5.0
     weight_budget: int = 1200
+    top: int = 5
     loglevel: str = "INFO"
     once: bool = False
     output_format: str = "text"
 
 
-def _port(text: str) -> int:
-    if not text.strip().isdigit() or not 1 <= int(text) <= 65535:
-        raise ValueError(f"must be a whole number from 1 to 65535, not {text!r}")
-    return int(text)
+def _whole_number(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        if not text.strip().isdigit() or not low <= int(text) <= high:
+            raise ValueError(f"must be a whole number from {low} to {high}, not {text!r}")
+        return int(text)
 
-
-def _weight_budget(text: str) -> int:
-    if not text.strip().isdigit() or not 1 <= int(text) <= 6000:
-        raise ValueError(f"must be a whole number from 1 to 6000 (Binance's limit), not {text!r}")
-    return int(text)
+    return parse
 
 
 def _seconds(text: str) -> float:
@@ -104,13 +102,19 @@ class _Option:
 
 
 OPTIONS = (
-    _Option("--port", "port", _port, "port to serve /metrics on"),
+    _Option("--port", "port", _whole_number(1, 65535), "port to serve /metrics on"),
     _Option("--address", "address", _address, "address to listen on"),
     _Option("--update-interval", "update_interval", _seconds, "seconds between updates of books and spreads"),
     _Option("--rank-interval", "rank_interval", _seconds, "seconds between refreshes of the top lists"),
     _Option("--base-url", "base_url", _base_url, "Binance REST API base URL"),
     _Option("--request-timeout", "request_timeout", _seconds, "seconds to wait for Binance to connect or answer"),
-    _Option("--weight-budget", "weight_budget", _weight_budget, "request weight the exporter may use per minute"),
+    _Option(
+        "--weight-budget",
+        "weight_budget",
+        _whole_number(1, 1_000_000),
+        "request weight the exporter may use per minute (Binance allows 6000 per IP)",
+    ),
+    _Option("--top", "top", _whole_number(1, 100), "how many symbols each top list holds"),
     _Option("--loglevel", "loglevel", _choice(LOG_LEVELS, str.upper), "|".join(LOG_LEVELS)),
     _Option("--format", "output_format", _choice(FORMATS, str.lower), "format of the printed report: text|json"),
 )

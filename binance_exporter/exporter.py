@@ -25,7 +25,7 @@ from binance_exporter.collector import SnapshotCollector
 from binance_exporter.config import Config, config_error, parse_args
 from binance_exporter.http_server import ExporterHTTPServer, Health
 from binance_exporter.report import render_report, render_spread_lines
-from binance_exporter.request_gate import RequestGate
+from binance_exporter.request_gate import BINANCE_WEIGHT_LIMIT, RequestGate
 from binance_exporter.scheduler import STALE_AFTER_INTERVALS, Schedule, Scheduler
 from binance_exporter.signals import record_stop_signals, wait_for_signal
 from binance_exporter.snapshot import Snapshot
@@ -59,8 +59,15 @@ class ReportPrinter:
 
 
 def _scheduler(config: Config) -> Scheduler:
+    if config.weight_budget > BINANCE_WEIGHT_LIMIT:
+        logger.warning(
+            "--weight-budget %d is above Binance's %d per minute: only Binance's own 429s will limit requests",
+            config.weight_budget,
+            BINANCE_WEIGHT_LIMIT,
+        )
     client = BinanceClient(config.base_url, config.request_timeout, RequestGate(config.weight_budget))
-    return Scheduler(client, Schedule(update_interval=config.update_interval, rank_interval=config.rank_interval))
+    schedule = Schedule(config.update_interval, config.rank_interval, top_n=config.top)
+    return Scheduler(client, schedule)
 
 
 def run_once(config: Config, out: TextIO) -> int:

@@ -25,6 +25,7 @@ from typing import Callable, Optional
 from binance_exporter.errors import MarketDataError
 
 DEFAULT_WEIGHT_BUDGET = 1200
+BINANCE_WEIGHT_LIMIT = 6000  # per minute and IP
 BACKOFF_INITIAL = 10.0
 BACKOFF_CAP_UNREACHABLE = 60.0
 BACKOFF_CAP_BLOCKED = 300.0

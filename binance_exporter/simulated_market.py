@@ -87,6 +87,20 @@ def _parse_listing(table: str) -> tuple[ListedSymbol, ...]:
 LISTED_SYMBOLS = _parse_listing(_LISTING)
 
 
+def synthetic_symbols(count: int) -> tuple[ListedSymbol, ...]:
+    """``count`` more BTC-quoted and ``count`` more USDT-quoted symbols
+    (``SYN001BTC``, ``SYN001USDT``, ...), less traded than the listed ones,
+    for exercising long top lists."""
+    symbols = []
+    for i in range(1, count + 1):
+        base = f"SYN{i:03d}"
+        symbols.append(ListedSymbol(f"{base}BTC", base, "BTC", "TRADING", "0.00012345", "0.00000001",
+                                    "0.01000000", str(250 - i), 20000 - i, 500))  # fmt: skip
+        symbols.append(ListedSymbol(f"{base}USDT", base, "USDT", "TRADING", "1.23450000", "0.00010000",
+                                    "0.10000000", str(100000000 - i), 600000 - i, 500))  # fmt: skip
+    return tuple(symbols)
+
+
 def _phase(seed: int, symbol: str) -> float:
     return random.Random(f"{seed}/{symbol}/phase").uniform(0, 2 * math.pi)
 

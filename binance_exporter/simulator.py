@@ -39,13 +39,13 @@ import sys
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Optional
 from urllib.parse import parse_qs, urlsplit
 
 from binance_exporter.signals import record_stop_signals, wait_for_signal
-from binance_exporter.simulated_market import Market
+from binance_exporter.simulated_market import LISTED_SYMBOLS, Market, synthetic_symbols
 
 logger = logging.getLogger(__name__)
 
@@ -265,8 +265,10 @@ class BinanceSimulator:
         window_seconds: float = 60.0,
         ban_seconds: float = BAN_SECONDS,
         clock: Callable[[], float] = time.time,
+        latency: float = 0.0,
     ):
         self.market = market or Market()
+        self.latency = latency  # seconds added to every answer: a network round trip
         self.clock = clock  # Unix time: weight windows are clock minutes, as Binance's are
         self.weights = WeightWindow(window_seconds, clock)
         self.weight_limit = weight_limit
@@ -332,6 +334,8 @@ class BinanceSimulator:
         with self._lock:
             now = self.clock()
             reply = self._banned_reply(now) or self._fault_reply(path, query, now) or self._real_reply(path, query)
+            if self.latency:
+                reply = replace(reply, delay=reply.delay + self.latency)
             if reply.status in (429, 418):
                 seconds = float(reply.headers.get("Retry-After", self.ban_seconds))
                 self._banned = (now, max(self._banned[1], now + seconds))
@@ -508,6 +512,15 @@ def main(argv: Optional[list[str]] = None) -> int:
         help="request weight per minute before answering 429 (default: %(default)s)",
     )
     parser.add_argument(
+        "--latency", type=float, default=0.0, help="seconds to delay every answer, as a network would (default: 0)"
+    )
+    parser.add_argument(
+        "--extra-symbols",
+        type=int,
+        default=0,
+        help="synthetic BTC- and USDT-quoted symbols to add, for long top lists (default: 0)",
+    )
+    parser.add_argument(
         "--tick-seconds",
         type=float,
         default=1.0,
@@ -516,14 +529,18 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = parser.parse_args(argv)
     if not 0 <= args.port <= 65535:
         parser.error(f"--port must be from 0 to 65535, not {args.port}")
+    if not math.isfinite(args.latency) or args.latency < 0 or not 0 <= args.extra_symbols <= 999:
+        parser.error("--latency must be 0 or more and --extra-symbols from 0 to 999")
     if args.weight_limit < 1:
         parser.error(f"--weight-limit must be 1 or more, not {args.weight_limit}")
     if not math.isfinite(args.tick_seconds) or args.tick_seconds < 0:
         parser.error(f"--tick-seconds must be 0 or more, not {args.tick_seconds}")
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        market = Market(seed=args.seed, tick_seconds=args.tick_seconds)
-        simulator = BinanceSimulator(market, args.address, args.port, weight_limit=args.weight_limit)
+        market = Market(LISTED_SYMBOLS + synthetic_symbols(args.extra_symbols), args.seed, args.tick_seconds)
+        simulator = BinanceSimulator(
+            market, args.address, args.port, weight_limit=args.weight_limit, latency=args.latency
+        )
     except OSError as exc:
         parser.error(f"cannot listen on {args.address}:{args.port}: {exc.strerror}")
     signalled = record_stop_signals()

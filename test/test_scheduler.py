@@ -12,7 +12,8 @@ import pytest
 from binance_exporter.binance_client import RETRIES, BinanceClient
 from binance_exporter.request_gate import RequestGate
 from binance_exporter.scheduler import Schedule, Scheduler, WorkerPool
-from binance_exporter.simulator import Fault
+from binance_exporter.simulated_market import LISTED_SYMBOLS, Market, synthetic_symbols
+from binance_exporter.simulator import BinanceSimulator, Fault
 from .helpers import FakeClock, http_get, wait_for
 
 
@@ -391,3 +392,19 @@ def test_binance_blocking_this_host_backs_off_instead_of_retrying_every_cycle(si
     finally:
         sched.close()
     assert sim_stats(simulator)["/api/v3/exchangeInfo"] == 4  # not 8
+
+
+def test_longer_top_lists(clock):
+    market = Market(LISTED_SYMBOLS + synthetic_symbols(30), tick_seconds=0)
+    sim = BinanceSimulator(market, clock=clock).start()
+    sched = Scheduler(client_for(sim, clock), Schedule(10, 60, top_n=20), clock=clock, wall_clock=clock)
+    try:
+        snapshot = sched.run_cycle()
+    finally:
+        sched.close()
+        sim.stop()
+    assert snapshot.up
+    assert [len(r.symbols) for r in snapshot.rankings] == [20, 20]
+    assert len(snapshot.notionals) == len(snapshot.spreads) == 20
+    assert any(symbol.startswith("SYN") for symbol in snapshot.rankings[0].symbols)
+    assert "USDTTRY" not in snapshot.rankings[1].symbols

@@ -3,13 +3,14 @@ weights, and a market that moves."""
 
 import http.client
 import json
+import time
 import urllib.error
 import urllib.request
 from decimal import Decimal as D
 
 import pytest
 
-from binance_exporter.simulated_market import Market, from_units, to_units
+from binance_exporter.simulated_market import LISTED_SYMBOLS, Market, from_units, synthetic_symbols, to_units
 from binance_exporter.simulator import BinanceSimulator, Fault, depth_weight, main, ticker_weight
 from .helpers import FakeClock, http_get, start_module, stop_process, wait_for
 
@@ -301,3 +302,35 @@ def test_control_methods_elsewhere_are_404(simulator):
             urllib.request.urlopen(request, timeout=5)  # pylint: disable=consider-using-with
         assert error.value.code == 404
         error.value.close()
+
+
+def test_latency_delays_every_answer():
+    sim = BinanceSimulator(Market(tick_seconds=0), latency=0.2).start()
+    try:
+        started = time.monotonic()
+        assert http_get(sim.url + "/api/v3/ping")[0] == 200
+        assert time.monotonic() - started >= 0.2
+    finally:
+        sim.stop()
+
+
+def test_synthetic_symbols_are_quoted_in_btc_and_usdt():
+    symbols = synthetic_symbols(3)
+    assert [s.symbol for s in symbols] == [
+        "SYN001BTC",
+        "SYN001USDT",
+        "SYN002BTC",
+        "SYN002USDT",
+        "SYN003BTC",
+        "SYN003USDT",
+    ]
+    market = Market(LISTED_SYMBOLS + symbols, tick_seconds=0)
+    assert market.depth("SYN002USDT", 200)["bids"]
+
+
+@pytest.mark.parametrize("args", [["--latency", "-1"], ["--extra-symbols", "1000"]])
+def test_command_line_rejects_bad_latency_or_symbol_count(args, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    assert "--latency must be 0 or more" in capsys.readouterr().err
