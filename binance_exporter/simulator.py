@@ -224,8 +224,9 @@ class Query:
 class WeightWindow:
     """Request weight used per window (Binance: per clock minute, per IP)."""
 
-    def __init__(self, seconds: float = 60.0, clock: Callable[[], float] = time.time):
+    def __init__(self, seconds: float = 60.0, clock: Callable[[], float] = time.time, limit: int = WEIGHT_LIMIT):
         self.seconds = seconds
+        self.limit = limit
         self._clock = clock
         self._window = -1
         self.used = 0
@@ -236,10 +237,10 @@ class WeightWindow:
         if window != self._window:
             self._window, self.used = window, 0
 
-    def fits(self, weight: int, limit: int) -> bool:
-        """Whether ``weight`` more stays within ``limit`` this window."""
+    def fits(self, weight: int) -> bool:
+        """Whether ``weight`` more stays within the limit this window."""
         self._roll()
-        return self.used + weight <= limit
+        return self.used + weight <= self.limit
 
     def add(self, weight: int) -> int:
         """Counts ``weight`` and returns the weight used this window."""
@@ -270,8 +271,7 @@ class BinanceSimulator:
         self.market = market or Market()
         self.latency = latency  # seconds added to every answer: a network round trip
         self.clock = clock  # Unix time: weight windows are clock minutes, as Binance's are
-        self.weights = WeightWindow(window_seconds, clock)
-        self.weight_limit = weight_limit
+        self.weights = WeightWindow(window_seconds, clock, weight_limit)
         self.ban_seconds = ban_seconds
         self.faults: list[Fault] = []
         self.answered: Counter[tuple[str, int]] = Counter()  # (path, status)
@@ -373,8 +373,8 @@ class BinanceSimulator:
         status, body, weight = self.answer(path, query)
         if not weight:
             return Reply(status, _json(body))
-        if not self.weights.fits(weight, self.weight_limit):
-            msg = f"Too much request weight used; current limit is {self.weight_limit} request weight per 1 MINUTE."
+        if not self.weights.fits(weight):
+            msg = f"Too much request weight used; current limit is {self.weights.limit} request weight per 1 MINUTE."
             left = str(math.ceil(self.weights.seconds_left()))
             return Reply(429, _json({"code": -1003, "msg": msg}), {"Retry-After": left})
         used = str(self.weights.add(weight))

@@ -349,7 +349,7 @@ def test_a_429_pauses_every_request_until_retry_after_and_then_recovers(schedule
 
 
 def test_binance_weight_limit_429_is_honoured_without_violations(simulator, clock):
-    simulator.weight_limit = 300
+    simulator.weights.limit = 300
     sched = Scheduler(client_for(simulator, clock, weight_budget=6000), Schedule(10, 60), clock=clock, wall_clock=clock)
     try:
         assert sched.run_cycle().up  # 229 of 300, at 1000 s: 20 s left in the minute
