@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: install run test lint coverage demo soak clean docker-build docker-up docker-demo docker-down
+.PHONY: install run test lint coverage demo soak bench clean docker-build docker-up docker-demo docker-down
 
 install: $(STAMP)
 
@@ -62,3 +62,7 @@ docker-demo: docker-build
 
 docker-down:
 	$(COMPOSE) --profile demo down
+
+# The benchmark: cycle latency, weight, /metrics latency, memory and CPU (a few minutes).
+bench: install
+	$(BIN)/python bench/bench.py $(ARGS)
