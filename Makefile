@@ -26,7 +26,7 @@ test: install
 	$(MAKE) --no-print-directory lint
 
 lint: install
-	$(BIN)/pylint binance_exporter test bench
+	$(BIN)/pylint binance_exporter test bench/*.py
 
 coverage: install
 	$(BIN)/coverage html

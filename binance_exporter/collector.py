@@ -16,16 +16,20 @@ looks like this (abridged)::
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+import threading
+from typing import Callable, Iterator, Optional
 
+from prometheus_client import ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import Collector, CollectorRegistry
 
 from binance_exporter import __version__
 from binance_exporter.market import BOOK_DEPTH
 from binance_exporter.snapshot import Snapshot
 
 _EVERY_UPDATE = "refreshed every update interval"
+_OPENMETRICS_EOF = b"# EOF\n"  # ends an OpenMetrics body; the process metrics follow the snapshot's
 _EVERY_RANKING = "refreshed every rank interval"
 
 
@@ -163,3 +167,35 @@ class SnapshotCollector(Collector):
         build = GaugeMetricFamily("binance_exporter_build_info", "Exporter version; always 1.", labels=["version"])
         build.add_metric([__version__], 1)
         yield build
+
+
+class MetricsPage:
+    """The /metrics body: the current snapshot's metrics, then the
+    exporter process's own (CPU, memory, file descriptors).
+
+    A snapshot never changes, so its part is rendered once per snapshot and
+    format and served from that copy until the next cycle publishes a new
+    snapshot; only the few process metrics are rendered at each scrape.
+    """
+
+    def __init__(self, current: Callable[[], Snapshot]):
+        self._current = current
+        self._process = CollectorRegistry()
+        ProcessCollector(registry=self._process)
+        self._lock = threading.Lock()
+        self._rendered: tuple[Optional[Snapshot], dict[str, bytes]] = (None, {})
+
+    def render(self, accept: Optional[str]) -> tuple[bytes, str]:
+        """(body, content type) for a scrape sending ``accept``."""
+        encoder, content_type = choose_encoder(accept)
+        snapshot = self._current()
+        with self._lock:
+            if self._rendered[0] is not snapshot:
+                self._rendered = (snapshot, {})
+            rendered = self._rendered[1]
+            if content_type not in rendered:
+                registry = CollectorRegistry()
+                registry.register(SnapshotCollector(lambda: snapshot))
+                rendered[content_type] = encoder(registry).removesuffix(_OPENMETRICS_EOF)
+            body = rendered[content_type]
+        return body + encoder(self._process), content_type

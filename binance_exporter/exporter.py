@@ -16,12 +16,9 @@ import threading
 import time
 from typing import Mapping, Optional, Sequence, TextIO
 
-from prometheus_client import ProcessCollector
-from prometheus_client.registry import CollectorRegistry
-
 from binance_exporter import __version__
 from binance_exporter.binance_client import BinanceClient
-from binance_exporter.collector import SnapshotCollector
+from binance_exporter.collector import MetricsPage
 from binance_exporter.config import Config, config_error, parse_args
 from binance_exporter.http_server import ExporterHTTPServer, Health
 from binance_exporter.report import render_report, render_spread_lines
@@ -86,12 +83,10 @@ def run_once(config: Config, out: TextIO) -> int:
 def serve(config: Config, out: TextIO) -> int:
     """Serves /metrics and updates until SIGTERM or SIGINT; returns 0."""
     scheduler = _scheduler(config)
-    registry = CollectorRegistry()
-    registry.register(SnapshotCollector(lambda: scheduler.snapshot))
-    ProcessCollector(registry=registry)
+    metrics = MetricsPage(lambda: scheduler.snapshot)
     health = Health(lambda: scheduler.snapshot, STALE_AFTER_INTERVALS * config.update_interval)
     try:
-        server = ExporterHTTPServer((config.address, config.port), registry, health).start()
+        server = ExporterHTTPServer((config.address, config.port), metrics, health).start()
     except OSError as exc:
         config_error(f"cannot listen on {config.address}:{config.port}: {exc.strerror or exc}")
     signalled = record_stop_signals()

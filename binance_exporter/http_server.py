@@ -14,10 +14,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Optional
 from urllib.parse import urlsplit
 
-from prometheus_client.exposition import choose_encoder
-from prometheus_client.registry import CollectorRegistry
-
 from binance_exporter import __version__
+from binance_exporter.collector import MetricsPage
 from binance_exporter.snapshot import Snapshot
 
 logger = logging.getLogger(__name__)
@@ -64,9 +62,12 @@ class ExporterHTTPServer(ThreadingHTTPServer):
     """Serves the exporter's endpoints, one thread per connection."""
 
     daemon_threads = True
+    # Connections waiting to be accepted; past this the kernel drops new
+    # ones and the scraper retries a second later (socketserver's default is 5).
+    request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], registry: CollectorRegistry, health: Health):
-        self.registry = registry
+    def __init__(self, address: tuple[str, int], metrics: MetricsPage, health: Health):
+        self.metrics = metrics
         self.health = health
         self._thread: Optional[threading.Thread] = None
         super().__init__(address, _Handler)
@@ -89,6 +90,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: ExporterHTTPServer
     server_version = f"binance-exporter/{__version__}"
     timeout = CLIENT_TIMEOUT
+    disable_nagle_algorithm = True  # headers and body are separate writes: no 40 ms delayed-ACK stalls
 
     def do_GET(self) -> None:  # pylint: disable=invalid-name  # http.server's naming
         """Serves a path."""
@@ -106,8 +108,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self, send_body: bool) -> None:
         path = urlsplit(self.path).path
         if path == "/metrics":
-            encoder, content_type = choose_encoder(self.headers.get("Accept"))
-            self._send(200, content_type, encoder(self.server.registry), send_body)
+            body, content_type = self.server.metrics.render(self.headers.get("Accept"))
+            self._send(200, content_type, body, send_body)
         elif path == "/healthz":
             healthy, text = self.server.health.check()
             self._send(200 if healthy else 503, "text/plain; charset=utf-8", f"{text}\n".encode(), send_body)

@@ -285,8 +285,7 @@ class BinanceSimulator:
             "/api/v3/depth": self._depth,
             "/api/v3/ticker/bookTicker": self._book_ticker,
         }
-        self.server = ThreadingHTTPServer((address, port), _handler_for(self))
-        self.server.daemon_threads = True
+        self.server = _Server((address, port), _handler_for(self))
 
     @property
     def url(self) -> str:
@@ -428,12 +427,21 @@ class BinanceSimulator:
         return [self.market.book_ticker(name) for name in symbols or self.market.symbols], 4
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # a cycle's concurrent requests must not overflow the listen backlog
+
+
 def _handler_for(simulator: BinanceSimulator) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         """Carries out the simulator's reply to one HTTP request."""
 
         protocol_version = "HTTP/1.1"
         server_version = "binance-simulator"
+        # Headers and body go out in separate writes: without TCP_NODELAY,
+        # Nagle's algorithm and the client's delayed ACK add 40 ms to some
+        # answers, which no real HTTP server in front of Binance does.
+        disable_nagle_algorithm = True
 
         def do_GET(self) -> None:  # pylint: disable=invalid-name  # http.server's naming
             """GET: the simulator's reply, or its stats."""

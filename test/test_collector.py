@@ -7,7 +7,7 @@ import pytest
 from prometheus_client.registry import CollectorRegistry
 
 from binance_exporter import __version__
-from binance_exporter.collector import SnapshotCollector
+from binance_exporter.collector import MetricsPage, SnapshotCollector
 from binance_exporter.market import BookTop, Ranking, Ticker24h
 from binance_exporter.snapshot import ApiCounts, BookNotional, Snapshot, SpreadReading
 
@@ -119,3 +119,30 @@ def test_an_empty_snapshot_exports_down_and_no_market_series():
         s for f in registry.collect() for s in f.samples if f.name.startswith("binance_") and "symbol" in s.labels
     ]
     assert market_samples == []
+
+
+def test_metrics_page_renders_each_snapshot_once_and_appends_process_metrics(monkeypatch):
+    renders = []
+    original = SnapshotCollector.collect
+    monkeypatch.setattr(SnapshotCollector, "collect", lambda self: renders.append(1) or original(self))
+    current = [SNAPSHOT]
+    page = MetricsPage(lambda: current[0])
+    first, content_type = page.render(None)
+    assert content_type.startswith("text/plain; version=0.0.4")
+    assert b'binance_spread{symbol="BTCUSDT"} 0.01' in first
+    assert b"process_resident_memory_bytes" in first
+    for _ in range(3):
+        page.render(None)
+    assert len(renders) == 1  # the same snapshot is not rendered again
+    current[0] = Snapshot(cycle=3, up=False)
+    after, _ = page.render(None)
+    assert len(renders) == 2
+    assert b"binance_spread{" not in after and b"binance_up 0.0" in after
+
+
+def test_metrics_page_in_openmetrics_ends_once_with_eof():
+    page = MetricsPage(lambda: SNAPSHOT)
+    body, content_type = page.render("application/openmetrics-text; version=1.0.0")
+    assert content_type.startswith("application/openmetrics-text")
+    assert body.count(b"# EOF\n") == 1 and body.endswith(b"# EOF\n")
+    assert b'binance_spread{symbol="BTCUSDT"} 0.01' in body and b"process_cpu_seconds_total" in body

@@ -4,9 +4,7 @@ import socket
 import time
 
 import pytest
-from prometheus_client.registry import CollectorRegistry
-
-from binance_exporter.collector import SnapshotCollector
+from binance_exporter.collector import MetricsPage
 from binance_exporter.http_server import ExporterHTTPServer, Health
 from binance_exporter.snapshot import Snapshot
 from .helpers import FakeClock, http_get
@@ -24,10 +22,8 @@ def clock():
 
 @pytest.fixture
 def server(state, clock):
-    registry = CollectorRegistry()
-    registry.register(SnapshotCollector(lambda: state["snapshot"]))
     health = Health(lambda: state["snapshot"], max_age=30, clock=clock)
-    srv = ExporterHTTPServer(("127.0.0.1", 0), registry, health).start()
+    srv = ExporterHTTPServer(("127.0.0.1", 0), MetricsPage(lambda: state["snapshot"]), health).start()
     yield f"http://127.0.0.1:{srv.server_address[1]}"
     srv.stop()
 
