@@ -158,8 +158,15 @@ class SymbolReadings:
         self.notionals.pop(symbol, None)
         self.spreads.pop(symbol, None)
 
-    def fresh(self, readings: Mapping[str, tuple[float, Any]], symbols: tuple[str, ...], now: float) -> tuple:
-        """The readings of ``symbols`` that are not too old, in list order."""
+    def fresh_notionals(self, symbols: tuple[str, ...], now: float) -> tuple[BookNotional, ...]:
+        """The Q3 readings of ``symbols`` that are not too old, in list order."""
+        return self._fresh(self.notionals, symbols, now)
+
+    def fresh_spreads(self, symbols: tuple[str, ...], now: float) -> tuple[SpreadReading, ...]:
+        """The Q4 readings of ``symbols`` that are not too old, in list order."""
+        return self._fresh(self.spreads, symbols, now)
+
+    def _fresh(self, readings: Mapping[str, tuple[float, Any]], symbols: tuple[str, ...], now: float) -> tuple:
         return tuple(readings[s][1] for s in symbols if s in readings and now - readings[s][0] <= self.max_age)
 
 
@@ -329,8 +336,8 @@ class Scheduler:
                 if rankings_fresh
                 else ()
             ),
-            notionals=self._readings.fresh(self._readings.notionals, self._ranked("quote_volume"), now),
-            spreads=self._readings.fresh(self._readings.spreads, self._ranked("trade_count"), now),
+            notionals=self._readings.fresh_notionals(self._ranked("quote_volume"), now),
+            spreads=self._readings.fresh_spreads(self._ranked("trade_count"), now),
             up=complete,
             last_success=self._wall_clock() if complete else self.snapshot.last_success,
             cycle_duration=now - started,
