@@ -17,7 +17,7 @@ looks like this (abridged)::
 from __future__ import annotations
 
 import threading
-from typing import Callable, Iterator, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional
 
 from prometheus_client import ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -35,6 +35,16 @@ _EVERY_RANKING = "refreshed every rank interval"
 
 def _gauge(name: str, documentation: str, labels: tuple[str, ...] = ()) -> GaugeMetricFamily:
     return GaugeMetricFamily(name, documentation, labels=list(labels))
+
+
+def _counter(
+    name: str, documentation: str, labels: tuple[str, ...], rows: Iterable[tuple[Any, ...]]
+) -> CounterMetricFamily:
+    """A counter family from rows of (label values..., count)."""
+    family = CounterMetricFamily(name, documentation, labels=list(labels))
+    for *values, count in rows:
+        family.add_metric(values, count)
+    return family
 
 
 class SnapshotCollector(Collector):
@@ -114,38 +124,33 @@ class SnapshotCollector(Collector):
             f"Duration of the latest update cycle, seconds; {_EVERY_UPDATE}.",
             value=snapshot.cycle_duration or 0,
         )
-        requests = CounterMetricFamily(
+        yield _counter(
             "binance_exporter_api_requests",
             "Requests made to Binance, by endpoint and HTTP status (or timeout/error when there was no answer).",
-            labels=["endpoint", "code"],
+            ("endpoint", "code"),
+            snapshot.api.requests,
         )
-        for endpoint, code, count in snapshot.api.requests:
-            requests.add_metric([endpoint, code], count)
-        errors = CounterMetricFamily(
+        yield _counter(
             "binance_exporter_api_errors",
             "Failed requests to Binance, by endpoint and reason (timeout, connection, server_error, client_error, "
             "rate_limited, blocked, invalid_response, invalid_symbol).",
-            labels=["endpoint", "reason"],
+            ("endpoint", "reason"),
+            snapshot.api.errors,
         )
-        for endpoint, reason, count in snapshot.api.errors:
-            errors.add_metric([endpoint, reason], count)
-        skipped = CounterMetricFamily(
+        yield _counter(
             "binance_exporter_requests_skipped",
             "Requests not sent to Binance, by endpoint and reason "
             "(retry_after: Binance asked for a pause; backoff: Binance unreachable or refusing this host; "
             "weight_budget: the request would exceed the per-minute weight budget).",
-            labels=["endpoint", "reason"],
+            ("endpoint", "reason"),
+            snapshot.api.skipped,
         )
-        for endpoint, reason, count in snapshot.api.skipped:
-            skipped.add_metric([endpoint, reason], count)
-        rate_limited = CounterMetricFamily(
+        yield _counter(
             "binance_exporter_rate_limited",
             "Answers from Binance saying the request weight limit was exceeded (429) or the IP is banned (418).",
-            labels=["code"],
+            ("code",),
+            snapshot.api.rate_limited,
         )
-        for code, count in snapshot.api.rate_limited:
-            rate_limited.add_metric([code], count)
-        yield from (requests, errors, skipped, rate_limited)
         yield GaugeMetricFamily(
             "binance_exporter_paused_until_timestamp_seconds",
             "Unix time until which nothing is sent to Binance (Retry-After or backoff), 0 when requests flow.",

@@ -235,18 +235,25 @@ def test_snapshots_carry_request_counts_and_weight(scheduler):
     assert snapshot.cycle_duration is not None and snapshot.cycle_duration >= 0
 
 
-def test_run_publishes_a_snapshot_every_interval_until_stopped(simulator):
-    sched = Scheduler(BinanceClient(simulator.url, timeout=1.0), Schedule(update_interval=0.5, rank_interval=60))
+def run_until_published(sched, count):
+    """Runs ``sched.run`` on a thread until ``count`` snapshots are out, then
+    stops it; returns them."""
     published, stop = [], threading.Event()
     thread = threading.Thread(target=sched.run, args=(stop, published.append))
     thread.start()
     try:
-        wait_for(lambda: len(published) >= 3, timeout=5)
+        wait_for(lambda: len(published) >= count, timeout=5)
     finally:
         stop.set()
         thread.join(timeout=2)
         sched.close()
     assert not thread.is_alive()
+    return published
+
+
+def test_run_publishes_a_snapshot_every_interval_until_stopped(simulator):
+    sched = Scheduler(BinanceClient(simulator.url, timeout=1.0), Schedule(update_interval=0.5, rank_interval=60))
+    published = run_until_published(sched, 3)
     assert [s.cycle for s in published[:3]] == [1, 2, 3]
     assert all(s.up for s in published)
 
@@ -259,15 +266,7 @@ def test_an_unexpected_error_in_a_cycle_is_logged_and_survived(simulator, caplog
             raise RuntimeError("a bug")
 
     sched = Scheduler(BrokenSource(simulator.url, timeout=1.0), Schedule(update_interval=0.05, rank_interval=60))
-    published, stop = [], threading.Event()
-    thread = threading.Thread(target=sched.run, args=(stop, published.append))
-    thread.start()
-    try:
-        wait_for(lambda: len(published) >= 2, timeout=5)
-    finally:
-        stop.set()
-        thread.join(timeout=2)
-        sched.close()
+    published = run_until_published(sched, 2)
     assert not published[-1].up
     assert "update cycle failed" in caplog.text and "a bug" in caplog.text
 
