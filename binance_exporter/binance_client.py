@@ -20,7 +20,7 @@ import re
 import threading
 import time
 from collections import Counter
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 from urllib.parse import urlsplit
 
 import requests
@@ -161,37 +161,51 @@ class BinanceClient:
     exponential backoff and jitter, as long as the caller's ``time_left``
     allows. Safe to use from several threads at once: each thread gets its
     own ``Spot`` (and so its own HTTP connection pool).
+
+    With several base URLs, a request that finds Binance unreachable or
+    refusing this host (451, 403) moves every later request to the next
+    URL; the client backs off only once all of them have failed in a row,
+    and stays with whichever URL answers.
     """
 
     def __init__(
         self,
-        base_url: str,
+        base_urls: str | Sequence[str],
         timeout: float,
         gate: Optional[RequestGate] = None,
         stats: Optional[ApiStats] = None,
         sleep: Callable[[float], None] = time.sleep,
     ):
-        self.base_url = base_url.rstrip("/")
+        urls = (base_urls,) if isinstance(base_urls, str) else tuple(base_urls)
+        self.base_urls = tuple(url.rstrip("/") for url in urls)
         self.timeout = timeout
         self.gate = gate or RequestGate()
         self.stats = stats or ApiStats()
         self._sleep = sleep
-        self._base_path = urlsplit(self.base_url).path
         self._local = threading.local()
+        self._failover_lock = threading.Lock()
+        self._active = 0  # index of the base URL in use
+        self._failed_in_a_row = 0  # base URLs that failed since one last answered
+
+    @property
+    def base_url(self) -> str:
+        """The base URL requests go to now."""
+        return self.base_urls[self._active]
 
     def _spot(self) -> Spot:
-        spot = getattr(self._local, "spot", None)
-        if spot is None:
-            spot = Spot(base_url=self.base_url, timeout=self.timeout, show_header=True)
-            spot.session.hooks["response"].append(self._on_response)
-            self._local.spot = spot
-        return spot
+        spots = self._local.__dict__.setdefault("spots", {})
+        url = self.base_url
+        if url not in spots:
+            spots[url] = Spot(base_url=url, timeout=self.timeout, show_header=True)
+            spots[url].session.hooks["response"].append(self._on_response)
+        return spots[url]
 
     def _on_response(self, response: requests.Response, *_args: Any, **_kwargs: Any) -> None:
         # Runs for every HTTP response, errors included, before
         # binance-connector looks at it: the one place that sees the real
         # status code and headers of each.
-        endpoint = urlsplit(response.url).path[len(self._base_path) :]
+        path = urlsplit(response.url).path
+        endpoint = path[path.rfind("/api/") :] if "/api/" in path else path
         self.stats.record_request(endpoint, str(response.status_code))
         weight = _weight(response.headers)
         if weight is not None:
@@ -222,6 +236,7 @@ class BinanceClient:
                 logger.info("%s, retrying in %.1f s", exc, delay)
                 self._sleep(delay)
             else:
+                self._failed_in_a_row = 0
                 self.gate.succeeded()
                 return data
         raise AssertionError("unreachable")  # pragma: no cover
@@ -274,6 +289,8 @@ class BinanceClient:
             until = self.gate.retry_after(exc.retry_after)
             if until is not None:
                 logger.warning("%s; sending nothing to Binance for %g s, until %s", exc, exc.retry_after, _iso(until))
+        elif exc.reason in ("blocked", "connection") and self._fail_over(exc):
+            return
         elif exc.reason == "blocked":
             until = self.gate.back_off(BACKOFF_CAP_BLOCKED)
             logger.error(
@@ -286,6 +303,21 @@ class BinanceClient:
         elif exc.reason == "connection":
             until = self.gate.back_off(BACKOFF_CAP_UNREACHABLE)
             logger.warning("%s; retrying at %s", exc, _iso(until))
+
+    def _fail_over(self, exc: MarketDataError) -> bool:
+        """Moves to the next base URL; False when every one has now failed
+        in a row (time to back off; the next round starts afresh)."""
+        with self._failover_lock:
+            if len(self.base_urls) == 1:
+                return False
+            failed = self.base_url
+            self._active = (self._active + 1) % len(self.base_urls)
+            self._failed_in_a_row += 1
+            if self._failed_in_a_row < len(self.base_urls):
+                logger.warning("%s; switching from %s to %s", exc, failed, self.base_url)
+                return True
+            self._failed_in_a_row = 0
+            return False
 
     def _parsed(
         self, endpoint: str, call: Callable[[Spot], Any], parse: Callable[[Any], Any], time_left: Optional[float]

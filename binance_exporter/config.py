@@ -29,7 +29,7 @@ class Config:
     address: str = "0.0.0.0"
     update_interval: float = 10.0
     rank_interval: float = 60.0
-    base_url: str = "https://api.binance.com"
+    base_urls: tuple[str, ...] = ("https://api.binance.com",)
     request_timeout: float = 5.0
     weight_budget: int = 1200
     top: int = 5
@@ -57,11 +57,13 @@ def _seconds(text: str) -> float:
     return value
 
 
-def _base_url(text: str) -> str:
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"must be an http:// or https:// URL, not {text!r}")
-    return text.rstrip("/")
+def _base_urls(text: str) -> tuple[str, ...]:
+    urls = tuple(url.strip() for url in text.split(","))
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"must be http:// or https:// URLs, separated by commas, not {url!r}")
+    return tuple(url.rstrip("/") for url in urls)
 
 
 def _address(text: str) -> str:
@@ -106,7 +108,12 @@ OPTIONS = (
     _Option("--address", "address", _address, "address to listen on"),
     _Option("--update-interval", "update_interval", _seconds, "seconds between updates of books and spreads"),
     _Option("--rank-interval", "rank_interval", _seconds, "seconds between refreshes of the top lists"),
-    _Option("--base-url", "base_url", _base_url, "Binance REST API base URL"),
+    _Option(
+        "--base-url",
+        "base_urls",
+        _base_urls,
+        "Binance REST API base URL; several, separated by commas, are tried in turn when one fails",
+    ),
     _Option("--request-timeout", "request_timeout", _seconds, "seconds to wait for Binance to connect or answer"),
     _Option(
         "--weight-budget",
@@ -127,6 +134,10 @@ class _OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+def _shown(default: object) -> str:
+    return ",".join(default) if isinstance(default, tuple) else str(default)
+
+
 def _parser() -> _OneLineParser:
     parser = _OneLineParser(
         prog="binance-exporter",
@@ -140,7 +151,7 @@ def _parser() -> _OneLineParser:
             option.flag,
             dest=option.field,
             metavar=option.flag.lstrip("-").replace("-", "_").upper(),
-            help=f"{option.help} (default: {getattr(defaults, option.field)}; env {option.env})",
+            help=f"{option.help} (default: {_shown(getattr(defaults, option.field))}; env {option.env})",
         )
     parser.add_argument(
         "--once",

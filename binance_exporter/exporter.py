@@ -62,7 +62,7 @@ def _scheduler(config: Config) -> Scheduler:
             config.weight_budget,
             BINANCE_WEIGHT_LIMIT,
         )
-    client = BinanceClient(config.base_url, config.request_timeout, RequestGate(config.weight_budget))
+    client = BinanceClient(config.base_urls, config.request_timeout, RequestGate(config.weight_budget))
     schedule = Schedule(config.update_interval, config.rank_interval, top_n=config.top)
     return Scheduler(client, schedule)
 
@@ -75,7 +75,7 @@ def run_once(config: Config, out: TextIO) -> int:
     out.write(render_report(snapshot, time.time(), config.output_format))
     out.flush()
     if not snapshot.up:
-        logger.error("could not read everything from Binance at %s", config.base_url)
+        logger.error("could not read everything from Binance at %s", ", ".join(config.base_urls))
         return 1
     return 0
 
@@ -95,7 +95,7 @@ def serve(config: Config, out: TextIO) -> int:
         __version__,
         config.address,
         config.port,
-        config.base_url,
+        ", ".join(config.base_urls),
         config.update_interval,
         config.rank_interval,
     )

@@ -270,3 +270,31 @@ def test_a_base_url_with_a_path_prefix_keeps_endpoint_labels(simulator):
     with pytest.raises(MarketDataError):
         client.exchange_info()
     assert requests_of(client) == {("/api/v3/exchangeInfo", "404"): 1}
+
+
+def test_a_refusing_base_url_fails_over_to_the_next_without_backing_off(simulator, clock, sleeps, caplog):
+    refusing = BinanceSimulator(Market(tick_seconds=0)).start()
+    refusing.inject(Fault("/api/v3/exchangeInfo", status=451, body=b'{"code":0,"msg":"restricted location"}'))
+    try:
+        client = BinanceClient([refusing.url, simulator.url], 1.0, gate=RequestGate(clock=clock), sleep=sleeps)
+        with pytest.raises(MarketDataError):
+            client.exchange_info()
+        assert client.api_counts().paused_until is None
+        assert f"switching from {refusing.url} to {simulator.url}" in caplog.text
+        assert client.exchange_info() and client.tickers_24h()
+        assert client.base_url == simulator.url  # stays with the one that answers
+    finally:
+        refusing.stop()
+    assert refusing.stats()["requests"] == {"/api/v3/exchangeInfo": 1}
+
+
+def test_when_every_base_url_fails_in_a_row_the_client_backs_off(clock, sleeps):
+    dead = [f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}"]
+    client = BinanceClient(dead, 1.0, gate=RequestGate(clock=clock), sleep=sleeps)
+    with pytest.raises(MarketDataError, match=f"cannot reach {dead[0]}"):
+        client.exchange_info()
+    assert client.api_counts().paused_until is None
+    with pytest.raises(MarketDataError, match=f"cannot reach {dead[1]}"):
+        client.exchange_info()
+    assert client.api_counts().paused_until == clock.now + 10
+    assert client.base_url == dead[0]  # the next round starts again from the first

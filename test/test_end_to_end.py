@@ -299,3 +299,14 @@ def test_a_rate_limited_exporter_sends_nothing_until_retry_after_then_recovers(s
     assert status == 0
     assert simulator.violations == 0
     assert "sending nothing to Binance for 2 s" in err
+
+
+def test_several_base_urls_fail_over_to_one_that_answers(simulator):
+    dead = f"http://127.0.0.1:{free_port()}"
+    exporter, url = start_exporter(f"{dead},{simulator.url}", "--update-interval", "0.5")
+    try:
+        wait_for(lambda: up(url))
+    finally:
+        status, _, err = stop_process(exporter)
+    assert status == 0
+    assert f"switching from {dead} to {simulator.url}" in err
