@@ -5,10 +5,11 @@ this is the only module that imports ``binance``, so moving to another
 client library (binance-connector is deprecated in favour of
 ``binance-sdk-spot``) changes this module alone.
 
-Every request has a timeout. Every failure (timeout, refused connection,
-HTTP error, a body that is not what Binance documents) is counted in
-``ApiStats`` and raised as ``MarketDataError`` with the cause chained; the
-callers never see a ``requests`` or ``binance`` exception.
+Every request first passes the ``RequestGate`` and has a timeout. Every
+failure (timeout, refused connection, HTTP error, a body that is not what
+Binance documents) is counted in ``ApiStats`` and raised as
+``MarketDataError`` with the cause chained; the callers never see a
+``requests`` or ``binance`` exception.
 """
 
 from __future__ import annotations
@@ -37,13 +38,13 @@ from binance_exporter.request_gate import (
     RequestGate,
     RequestSkipped,
 )
-from binance_exporter.snapshot import ApiCounts
 from binance_exporter.responses import (
     parse_book_tops,
     parse_exchange_info,
     parse_order_book,
     parse_tickers,
 )
+from binance_exporter.snapshot import ApiCounts
 
 logger = logging.getLogger(__name__)
 
@@ -192,9 +193,8 @@ class BinanceClient:
         """The base URL requests go to now."""
         return self.base_urls[self._active]
 
-    def _spot(self) -> Spot:
+    def _spot(self, url: str) -> Spot:
         spots = self._local.__dict__.setdefault("spots", {})
-        url = self.base_url
         if url not in spots:
             spots[url] = Spot(base_url=url, timeout=self.timeout, show_header=True)
             spots[url].session.hooks["response"].append(self._on_response)
@@ -224,14 +224,15 @@ class BinanceClient:
                 if exc.reason == "weight_budget":
                     logger.warning("%s", exc)
                 raise
+            url = self.base_url
             try:
-                data = self._attempt(endpoint, call)
+                data = self._attempt(endpoint, call, url)
             except MarketDataError as exc:
                 self.stats.record_error(endpoint, exc.reason)
                 delay = min(RETRY_DELAY_CAP, RETRY_DELAY * 2**attempt) * random.uniform(0.5, 1.0)
                 in_time = deadline is None or time.monotonic() + delay + self.timeout < deadline
                 if not (exc.retryable and attempt < RETRIES and in_time):
-                    self._after_failure(exc)
+                    self._after_failure(exc, url)
                     raise
                 logger.info("%s, retrying in %.1f s", exc, delay)
                 self._sleep(delay)
@@ -241,10 +242,10 @@ class BinanceClient:
                 return data
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _attempt(self, endpoint: str, call: Callable[[Spot], Any]) -> Any:
+    def _attempt(self, endpoint: str, call: Callable[[Spot], Any], url: str) -> Any:
         self._local.response = None
         try:
-            result = call(self._spot())
+            result = call(self._spot(url))
         except requests.Timeout as exc:
             self.stats.record_request(endpoint, "timeout")
             raise MarketDataError(f"{endpoint}: no answer within {self.timeout:g} s", "timeout", True) from exc
@@ -252,7 +253,7 @@ class BinanceClient:
             # No HTTP answer, or one cut short (a reset connection).
             if self._local.response is None:
                 self.stats.record_request(endpoint, "error")
-            problem = f"cannot reach {self.base_url}: {_network_problem(exc)}"
+            problem = f"cannot reach {url}: {_network_problem(exc)}"
             raise MarketDataError(f"{endpoint}: {problem}", "connection", True) from exc
         except (ConnectorError, KeyError, TypeError, ValueError) as exc:
             # binance-connector raises ClientError/ServerError for 4xx/5xx,
@@ -282,14 +283,15 @@ class BinanceClient:
             return MarketDataError(message, "server_error", True)
         return MarketDataError(message, "client_error")
 
-    def _after_failure(self, exc: MarketDataError) -> None:
-        """Pauses requests where Binance asks for it or refuses us."""
+    def _after_failure(self, exc: MarketDataError, url: str) -> None:
+        """Pauses requests, or moves them to another base URL, where Binance
+        asks for it, cannot be reached or refuses us at ``url``."""
         if isinstance(exc, RateLimited):
             self.stats.record_rate_limited(exc.status)
             until = self.gate.retry_after(exc.retry_after)
             if until is not None:
                 logger.warning("%s; sending nothing to Binance for %g s, until %s", exc, exc.retry_after, _iso(until))
-        elif exc.reason in ("blocked", "connection") and self._fail_over(exc):
+        elif exc.reason in ("blocked", "connection") and self._fail_over(exc, url):
             return
         elif exc.reason == "blocked":
             until = self.gate.back_off(BACKOFF_CAP_BLOCKED)
@@ -304,13 +306,14 @@ class BinanceClient:
             until = self.gate.back_off(BACKOFF_CAP_UNREACHABLE)
             logger.warning("%s; retrying at %s", exc, _iso(until))
 
-    def _fail_over(self, exc: MarketDataError) -> bool:
-        """Moves to the next base URL; False when every one has now failed
-        in a row (time to back off; the next round starts afresh)."""
+    def _fail_over(self, exc: MarketDataError, failed: str) -> bool:
+        """Moves on from the base URL ``failed``; False when every one has
+        now failed in a row (time to back off; the next round starts afresh)."""
         with self._failover_lock:
             if len(self.base_urls) == 1:
                 return False
-            failed = self.base_url
+            if failed != self.base_url:
+                return True  # a concurrent request already moved on from it
             self._active = (self._active + 1) % len(self.base_urls)
             self._failed_in_a_row += 1
             if self._failed_in_a_row < len(self.base_urls):

@@ -4,6 +4,7 @@ failure turned into MarketDataError."""
 
 import json
 import logging
+import threading
 from decimal import Decimal as D
 
 import pytest
@@ -298,3 +299,24 @@ def test_when_every_base_url_fails_in_a_row_the_client_backs_off(clock, sleeps):
         client.exchange_info()
     assert client.api_counts().paused_until == clock.now + 10
     assert client.base_url == dead[0]  # the next round starts again from the first
+
+
+def test_concurrent_failures_at_one_base_url_move_on_once(simulator, clock, caplog):
+    dead = f"http://127.0.0.1:{free_port()}"
+    client = BinanceClient([dead, simulator.url], 1.0, gate=RequestGate(clock=clock), sleep=lambda _: None)
+    errors = []
+
+    def fetch(symbol):
+        try:
+            client.order_book(symbol)
+        except MarketDataError as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=fetch, args=(s,)) for s in ("ETHBTC", "BNBBTC", "SOLBTC", "XRPBTC")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert client.base_url == simulator.url
+    assert client.api_counts().paused_until is None  # one dead URL is not "every URL failed"
+    assert caplog.text.count("switching from") == 1
