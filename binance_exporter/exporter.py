@@ -55,7 +55,7 @@ class ReportPrinter:
             logger.warning("cannot print to stdout: %s", exc)
 
 
-def _scheduler(config: Config) -> Scheduler:
+def build_scheduler(config: Config) -> Scheduler:
     if config.weight_budget > BINANCE_WEIGHT_LIMIT:
         logger.warning(
             "--weight-budget %d is above Binance's %d per minute: only Binance's own 429s will limit requests",
@@ -69,7 +69,7 @@ def _scheduler(config: Config) -> Scheduler:
 
 def run_once(config: Config, out: TextIO) -> int:
     """Prints one report; 0 if every answer could be fetched, else 1."""
-    scheduler = _scheduler(config)
+    scheduler = build_scheduler(config)
     snapshot = scheduler.run_cycle()
     scheduler.close()
     out.write(render_report(snapshot, time.time(), config.output_format))
@@ -82,7 +82,7 @@ def run_once(config: Config, out: TextIO) -> int:
 
 def serve(config: Config, out: TextIO) -> int:
     """Serves /metrics and updates until SIGTERM or SIGINT; returns 0."""
-    scheduler = _scheduler(config)
+    scheduler = build_scheduler(config)
     metrics = MetricsPage(lambda: scheduler.snapshot)
     health = Health(lambda: scheduler.snapshot, STALE_AFTER_INTERVALS * config.update_interval)
     try:

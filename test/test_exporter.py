@@ -5,13 +5,13 @@ import io
 import logging
 
 from binance_exporter.config import Config
-from binance_exporter.exporter import ReportPrinter, _scheduler
+from binance_exporter.exporter import ReportPrinter, build_scheduler
 from binance_exporter.snapshot import Snapshot
 
 
 def test_a_weight_budget_above_binances_limit_is_accepted_with_a_warning(caplog):
     caplog.set_level(logging.WARNING)
-    scheduler = _scheduler(Config(weight_budget=10_000, top=7))
+    scheduler = build_scheduler(Config(weight_budget=10_000, top=7))
     scheduler.close()
     assert "--weight-budget 10000 is above Binance's 6000 per minute" in caplog.text
     assert scheduler.schedule.top_n == 7
