@@ -29,7 +29,7 @@ from binance.error import ClientError, Error as ConnectorError
 from binance.spot import Spot
 
 from binance_exporter.errors import MarketDataError
-from binance_exporter.market import BOOK_DEPTH, BookTop, OrderBook, SymbolInfo, Ticker24h
+from binance_exporter.market import BOOK_DEPTH, BookTop, OrderBook, SymbolInfo, Ticker24h, format_utc
 from binance_exporter.request_gate import (
     BACKOFF_CAP_BLOCKED,
     BACKOFF_CAP_UNREACHABLE,
@@ -138,10 +138,9 @@ class RateLimited(MarketDataError):
 
 
 def _weight(headers: Any) -> Optional[int]:
-    value = headers.get(WEIGHT_HEADER) if headers is not None else None
     try:
-        return int(value) if value is not None else None
-    except ValueError:
+        return int(headers[WEIGHT_HEADER])
+    except (KeyError, ValueError):
         return None
 
 
@@ -290,7 +289,9 @@ class BinanceClient:
             self.stats.record_rate_limited(exc.status)
             until = self.gate.retry_after(exc.retry_after)
             if until is not None:
-                logger.warning("%s; sending nothing to Binance for %g s, until %s", exc, exc.retry_after, _iso(until))
+                logger.warning(
+                    "%s; sending nothing to Binance for %g s, until %s", exc, exc.retry_after, format_utc(until)
+                )
         elif exc.reason in ("blocked", "connection") and self._fail_over(exc, url):
             return
         elif exc.reason == "blocked":
@@ -300,11 +301,11 @@ class BinanceClient:
                 "firewall); --base-url %s serves the same market data; retrying at %s",
                 exc,
                 DATA_API_URL,
-                _iso(until),
+                format_utc(until),
             )
         elif exc.reason == "connection":
             until = self.gate.back_off(BACKOFF_CAP_UNREACHABLE)
-            logger.warning("%s; retrying at %s", exc, _iso(until))
+            logger.warning("%s; retrying at %s", exc, format_utc(until))
 
     def _fail_over(self, exc: MarketDataError, failed: str) -> bool:
         """Moves on from the base URL ``failed``; False when every one has
@@ -362,9 +363,9 @@ class BinanceClient:
         for error in rejected:
             logger.warning("%s: %s", endpoint, error)
         missing = [symbol for symbol in symbols if symbol not in tops]
+        for _ in missing:
+            self.stats.record_error(endpoint, "invalid_response")
         if missing:
-            for _ in missing:
-                self.stats.record_error(endpoint, "invalid_response")
             logger.warning("%s: no valid record for %s", endpoint, ", ".join(missing))
         return {symbol: tops[symbol] for symbol in symbols if symbol in tops}
 
@@ -382,7 +383,3 @@ def _retry_after(response: Optional[requests.Response], status: int) -> float:
     except ValueError:
         seconds = math.nan
     return seconds if math.isfinite(seconds) and seconds >= 0 else DEFAULT_RETRY_AFTER[status]
-
-
-def _iso(when: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))

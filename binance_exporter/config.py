@@ -127,19 +127,19 @@ OPTIONS = (
 )
 
 
-class _OneLineParser(argparse.ArgumentParser):
+class OneLineParser(argparse.ArgumentParser):
     """argparse, with errors reported in one line rather than with usage."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        config_error(message, self.prog)
 
 
 def _shown(default: object) -> str:
     return ",".join(default) if isinstance(default, tuple) else str(default)
 
 
-def _parser() -> _OneLineParser:
-    parser = _OneLineParser(
+def _parser() -> OneLineParser:
+    parser = OneLineParser(
         prog="binance-exporter",
         description="Prometheus exporter for Binance spot market data.",
         epilog=f"Every option can also be set as an environment variable {ENV_PREFIX}<OPTION>, "
@@ -185,8 +185,8 @@ def parse_args(argv: Optional[Sequence[str]], env: Mapping[str, str]) -> Config:
     return Config(**values)  # type: ignore[arg-type]
 
 
-def config_error(message: str) -> NoReturn:
-    """Reports a configuration problem found after parsing (such as a port
-    that cannot be bound) the way parse_args does, and exits with 2."""
-    sys.stderr.write(f"binance-exporter: error: {message}\n")
+def config_error(message: str, prog: str = "binance-exporter") -> NoReturn:
+    """Reports bad input in one line on stderr and exits with status 2:
+    flags and variables while parsing, or later (a port that cannot be bound)."""
+    sys.stderr.write(f"{prog}: error: {message}\n")
     sys.exit(2)

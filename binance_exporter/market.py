@@ -21,11 +21,14 @@ from __future__ import annotations
 
 import decimal
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Callable, Iterable, Mapping, Optional, Sequence
 
 TOP_N = 5
 BOOK_DEPTH = 200
+BY_QUOTE_VOLUME = "quote_volume"  # Q1's ranking
+BY_TRADE_COUNT = "trade_count"  # Q2's ranking
 
 # Binance sends at most 8 decimals; 28 digits (Python's default) could round
 # a large book's notional, so sums run in a context wide enough to be exact,
@@ -128,7 +131,7 @@ def top_symbols_by_quote_volume(
 ) -> Ranking:
     """Q1: the top symbols of ``quote_asset`` by 24 h quote volume."""
     top = top_symbols(tickers, symbols, quote_asset, lambda t: t.quote_volume, count)
-    return Ranking("quote_volume", quote_asset, top)
+    return Ranking(BY_QUOTE_VOLUME, quote_asset, top)
 
 
 def top_symbols_by_trade_count(
@@ -139,7 +142,7 @@ def top_symbols_by_trade_count(
 ) -> Ranking:
     """Q2: the top symbols of ``quote_asset`` by 24 h trade count."""
     top = top_symbols(tickers, symbols, quote_asset, lambda t: t.trade_count, count)
-    return Ranking("trade_count", quote_asset, top)
+    return Ranking(BY_TRADE_COUNT, quote_asset, top)
 
 
 def best_levels(levels: Sequence[PriceLevel], side: str, depth: int = BOOK_DEPTH) -> list[PriceLevel]:
@@ -175,6 +178,11 @@ def spread_delta(previous: Optional[Decimal], current: Decimal) -> Optional[Deci
         return None
     with decimal.localcontext(EXACT):
         return abs(current - previous)
+
+
+def format_utc(when: float) -> str:
+    """A Unix time as ``2026-11-21T04:45:44Z``."""
+    return datetime.fromtimestamp(when, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def format_decimal(value: Decimal) -> str:

@@ -5,27 +5,17 @@ decimals (``0.01``, never ``0.010000000002``)."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
-from typing import Any, Optional
+from typing import Any
 
-from binance_exporter.market import BOOK_DEPTH, Ranking, format_decimal
+from binance_exporter.market import BOOK_DEPTH, BY_QUOTE_VOLUME, BY_TRADE_COUNT, format_decimal, format_utc
 from binance_exporter.snapshot import Snapshot
 
 NOT_AVAILABLE = "n/a"
 
 
-def _timestamp(when: float) -> str:
-    return datetime.fromtimestamp(when, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _ranking(snapshot: Snapshot, name: str) -> Optional[Ranking]:
-    return next((r for r in snapshot.rankings if r.name == name), None)
-
-
 def _report_data(snapshot: Snapshot) -> dict[str, Any]:
-    by_volume, by_trades = _ranking(snapshot, "quote_volume"), _ranking(snapshot, "trade_count")
-    notionals = {n.symbol: n for n in snapshot.notionals if n.cycle == snapshot.cycle}
-    spreads = {s.symbol: s for s in snapshot.spreads if s.cycle == snapshot.cycle}
+    by_volume, by_trades = snapshot.ranking(BY_QUOTE_VOLUME), snapshot.ranking(BY_TRADE_COUNT)
+    notionals, spreads = snapshot.notionals_this_cycle(), snapshot.spreads_this_cycle()
     return {
         "q1": [
             {"rank": i, "symbol": t.symbol, "quote_volume": format_decimal(t.quote_volume)}
@@ -55,9 +45,10 @@ def render_report(snapshot: Snapshot, now: float, output_format: str = "text") -
     the latest cycle could not fetch are ``n/a`` (null in JSON)."""
     data = _report_data(snapshot)
     if output_format == "json":
-        return json.dumps({"type": "report", "time": _timestamp(now), **data}) + "\n"
-    quote = next((r.quote_asset for r in snapshot.rankings if r.name == "quote_volume"), "BTC")
-    lines = [f"Binance spot market report, {_timestamp(now)}", ""]
+        return json.dumps({"type": "report", "time": format_utc(now), **data}) + "\n"
+    by_volume = snapshot.ranking(BY_QUOTE_VOLUME)
+    quote = by_volume.quote_asset if by_volume else "BTC"
+    lines = [f"Binance spot market report, {format_utc(now)}", ""]
     lines.append(f"Q1  Top BTC-quoted symbols by 24 h quote volume ({quote})")
     lines += [f"    {row['rank']}  {row['symbol']:<14} {row['quote_volume']:>24}" for row in data["q1"]]
     lines.append("Q2  Top USDT-quoted symbols by 24 h trade count")
@@ -76,8 +67,8 @@ def render_report(snapshot: Snapshot, now: float, output_format: str = "text") -
 def render_spread_lines(snapshot: Snapshot, now: float, output_format: str = "text") -> list[str]:
     """Q5: for each Q2 symbol, the spread the latest cycle fetched and its
     absolute change from the previous one (``n/a`` when there is none)."""
-    ranking = _ranking(snapshot, "trade_count")
-    spreads = {s.symbol: s for s in snapshot.spreads if s.cycle == snapshot.cycle}
+    ranking = snapshot.ranking(BY_TRADE_COUNT)
+    spreads = snapshot.spreads_this_cycle()
     lines = []
     for symbol in ranking.symbols if ranking else ():
         reading = spreads.get(symbol)
@@ -86,12 +77,12 @@ def render_spread_lines(snapshot: Snapshot, now: float, output_format: str = "te
         if output_format == "json":
             lines.append(
                 json.dumps(
-                    {"type": "spread", "time": _timestamp(now), "symbol": symbol, "spread": value, "delta": delta}
+                    {"type": "spread", "time": format_utc(now), "symbol": symbol, "spread": value, "delta": delta}
                 )
             )
         else:
             lines.append(
-                f"{_timestamp(now)}  {symbol:<14} spread {value or NOT_AVAILABLE:>16}"
+                f"{format_utc(now)}  {symbol:<14} spread {value or NOT_AVAILABLE:>16}"
                 f"   delta {delta or NOT_AVAILABLE:>16}"
             )
     return lines

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 from binance_exporter.errors import MarketDataError
+from binance_exporter.market import format_utc
 
 DEFAULT_WEIGHT_BUDGET = 1200
 BINANCE_WEIGHT_LIMIT = 6000  # per minute and IP
@@ -76,7 +77,7 @@ class RequestGate:
             now = self._clock()
             if now < self._paused_until:
                 raise RequestSkipped(
-                    f"{endpoint}: not sent, {self._pause_reason} until {_clock_time(self._paused_until)}",
+                    f"{endpoint}: not sent, {self._pause_reason} until {format_utc(self._paused_until)}",
                     "retry_after" if self._pause_reason == "Retry-After" else "backoff",
                 )
             self._roll_minute(now)
@@ -134,7 +135,3 @@ class RequestGate:
                 self._reported if self._any_report else None,
                 self._paused_until if self._paused_until > now else None,
             )
-
-
-def _clock_time(when: float) -> str:
-    return time.strftime("%H:%M:%S", time.gmtime(when)) + " UTC"

@@ -28,6 +28,8 @@ from typing import Any, Callable, Mapping, Optional, Protocol
 from binance_exporter.errors import MarketDataError
 from binance_exporter.request_gate import RequestSkipped
 from binance_exporter.market import (
+    BY_QUOTE_VOLUME,
+    BY_TRADE_COUNT,
     TOP_N,
     BookTop,
     OrderBook,
@@ -200,12 +202,17 @@ class Scheduler:
         """Releases the worker threads."""
         self._pool.close()
 
+    def _current_rankings(self) -> tuple[Ranking, ...]:
+        """The rankings, less the symbols Binance no longer lists."""
+        dropped = self._readings.dropped
+        return tuple(
+            replace(ranking, tickers=tuple(t for t in ranking.tickers if t.symbol not in dropped))
+            for ranking in (self._rankings[1] if self._rankings else ())
+        )
+
     def _ranked(self, name: str) -> tuple[str, ...]:
         """The symbols of a ranking, less those Binance no longer lists."""
-        for ranking in self._rankings[1] if self._rankings else ():
-            if ranking.name == name:
-                return tuple(s for s in ranking.symbols if s not in self._readings.dropped)
-        return ()
+        return next((r.symbols for r in self._current_rankings() if r.name == name), ())
 
     def _time_left(self) -> float:
         return max(0.0, self._deadline - self._clock())
@@ -248,7 +255,7 @@ class Scheduler:
         return True
 
     def _refresh_books(self) -> bool:
-        q1, q2 = self._ranked("quote_volume"), list(self._ranked("trade_count"))
+        q1, q2 = self._ranked(BY_QUOTE_VOLUME), list(self._ranked(BY_TRADE_COUNT))
         time_left = self._time_left()
         books = {symbol: self._pool.submit(self.source.order_book, symbol, time_left) for symbol in q1}
         tops = self._pool.submit(self.source.book_tops, q2, time_left) if q2 else None
@@ -324,20 +331,13 @@ class Scheduler:
         complete = self._refresh_rankings(started) and complete
         complete = self._refresh_books() and complete
         now = self._clock()
-        fetched_at, rankings = self._rankings or (-math.inf, ())
+        fetched_at = self._rankings[0] if self._rankings else -math.inf
         rankings_fresh = now - fetched_at <= STALE_AFTER_INTERVALS * self.schedule.rank_interval
         self.snapshot = Snapshot(
             cycle=self._cycle,
-            rankings=(
-                tuple(
-                    replace(r, tickers=tuple(t for t in r.tickers if t.symbol not in self._readings.dropped))
-                    for r in rankings
-                )
-                if rankings_fresh
-                else ()
-            ),
-            notionals=self._readings.fresh_notionals(self._ranked("quote_volume"), now),
-            spreads=self._readings.fresh_spreads(self._ranked("trade_count"), now),
+            rankings=self._current_rankings() if rankings_fresh else (),
+            notionals=self._readings.fresh_notionals(self._ranked(BY_QUOTE_VOLUME), now),
+            spreads=self._readings.fresh_spreads(self._ranked(BY_TRADE_COUNT), now),
             up=complete,
             last_success=self._wall_clock() if complete else self.snapshot.last_success,
             cycle_duration=now - started,

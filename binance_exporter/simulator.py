@@ -29,7 +29,6 @@ fields of ``Fault``, e.g. ``{"path": "/api/v3/depth", "status": 503,
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math
@@ -44,6 +43,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Optional
 from urllib.parse import parse_qs, urlsplit
 
+from binance_exporter.config import OneLineParser
 from binance_exporter.signals import record_stop_signals, wait_for_signal
 from binance_exporter.simulated_market import LISTED_SYMBOLS, Market, synthetic_symbols
 
@@ -507,7 +507,7 @@ def _handler_for(simulator: BinanceSimulator) -> type[BaseHTTPRequestHandler]:
 
 def main(argv: Optional[list[str]] = None) -> int:
     """Runs the simulator until SIGTERM or SIGINT."""
-    parser = argparse.ArgumentParser(prog="python -m binance_exporter.simulator", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="python -m binance_exporter.simulator", description=__doc__.splitlines()[0])
     parser.add_argument("--address", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     parser.add_argument(
         "--port", type=int, default=9999, help="port to listen on; 0 picks a free one (default: %(default)s)"

@@ -79,6 +79,18 @@ class Snapshot:
     cycle_duration: Optional[float] = None
     api: ApiCounts = field(default_factory=ApiCounts)
 
+    def ranking(self, name: str) -> Optional[Ranking]:
+        """The ranking called ``name``, if there is one."""
+        return next((ranking for ranking in self.rankings if ranking.name == name), None)
+
+    def notionals_this_cycle(self) -> dict[str, BookNotional]:
+        """The Q3 readings this snapshot's own cycle fetched, by symbol."""
+        return {reading.symbol: reading for reading in self.notionals if reading.cycle == self.cycle}
+
+    def spreads_this_cycle(self) -> dict[str, SpreadReading]:
+        """The Q4 readings this snapshot's own cycle fetched, by symbol."""
+        return {reading.symbol: reading for reading in self.spreads if reading.cycle == self.cycle}
+
     @property
     def tickers(self) -> tuple[Ticker24h, ...]:
         """The 24 h statistics of every ranked symbol, each once."""
