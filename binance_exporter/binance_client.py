@@ -22,14 +22,14 @@ import threading
 import time
 from collections import Counter
 from typing import Any, Callable, Optional, Sequence
-from urllib.parse import urlsplit
 
 import requests
 from binance.error import ClientError, Error as ConnectorError
 from binance.spot import Spot
 
+from binance_exporter.bounded_http import AnswerRefused, BoundedAdapter, RequestLimits
 from binance_exporter.errors import MarketDataError
-from binance_exporter.market import BOOK_DEPTH, BookTop, OrderBook, SymbolInfo, Ticker24h, format_utc
+from binance_exporter.market import BOOK_DEPTH, BookTop, OrderBook, SymbolInfo, Ticker24h, format_utc, printable
 from binance_exporter.request_gate import (
     BACKOFF_CAP_BLOCKED,
     BACKOFF_CAP_UNREACHABLE,
@@ -52,12 +52,22 @@ WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
 INVALID_SYMBOL_CODE = -1121
 
 
+MIB = 1024 * 1024
 # Request weights, as Binance documents them, of the calls this client makes.
 WEIGHTS = {
     "/api/v3/exchangeInfo": 20,
     "/api/v3/ticker/24hr": 80,  # all symbols
     "/api/v3/depth": 25,  # limit 101-500
     "/api/v3/ticker/bookTicker": 4,  # symbols=[...]
+}
+# The largest body each may have, decoded: a few times the largest real
+# answer (the full exchangeInfo is about 4 MB, all 24 h tickers about 1 MB,
+# even a limit-5000 depth about 300 kB, a bookTicker for 100 symbols 15 kB).
+MAX_BODY_BYTES = {
+    "/api/v3/exchangeInfo": 16 * MIB,
+    "/api/v3/ticker/24hr": 8 * MIB,
+    "/api/v3/depth": 2 * MIB,
+    "/api/v3/ticker/bookTicker": 1 * MIB,
 }
 RETRIES = 2
 RETRY_DELAY = 0.5
@@ -192,24 +202,28 @@ class BinanceClient:
         """The base URL requests go to now."""
         return self.base_urls[self._active]
 
-    def _spot(self, url: str) -> Spot:
+    def _spot(self, url: str) -> tuple[Spot, BoundedAdapter]:
         spots = self._local.__dict__.setdefault("spots", {})
         if url not in spots:
-            spots[url] = Spot(base_url=url, timeout=self.timeout, show_header=True)
-            spots[url].session.hooks["response"].append(self._on_response)
+            spot = Spot(base_url=url, timeout=self.timeout, show_header=True)
+            transport = BoundedAdapter()
+            spot.session.mount("http://", transport)
+            spot.session.mount("https://", transport)
+            spot.session.headers["Accept-Encoding"] = "gzip"
+            spots[url] = (spot, transport)
         return spots[url]
 
-    def _on_response(self, response: requests.Response, *_args: Any, **_kwargs: Any) -> None:
-        # Runs for every HTTP response, errors included, before
-        # binance-connector looks at it: the one place that sees the real
-        # status code and headers of each.
-        path = urlsplit(response.url).path
-        endpoint = path[path.rfind("/api/") :] if "/api/" in path else path
-        self.stats.record_request(endpoint, str(response.status_code))
-        weight = _weight(response.headers)
+    def _record_answer(self, endpoint: str, answer: Optional[requests.Response], failure: str) -> None:
+        """Counts one request by its HTTP status (``failure`` when no answer
+        came) and takes in the weight Binance reports."""
+        if answer is None:
+            self.stats.record_request(endpoint, failure)
+            return
+        status = answer.status_code
+        self.stats.record_request(endpoint, str(status) if 100 <= status <= 599 else "error")
+        weight = _weight(answer.headers)
         if weight is not None:
             self.gate.report_weight(weight)
-        self._local.response = response
 
     def _get(self, endpoint: str, call: Callable[[Spot], Any], time_left: Optional[float]) -> Any:
         """The JSON body of one GET, retried while that may help, or
@@ -242,36 +256,44 @@ class BinanceClient:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _attempt(self, endpoint: str, call: Callable[[Spot], Any], url: str) -> Any:
-        self._local.response = None
+        spot, transport = self._spot(url)
+        transport.limits = RequestLimits(time.monotonic() + self.timeout, MAX_BODY_BYTES[endpoint])
+        failure = "error"
         try:
-            result = call(self._spot(url))
+            result = call(spot)
         except requests.Timeout as exc:
-            self.stats.record_request(endpoint, "timeout")
+            failure = "timeout"
             raise MarketDataError(f"{endpoint}: no answer within {self.timeout:g} s", "timeout", True) from exc
         except requests.RequestException as exc:
-            # No HTTP answer, or one cut short (a reset connection).
-            if self._local.response is None:
-                self.stats.record_request(endpoint, "error")
             problem = f"cannot reach {url}: {_network_problem(exc)}"
             raise MarketDataError(f"{endpoint}: {problem}", "connection", True) from exc
+        except AnswerRefused as exc:
+            raise MarketDataError(f"{endpoint}: {exc}", "invalid_response", exc.retryable) from exc
+        except RecursionError as exc:
+            raise MarketDataError(f"{endpoint}: JSON nested too deeply", "invalid_response") from exc
         except (ConnectorError, KeyError, TypeError, ValueError) as exc:
             # binance-connector raises ClientError/ServerError for 4xx/5xx,
             # and trips over some error bodies itself (a 4xx whose JSON has
-            # no "code"): the response the hook kept says what happened.
-            raise self._http_failure(endpoint, self._local.response, exc) from exc
+            # no "code"): the answer the transport kept says what happened.
+            raise self._http_failure(endpoint, transport.answer, exc) from exc
+        finally:
+            self._record_answer(endpoint, transport.answer, failure)
         data = result["data"]
         if not isinstance(data, (dict, list)):
-            raise MarketDataError(f"{endpoint}: not JSON: {str(data)[:200]!r}", "invalid_response", True)
+            raise MarketDataError(f"{endpoint}: not JSON: {printable(str(data))!r}", "invalid_response", True)
+        logger.debug("%s: HTTP %d, %d bytes", endpoint, transport.answer.status_code, len(transport.answer.content))
         return data
 
     @staticmethod
     def _http_failure(endpoint: str, response: Optional[requests.Response], exc: Exception) -> MarketDataError:
         status = response.status_code if response is not None else 0
         if isinstance(exc, ClientError):
-            detail = f"{exc.error_code} {exc.error_message}"
+            said = (exc.error_code, exc.error_message)
+            detail = " ".join(str(part) for part in said if part is not None)
         else:
-            detail = response.text[:200] if response is not None else repr(exc)
-        message = f"{endpoint}: HTTP {status}: {detail}"
+            detail = response.text if response is not None else repr(exc)
+        detail = printable(detail)
+        message = f"{endpoint}: HTTP {status}" + (f": {detail}" if detail else "")
         if status in (429, 418):
             return RateLimited(message, status, _retry_after(response, status))
         if status in (451, 403):

@@ -192,3 +192,12 @@ def format_decimal(value: Decimal) -> str:
     if "." in text:
         text = text.rstrip("0").rstrip(".")
     return "0" if text in ("", "-0") else text
+
+
+def printable(text: str, limit: int = 200) -> str:
+    """``text`` made safe for one log or report line: runs of whitespace
+    become one space, other control and unprintable characters (ESC, NUL,
+    lone surrogates) are dropped, and it is cut to ``limit`` characters."""
+    kept = "".join(ch if ch.isprintable() else " " if ch.isspace() else "" for ch in text[: 4 * limit])
+    kept = " ".join(kept.split())
+    return kept if len(kept) <= limit else kept[: limit - 1] + "…"

@@ -100,7 +100,7 @@ def test_an_invalid_symbol_is_not_retried(client, sleeps):
         (Fault("/api/v3/depth", body=b"<html>maintenance</html>"), "invalid_response", "200"),
         (Fault("/api/v3/depth", body=b'{"lastUpdateId": 1, "bids": [["1", "2"]]'), "invalid_response", "200"),
         (Fault("/api/v3/depth", reset=True), "connection", "error"),
-        (Fault("/api/v3/depth", truncate_at=20), "connection", "200"),
+        (Fault("/api/v3/depth", truncate_at=20), "invalid_response", "200"),
     ],
 )
 def test_transient_failures_are_retried_with_capped_exponential_backoff(client, simulator, sleeps, fault, reason, code):
