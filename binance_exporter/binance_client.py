@@ -355,13 +355,27 @@ class BinanceClient:
             self.stats.record_error(endpoint, "invalid_response")
             raise MarketDataError(f"{endpoint}: {exc}") from exc
 
+    def _log_rejected(self, endpoint: str, rejected: list[MarketDataError]) -> None:
+        if rejected:
+            more = f" (and {len(rejected) - 1} more)" if len(rejected) > 1 else ""
+            logger.warning("%s: record rejected: %s%s", endpoint, rejected[0], more)
+
+    def _records(self, endpoint: str, call: Callable[[Spot], Any], parse: Callable[[Any], Any], time_left: Optional[float]) -> Any:
+        """The valid records of an answer listing many symbols; each one
+        rejected is logged and counted, and costs only its own symbol."""
+        records, rejected = self._parsed(endpoint, call, parse, time_left)
+        self._log_rejected(endpoint, rejected)
+        for _ in rejected:
+            self.stats.record_error(endpoint, "invalid_response")
+        return records
+
     def exchange_info(self, time_left: Optional[float] = None) -> dict[str, SymbolInfo]:
         """Every listed symbol's status and assets, by symbol."""
-        return self._parsed("/api/v3/exchangeInfo", lambda spot: spot.exchange_info(), parse_exchange_info, time_left)
+        return self._records("/api/v3/exchangeInfo", lambda spot: spot.exchange_info(), parse_exchange_info, time_left)
 
     def tickers_24h(self, time_left: Optional[float] = None) -> list[Ticker24h]:
         """Every symbol's 24 h statistics, from one unfiltered call."""
-        return self._parsed("/api/v3/ticker/24hr", lambda spot: spot.ticker_24hr(), parse_tickers, time_left)
+        return self._records("/api/v3/ticker/24hr", lambda spot: spot.ticker_24hr(), parse_tickers, time_left)
 
     def order_book(self, symbol: str, time_left: Optional[float] = None) -> OrderBook:
         """The best ``BOOK_DEPTH`` levels of each side of ``symbol``'s book."""
@@ -382,8 +396,7 @@ class BinanceClient:
         tops, rejected = self._parsed(
             endpoint, lambda spot: spot.book_ticker(symbols=symbols), parse_book_tops, time_left
         )
-        for error in rejected:
-            logger.warning("%s: %s", endpoint, error)
+        self._log_rejected(endpoint, rejected)
         missing = [symbol for symbol in symbols if symbol not in tops]
         for _ in missing:
             self.stats.record_error(endpoint, "invalid_response")

@@ -10,14 +10,27 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 from binance_exporter.errors import MarketDataError
-from binance_exporter.market import BookTop, OrderBook, PriceLevel, SymbolInfo, Ticker24h
+from binance_exporter.market import BookTop, OrderBook, PriceLevel, SymbolInfo, Ticker24h, printable
 
-# Binance formats numbers as plain decimals ("0.00001234"); exponents,
-# NaN, Infinity, signs other than "-" and surrounding space are rejected.
-_DECIMAL = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+# Binance formats numbers as plain, unsigned decimals ("0.00001234") with at
+# most 8 decimals and far fewer than 20 integer digits. Exponents, signs,
+# NaN, Infinity, surrounding space and longer numbers are rejected: with at
+# most 20 + 20 digits, every product and sum the exporter computes stays
+# exact within the EXACT context, and every value fits a float.
+_DECIMAL = re.compile(r"[0-9]{1,20}(\.[0-9]{1,20})?")
+# Counts are 64-bit integers at Binance.
+MAX_COUNT = 2**63 - 1
+MAX_NAME_LENGTH = 40
+_Parsed = TypeVar("_Parsed")
+
+
+def _shown(value: Any) -> str:
+    """A short, printable account of a bad value for an error message."""
+    plain = isinstance(value, (str, int, float, type(None)))
+    return printable(repr(value) if plain else f"a JSON {type(value).__name__}", 60)
 
 
 def _field(record: Any, name: str, what: str) -> Any:
@@ -31,18 +44,25 @@ def _field(record: Any, name: str, what: str) -> Any:
 def _text(record: Any, name: str, what: str) -> str:
     value = _field(record, name, what)
     if not isinstance(value, str) or not value:
-        raise MarketDataError(f"{what}: field {name!r} is not a non-empty string: {value!r}")
+        raise MarketDataError(f"{what}: field {name!r} is not a non-empty string: {_shown(value)}")
+    return value
+
+
+def _name(record: Any, name: str, what: str) -> str:
+    """A symbol or asset name: upper-case letters and digits (Binance has
+    listed names in other scripts too), never punctuation, space or control
+    characters, at most ``MAX_NAME_LENGTH`` long."""
+    value = _text(record, name, what)
+    if len(value) > MAX_NAME_LENGTH or not value.isalnum() or value != value.upper():
+        raise MarketDataError(f"{what}: field {name!r} is not a symbol or asset name: {_shown(value)}")
     return value
 
 
 def parse_decimal(value: Any, what: str) -> Decimal:
     """A non-negative ``Decimal`` from one of Binance's number strings."""
     if not isinstance(value, str) or not _DECIMAL.fullmatch(value):
-        raise MarketDataError(f"{what}: not a decimal number string: {value!r}")
-    number = Decimal(value)
-    if number < 0:
-        raise MarketDataError(f"{what}: negative: {value}")
-    return number
+        raise MarketDataError(f"{what}: not a decimal number string: {_shown(value)}")
+    return Decimal(value)
 
 
 def _decimal_field(record: Any, name: str, what: str) -> Decimal:
@@ -55,29 +75,46 @@ def _list(value: Any, what: str) -> list:
     return value
 
 
-def parse_exchange_info(data: Any) -> dict[str, SymbolInfo]:
-    """Symbols by name, from ``GET /api/v3/exchangeInfo``."""
-    symbols: dict[str, SymbolInfo] = {}
-    for record in _list(_field(data, "symbols", "exchangeInfo"), "exchangeInfo symbols"):
-        info = SymbolInfo(
-            symbol=_text(record, "symbol", "exchangeInfo symbol"),
-            status=_text(record, "status", "exchangeInfo symbol"),
-            base_asset=_text(record, "baseAsset", "exchangeInfo symbol"),
-            quote_asset=_text(record, "quoteAsset", "exchangeInfo symbol"),
-        )
-        symbols[info.symbol] = info
-    if not symbols:
-        raise MarketDataError("exchangeInfo: no symbols")
-    return symbols
+def _each(records: list, parse: Callable[[Any], _Parsed]) -> tuple[list[_Parsed], list[MarketDataError]]:
+    """Every record parsed, and the errors of those rejected: a bad record
+    costs only its own symbol."""
+    parsed: list[_Parsed] = []
+    rejected: list[MarketDataError] = []
+    for record in records:
+        try:
+            parsed.append(parse(record))
+        except MarketDataError as exc:
+            rejected.append(exc)
+    return parsed, rejected
+
+
+def parse_symbol_info(record: Any) -> SymbolInfo:
+    """One symbol's identity and status from an ``exchangeInfo`` record."""
+    what = "exchangeInfo symbol"
+    return SymbolInfo(
+        symbol=_name(record, "symbol", what),
+        status=_text(record, "status", what),
+        base_asset=_name(record, "baseAsset", what),
+        quote_asset=_name(record, "quoteAsset", what),
+    )
+
+
+def parse_exchange_info(data: Any) -> tuple[dict[str, SymbolInfo], list[MarketDataError]]:
+    """Symbols by name, from ``GET /api/v3/exchangeInfo``, and the errors
+    of the records that were rejected."""
+    infos, rejected = _each(_list(_field(data, "symbols", "exchangeInfo"), "exchangeInfo symbols"), parse_symbol_info)
+    if not infos:
+        raise MarketDataError("exchangeInfo: no valid symbols" + (f"; {rejected[0]}" if rejected else ""))
+    return {info.symbol: info for info in infos}, rejected
 
 
 def parse_ticker(record: Any) -> Ticker24h:
     """One symbol's 24 h statistics from a ``ticker/24hr`` record."""
-    symbol = _text(record, "symbol", "ticker/24hr")
+    symbol = _name(record, "symbol", "ticker/24hr")
     what = f"ticker/24hr {symbol}"
     count = _field(record, "count", what)
-    if not isinstance(count, int) or isinstance(count, bool) or count < 0:
-        raise MarketDataError(f"{what}: count is not a non-negative integer: {count!r}")
+    if not isinstance(count, int) or isinstance(count, bool) or not 0 <= count <= MAX_COUNT:
+        raise MarketDataError(f"{what}: count is not a 64-bit non-negative integer: {_shown(count)}")
     return Ticker24h(
         symbol=symbol,
         volume=_decimal_field(record, "volume", what),
@@ -86,23 +123,28 @@ def parse_ticker(record: Any) -> Ticker24h:
     )
 
 
-def parse_tickers(data: Any) -> list[Ticker24h]:
-    """All symbols' 24 h statistics from an unfiltered ``GET /api/v3/ticker/24hr``."""
-    tickers = [parse_ticker(record) for record in _list(data, "ticker/24hr")]
+def parse_tickers(data: Any) -> tuple[list[Ticker24h], list[MarketDataError]]:
+    """All symbols' 24 h statistics from an unfiltered ``GET
+    /api/v3/ticker/24hr``, and the errors of the records that were rejected."""
+    tickers, rejected = _each(_list(data, "ticker/24hr"), parse_ticker)
     if not tickers:
-        raise MarketDataError("ticker/24hr: no symbols")
-    return tickers
+        raise MarketDataError("ticker/24hr: no valid symbols" + (f"; {rejected[0]}" if rejected else ""))
+    return tickers, rejected
 
 
 def _levels(data: Any, side: str, what: str) -> tuple[PriceLevel, ...]:
     levels = []
+    prices = set()
     for level in _list(_field(data, side, what), f"{what} {side}"):
         if not isinstance(level, list) or len(level) != 2:
-            raise MarketDataError(f"{what}: a {side} level is not [price, quantity]: {level!r}")
+            raise MarketDataError(f"{what}: a {side} level is not [price, quantity]: {_shown(level)}")
         price = parse_decimal(level[0], f"{what} {side} price")
         qty = parse_decimal(level[1], f"{what} {side} quantity")
         if price == 0 or qty == 0:
-            raise MarketDataError(f"{what}: a {side} level has a zero price or quantity: {level!r}")
+            raise MarketDataError(f"{what}: a {side} level has a zero price or quantity: {price}, {qty}")
+        if price in prices:
+            raise MarketDataError(f"{what}: two {side} levels at price {price}")
+        prices.add(price)
         levels.append((price, qty))
     return tuple(levels)
 
@@ -129,7 +171,7 @@ def parse_book_top(record: Any) -> BookTop:
     A record with an empty side (Binance sends price 0) or a crossed book
     (bid >= ask) has no meaningful spread and is rejected.
     """
-    symbol = _text(record, "symbol", "bookTicker")
+    symbol = _name(record, "symbol", "bookTicker")
     what = f"bookTicker {symbol}"
     top = BookTop(
         symbol=symbol,
@@ -152,13 +194,5 @@ def parse_book_tops(data: Any) -> tuple[dict[str, BookTop], list[MarketDataError
     A bad record costs only its own symbol; a response that is not a list
     raises.
     """
-    tops: dict[str, BookTop] = {}
-    rejected: list[MarketDataError] = []
-    for record in _list(data, "bookTicker"):
-        try:
-            top = parse_book_top(record)
-        except MarketDataError as exc:
-            rejected.append(exc)
-        else:
-            tops[top.symbol] = top
-    return tops, rejected
+    tops, rejected = _each(_list(data, "bookTicker"), parse_book_top)
+    return {top.symbol: top for top in tops}, rejected

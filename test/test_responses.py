@@ -28,7 +28,8 @@ def test_exchange_info_gives_quote_asset_and_status_per_symbol():
             {"symbol": "LUNABTC", "status": "BREAK", "baseAsset": "LUNA", "quoteAsset": "BTC"},
         ],
     }
-    symbols = parse_exchange_info(data)
+    symbols, rejected = parse_exchange_info(data)
+    assert not rejected
     assert symbols["BTCDOWNUSDT"].quote_asset == "USDT"
     assert symbols["BTCDOWNUSDT"].trading
     assert not symbols["LUNABTC"].trading
@@ -40,8 +41,8 @@ def test_exchange_info_gives_quote_asset_and_status_per_symbol():
         ([], "expected an object"),
         ({}, "'symbols' is missing"),
         ({"symbols": {}}, "expected a list"),
-        ({"symbols": []}, "no symbols"),
-        ({"symbols": [{"symbol": "X", "status": "TRADING", "baseAsset": "X"}]}, "'quoteAsset' is missing"),
+        ({"symbols": []}, "no valid symbols"),
+        ({"symbols": [{"symbol": "X", "status": "TRADING", "baseAsset": "X"}]}, "no valid symbols; .*'quoteAsset' is missing"),
         ({"symbols": [{"symbol": "X", "status": 1, "baseAsset": "X", "quoteAsset": "B"}]}, "'status' is not"),
     ],
 )
@@ -51,7 +52,8 @@ def test_exchange_info_of_the_wrong_shape_is_rejected(data, message):
 
 
 def test_tickers_are_parsed_exactly():
-    [ticker] = parse_tickers([TICKER])
+    [ticker], rejected = parse_tickers([TICKER])
+    assert not rejected
     assert ticker.volume == D("271029.28300000")
     assert ticker.quote_volume == D("8993.32796111")
     assert ticker.trade_count == 122239
@@ -64,7 +66,18 @@ def test_tickers_are_parsed_exactly():
         ({"quoteVolume": "NaN"}, "not a decimal number"),
         ({"quoteVolume": " 1"}, "not a decimal number"),
         ({"quoteVolume": 12.5}, "not a decimal number"),
-        ({"volume": "-1.0"}, "negative"),
+        ({"volume": "-1.0"}, "not a decimal number"),
+        ({"volume": "-0"}, "not a decimal number"),
+        ({"quoteVolume": "1" * 400}, "not a decimal number"),
+        ({"quoteVolume": "0." + "1" * 400}, "not a decimal number"),
+        ({"count": 10**400}, "count is not a 64-bit"),
+        ({"count": 2**63}, "count is not a 64-bit"),
+        ({"symbol": "ETH\x1b[2JBTC"}, "not a symbol or asset name: 'ETH\\\\x1b\\[2JBTC'"),
+        ({"symbol": "ETH\x00BTC"}, "not a symbol or asset name"),
+        ({"symbol": "ETH\ud800BTC"}, "not a symbol or asset name"),
+        ({"symbol": "ethbtc"}, "not a symbol or asset name"),
+        ({"symbol": 'ETH"} 1\nBTC'}, "not a symbol or asset name"),
+        ({"symbol": "A" * 41}, "not a symbol or asset name"),
         ({"count": "12"}, "count is not"),
         ({"count": -1}, "count is not"),
         ({"count": True}, "count is not"),
@@ -74,6 +87,24 @@ def test_tickers_are_parsed_exactly():
 def test_tickers_with_bad_fields_are_rejected(change, message):
     with pytest.raises(MarketDataError, match=message):
         parse_tickers([{**TICKER, **change}])
+
+
+def test_a_bad_ticker_record_costs_only_its_own_symbol():
+    tickers, [error] = parse_tickers([TICKER, {**TICKER, "symbol": "BNBBTC", "count": 10**400}])
+    assert [ticker.symbol for ticker in tickers] == ["ETHBTC"]
+    assert "BNBBTC" in str(error)
+
+
+def test_a_bad_exchange_info_record_costs_only_its_own_symbol():
+    good = {"symbol": "ETHBTC", "status": "TRADING", "baseAsset": "ETH", "quoteAsset": "BTC"}
+    symbols, [error] = parse_exchange_info({"symbols": [good, {**good, "symbol": "\udc80"}]})
+    assert list(symbols) == ["ETHBTC"]
+    assert "not a symbol or asset name" in str(error)
+
+
+def test_symbol_names_in_other_scripts_are_accepted():
+    [ticker], _ = parse_tickers([{**TICKER, "symbol": "币安人生USDT"}])
+    assert ticker.symbol == "币安人生USDT"
 
 
 @pytest.mark.parametrize("data", [{}, [], "<html>", [["ETHBTC"]]])
@@ -104,6 +135,11 @@ def test_order_book_levels_are_parsed_exactly():
         ({"bids": [], "asks": [["1", "1"]]}, "a side of the book is empty"),
         ({"bids": [["2", "1"]], "asks": [["2", "1"]]}, "crossed book, best bid 2 >= best ask 2"),
         ({"bids": [["1", "1"], ["3", "1"]], "asks": [["2", "1"]]}, "crossed book, best bid 3 >= best ask 2"),
+        ({"bids": [["1", "1"], ["1.0", "2"]], "asks": [["2", "1"]]}, "two bids levels at price 1"),
+        ({"bids": [["1", "1"]], "asks": [["2", "1"], ["3", "1"], ["2.00", "1"]]}, "two asks levels at price 2"),
+        ({"bids": [["1", "-0"]], "asks": [["2", "1"]]}, "not a decimal number"),
+        ({"bids": [["1", "1" * 21]], "asks": [["2", "1"]]}, "not a decimal number"),
+        ({"bids": [[["1"] * 3, "1"]], "asks": [["2", "1"]]}, "not a decimal number string: a JSON list"),
     ],
 )
 def test_order_books_of_the_wrong_shape_are_rejected(data, message):
@@ -162,7 +198,7 @@ def _record(keys, values):
 @given(json_values)
 def test_any_json_gives_tickers_or_market_data_error(data):
     try:
-        tickers = parse_tickers(data)
+        tickers, _ = parse_tickers(data)
     except MarketDataError:
         return
     assert tickers and all(t.trade_count >= 0 and t.quote_volume >= 0 for t in tickers)
@@ -171,7 +207,7 @@ def test_any_json_gives_tickers_or_market_data_error(data):
 @given(st.lists(_record(("symbol", "volume", "quoteVolume", "count"), number_strings | st.integers()), max_size=3))
 def test_hostile_ticker_records_give_tickers_or_market_data_error(data):
     try:
-        tickers = parse_tickers(data)
+        tickers, _ = parse_tickers(data)
     except MarketDataError:
         return
     assert all(t.volume.is_finite() and t.quote_volume >= 0 for t in tickers)
@@ -212,7 +248,7 @@ def test_any_json_gives_book_tops_or_market_data_error(data):
 @given(json_values)
 def test_any_json_gives_exchange_info_or_market_data_error(data):
     try:
-        symbols = parse_exchange_info(data)
+        symbols, _ = parse_exchange_info(data)
     except MarketDataError:
         return
     assert symbols
