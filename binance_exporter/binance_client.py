@@ -360,7 +360,9 @@ class BinanceClient:
             more = f" (and {len(rejected) - 1} more)" if len(rejected) > 1 else ""
             logger.warning("%s: record rejected: %s%s", endpoint, rejected[0], more)
 
-    def _records(self, endpoint: str, call: Callable[[Spot], Any], parse: Callable[[Any], Any], time_left: Optional[float]) -> Any:
+    def _records(
+        self, endpoint: str, call: Callable[[Spot], Any], parse: Callable[[Any], Any], time_left: Optional[float]
+    ) -> Any:
         """The valid records of an answer listing many symbols; each one
         rejected is logged and counted, and costs only its own symbol."""
         records, rejected = self._parsed(endpoint, call, parse, time_left)

@@ -42,7 +42,10 @@ def test_exchange_info_gives_quote_asset_and_status_per_symbol():
         ({}, "'symbols' is missing"),
         ({"symbols": {}}, "expected a list"),
         ({"symbols": []}, "no valid symbols"),
-        ({"symbols": [{"symbol": "X", "status": "TRADING", "baseAsset": "X"}]}, "no valid symbols; .*'quoteAsset' is missing"),
+        (
+            {"symbols": [{"symbol": "X", "status": "TRADING", "baseAsset": "X"}]},
+            "no valid symbols; .*'quoteAsset' is missing",
+        ),
         ({"symbols": [{"symbol": "X", "status": 1, "baseAsset": "X", "quoteAsset": "B"}]}, "'status' is not"),
     ],
 )
