@@ -34,6 +34,7 @@ from binance_exporter.request_gate import (
     BACKOFF_CAP_BLOCKED,
     BACKOFF_CAP_UNREACHABLE,
     DEFAULT_RETRY_AFTER,
+    MAX_RETRY_AFTER,
     GateState,
     RequestGate,
     RequestSkipped,
@@ -231,11 +232,10 @@ class BinanceClient:
         deadline = None if time_left is None else time.monotonic() + time_left
         for attempt in range(RETRIES + 1):
             try:
-                self.gate.admit(endpoint, WEIGHTS[endpoint])
+                sent_at = self.gate.admit(endpoint, WEIGHTS[endpoint])
             except RequestSkipped as exc:
                 self.stats.record_skipped(endpoint, exc.reason)
-                if exc.reason == "weight_budget":
-                    logger.warning("%s", exc)
+                logger.log(logging.WARNING if exc.first else logging.DEBUG, "%s", exc)
                 raise
             url = self.base_url
             try:
@@ -245,7 +245,7 @@ class BinanceClient:
                 delay = min(RETRY_DELAY_CAP, RETRY_DELAY * 2**attempt) * random.uniform(0.5, 1.0)
                 in_time = deadline is None or time.monotonic() + delay + self.timeout < deadline
                 if not (exc.retryable and attempt < RETRIES and in_time):
-                    self._after_failure(exc, url)
+                    self._after_failure(exc, url, sent_at)
                     raise
                 logger.info("%s, retrying in %.1f s", exc, delay)
                 self._sleep(delay)
@@ -304,15 +304,20 @@ class BinanceClient:
             return MarketDataError(message, "server_error", True)
         return MarketDataError(message, "client_error")
 
-    def _after_failure(self, exc: MarketDataError, url: str) -> None:
+    def _after_failure(self, exc: MarketDataError, url: str, sent_at: float) -> None:
         """Pauses requests, or moves them to another base URL, where Binance
         asks for it, cannot be reached or refuses us at ``url``."""
         if isinstance(exc, RateLimited):
-            self.stats.record_rate_limited(exc.status)
-            until = self.gate.retry_after(exc.retry_after)
-            if until is not None:
+            until = self.gate.retry_after(exc.retry_after, exc.status, sent_at)
+            if until is not None:  # news, not another answer to a request already in flight
+                self.stats.record_rate_limited(exc.status)
+                capped = " (capped at Binance's longest ban)" if exc.retry_after > MAX_RETRY_AFTER else ""
                 logger.warning(
-                    "%s; sending nothing to Binance for %g s, until %s", exc, exc.retry_after, format_utc(until)
+                    "%s; sending nothing to Binance for %g s%s, until %s",
+                    exc,
+                    min(exc.retry_after, MAX_RETRY_AFTER),
+                    capped,
+                    format_utc(until),
                 )
         elif exc.reason in ("blocked", "connection") and self._fail_over(exc, url):
             return

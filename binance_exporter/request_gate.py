@@ -5,7 +5,10 @@ Every request passes ``RequestGate.admit`` first, from whichever thread it
 is sent. The gate refuses it, without sending anything, while
 
 * a ``Retry-After`` from a 429 or 418 has not passed: Binance bans IPs that
-  keep calling after a 429, so nothing at all is sent until then;
+  keep calling after a 429, so nothing at all is sent until then, and the
+  pause is kept in a small state file so that a restart honours it too
+  (capped at 3 days, Binance's longest ban, so that a wild value cannot
+  stop the exporter for ever);
 * the exporter is backing off because Binance is unreachable or refuses
   it (HTTP 451, 403): retried after exponentially growing pauses rather
   than every cycle;
@@ -17,9 +20,14 @@ is sent. The gate refuses it, without sending anything, while
 
 from __future__ import annotations
 
+import json
+import logging
+import math
+import os
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Optional
 
 from binance_exporter.errors import MarketDataError
@@ -31,13 +39,24 @@ BACKOFF_INITIAL = 10.0
 BACKOFF_CAP_UNREACHABLE = 60.0
 BACKOFF_CAP_BLOCKED = 300.0
 DEFAULT_RETRY_AFTER = {429: 60.0, 418: 120.0}
+MAX_RETRY_AFTER = 3 * 86400.0  # Binance's longest ban
+SEVERITY = {429: 1, 418: 2}  # a ban (418) is worse than a warning (429)
+PAUSE_FILE = "binance-pause.json"
+
+logger = logging.getLogger(__name__)
 
 
 class RequestSkipped(MarketDataError):
     """A request the gate did not let through; nothing was sent.
 
-    ``reason`` is ``retry_after``, ``backoff`` or ``weight_budget``.
+    ``reason`` is ``retry_after``, ``backoff`` or ``weight_budget``;
+    ``first`` is true for the first request the weight budget stops in a
+    minute (the one worth logging).
     """
+
+    def __init__(self, message: str, reason: str, first: bool = False):
+        super().__init__(message, reason)
+        self.first = first
 
 
 @dataclass(frozen=True)
@@ -51,9 +70,15 @@ class GateState:
 
 class RequestGate:
     """Admits or refuses requests to Binance. Thread-safe; ``clock`` is
-    Unix time (Binance counts weight per clock minute)."""
+    Unix time (Binance counts weight per clock minute). With a
+    ``state_dir``, a Retry-After pause outlives the process."""
 
-    def __init__(self, weight_budget: int = DEFAULT_WEIGHT_BUDGET, clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        weight_budget: int = DEFAULT_WEIGHT_BUDGET,
+        clock: Callable[[], float] = time.time,
+        state_dir: Optional[Path] = None,
+    ):
         self.weight_budget = weight_budget
         self._clock = clock
         self._lock = threading.Lock()
@@ -61,18 +86,23 @@ class RequestGate:
         self._sent = 0  # weight this process sent in the current minute
         self._reported = 0  # highest weight Binance reported for the current minute
         self._any_report = False
+        self._budget_skipped_minute = -1  # the minute the budget last stopped a request
         self._paused_until = 0.0
         self._pause_reason: Optional[str] = None
+        self._pause_began = -math.inf  # when the Retry-After pause in force began
+        self._pause_status = 0  # the worst status of that pause: 429 or 418
         self._backoff = 0.0
+        self._state_file = state_dir / PAUSE_FILE if state_dir is not None else None
+        self._load_pause()
 
     def _roll_minute(self, now: float) -> None:
         minute = int(now // 60)
         if minute != self._minute:
             self._minute, self._sent, self._reported = minute, 0, 0
 
-    def admit(self, endpoint: str, weight: int) -> None:
-        """Reserves ``weight`` for a request to ``endpoint`` or raises
-        ``RequestSkipped``."""
+    def admit(self, endpoint: str, weight: int) -> float:
+        """Reserves ``weight`` for a request to ``endpoint`` and returns
+        the time it was admitted, or raises ``RequestSkipped``."""
         with self._lock:
             now = self._clock()
             if now < self._paused_until:
@@ -83,12 +113,17 @@ class RequestGate:
             self._roll_minute(now)
             projected = max(self._sent, self._reported) + weight
             if projected > self.weight_budget:
+                first = self._budget_skipped_minute != self._minute
+                self._budget_skipped_minute = self._minute
                 raise RequestSkipped(
                     f"{endpoint}: not sent, its weight {weight} would bring this minute to {projected} "
-                    f"of the {self.weight_budget} budget",
+                    f"of the {self.weight_budget} budget; requests wait for the next minute, "
+                    f"{format_utc((self._minute + 1) * 60)}",
                     "weight_budget",
+                    first,
                 )
             self._sent += weight
+            return now
 
     def report_weight(self, used: int) -> None:
         """Takes in the weight Binance reports used this minute."""
@@ -99,15 +134,26 @@ class RequestGate:
             self._reported = max(self._reported, used)
             self._any_report = True
 
-    def retry_after(self, seconds: float) -> Optional[float]:
-        """Sends nothing for ``seconds``. Returns the resume time if this
-        starts or extends the pause (the caller logs it once), else None."""
+    def retry_after(self, seconds: float, status: int, sent_at: float) -> Optional[float]:
+        """Sends nothing for ``seconds`` (at most ``MAX_RETRY_AFTER``),
+        as the ``status`` (429 or 418) answer to a request admitted at
+        ``sent_at`` asks. Returns the resume time when this answer is news
+        (the caller logs and counts it once); None when it belongs to the
+        pause in force: an answer to a request that was already in flight
+        when the pause began, and no worse than the answer that began it."""
         with self._lock:
-            until = self._clock() + seconds
-            if until <= self._paused_until and self._pause_reason == "Retry-After":
-                return None
-            self._paused_until, self._pause_reason = max(until, self._paused_until), "Retry-After"
-            return self._paused_until
+            now = self._clock()
+            until = now + min(seconds, MAX_RETRY_AFTER)
+            in_force = self._pause_reason == "Retry-After" and now < self._paused_until
+            worse = SEVERITY.get(status, 0) > SEVERITY.get(self._pause_status, 0)
+            news = not in_force or sent_at >= self._pause_began or worse
+            if news:
+                self._pause_began = now
+                self._pause_status = status if worse or not in_force else self._pause_status
+            if news or until > self._paused_until:
+                self._paused_until, self._pause_reason = max(until, self._paused_until), "Retry-After"
+                self._save_pause()
+            return self._paused_until if news else None
 
     def back_off(self, cap: float) -> float:
         """Pauses for the next step of an exponential backoff (10 s,
@@ -135,3 +181,35 @@ class RequestGate:
                 self._reported if self._any_report else None,
                 self._paused_until if self._paused_until > now else None,
             )
+
+    def _save_pause(self) -> None:
+        if self._state_file is None:
+            return
+        record = {"paused_until": self._paused_until, "status": self._pause_status}
+        temporary = self._state_file.with_name(f".{PAUSE_FILE}.{os.getpid()}")
+        try:
+            self._state_file.parent.mkdir(parents=True, exist_ok=True)
+            temporary.write_text(json.dumps(record), encoding="utf-8")
+            os.replace(temporary, self._state_file)
+        except OSError as exc:
+            logger.warning("cannot keep the Retry-After pause in %s for a restart: %s", self._state_file, exc)
+
+    def _load_pause(self) -> None:
+        if self._state_file is None or not self._state_file.exists():
+            return
+        try:
+            record = json.loads(self._state_file.read_text(encoding="utf-8"))
+            until, status = float(record["paused_until"]), int(record["status"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            logger.warning("ignoring %s, which cannot be read: %s", self._state_file, exc)
+            return
+        now = self._clock()
+        if not math.isfinite(until) or until <= now:
+            return
+        self._paused_until = min(until, now + MAX_RETRY_AFTER)
+        self._pause_reason, self._pause_began, self._pause_status = "Retry-After", now, status
+        logger.warning(
+            "Binance asked this host (HTTP %d) to send nothing until %s: waiting until then before any request",
+            status,
+            format_utc(self._paused_until),
+        )

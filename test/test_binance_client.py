@@ -320,3 +320,67 @@ def test_concurrent_failures_at_one_base_url_move_on_once(simulator, clock, capl
     assert client.base_url == simulator.url
     assert client.api_counts().paused_until is None  # one dead URL is not "every URL failed"
     assert caplog.text.count("switching from") == 1
+
+
+def test_one_429_met_by_several_requests_in_flight_is_one_warning_and_one_count(simulator, caplog):
+    client = BinanceClient(simulator.url, timeout=5.0, gate=RequestGate())  # real time: the requests overlap
+    body = b'{"code":-1003,"msg":"Too many requests."}'
+    simulator.inject(Fault("/api/v3/depth", status=429, body=body, headers={"Retry-After": "60"}, delay=0.5))
+    threads = [threading.Thread(target=_failing, args=(client.order_book, "ETHBTC")) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert ("429", 1) in client.api_counts().rate_limited
+    assert len([r for r in caplog.records if "sending nothing" in r.message]) == 1
+
+
+def _failing(call, *args):
+    with pytest.raises(MarketDataError):
+        call(*args)
+
+
+@pytest.mark.parametrize("retry_after", ["1e9", "1e12"])
+def test_a_wild_retry_after_is_capped_and_the_cap_logged(client, simulator, clock, caplog, retry_after):
+    simulator.inject(Fault("/api/v3/depth", status=429, body=b"{}", headers={"Retry-After": retry_after}))
+    with pytest.raises(MarketDataError):
+        client.order_book("ETHBTC")
+    assert client.api_counts().paused_until == clock.now + 3 * 86400
+    assert "for 259200 s (capped at Binance's longest ban)" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "status, body, message",
+    [
+        (503, b"", "HTTP 503, retrying"),
+        (503, b"\n<html>\n  down\x1b[2J </html>\n", "HTTP 503: <html> down[2J </html>, retrying"),
+        (429, b"not json", "HTTP 429: not json;"),
+    ],
+)
+def test_error_bodies_are_logged_on_one_printable_line(client, simulator, caplog, status, body, message):
+    caplog.set_level(logging.INFO)
+    simulator.inject(Fault("/api/v3/depth", status=status, body=body, times=1))
+    try:
+        client.order_book("ETHBTC")
+    except MarketDataError:
+        pass
+    assert message in caplog.text
+    assert "None" not in caplog.text
+    assert all("\n" not in r.getMessage() and "\x1b" not in r.getMessage() for r in caplog.records)
+
+
+def test_deeply_nested_json_is_an_invalid_response(client, simulator):
+    simulator.inject(Fault("/api/v3/depth", body=b"[" * 100_000 + b"]" * 100_000))
+    with pytest.raises(MarketDataError, match="nested too deeply") as error:
+        client.order_book("ETHBTC")
+    assert error.value.reason == "invalid_response"
+
+
+def test_a_redirect_is_refused_and_labels_stay_in_the_fixed_set(client, simulator):
+    for n in range(3):
+        location = f"{simulator.url}/api/v3/elsewhere{n}"
+        simulator.inject(Fault("/api/v3/depth", status=302, body=b"", headers={"Location": location}, times=1))
+        with pytest.raises(MarketDataError, match="HTTP 302: a redirect") as error:
+            client.order_book("ETHBTC")
+        assert error.value.reason == "invalid_response"
+    assert requests_of(client) == {("/api/v3/depth", "302"): 3}

@@ -3,7 +3,7 @@ the test moves."""
 
 import pytest
 
-from binance_exporter.request_gate import RequestGate, RequestSkipped
+from binance_exporter.request_gate import PAUSE_FILE, RequestGate, RequestSkipped
 from .helpers import FakeClock
 
 
@@ -48,8 +48,8 @@ def test_no_weight_reported_yet_is_none(clock):
 
 def test_retry_after_blocks_everything_until_it_has_passed(clock):
     gate = RequestGate(clock=clock)
-    assert gate.retry_after(30) == clock.now + 30
-    assert gate.retry_after(10) is None  # within the pause already in force: not logged again
+    sent_at = gate.admit("/api/v3/depth", 25)
+    assert gate.retry_after(30, 429, sent_at) == clock.now + 30
     clock.advance(29.9)
     with pytest.raises(RequestSkipped, match="Retry-After until") as skipped:
         gate.admit("/api/v3/ticker/bookTicker", 4)
@@ -62,8 +62,80 @@ def test_retry_after_blocks_everything_until_it_has_passed(clock):
 
 def test_a_longer_retry_after_extends_the_pause(clock):
     gate = RequestGate(clock=clock)
-    gate.retry_after(10)
-    assert gate.retry_after(120) == clock.now + 120
+    gate.retry_after(10, 429, clock.now)
+    clock.advance(1)
+    assert gate.retry_after(120, 429, clock.now) == clock.now + 120
+
+
+def test_answers_to_requests_already_in_flight_belong_to_the_pause_they_meet(clock):
+    gate = RequestGate(clock=clock)
+    in_flight = [gate.admit("/api/v3/depth", 25) for _ in range(6)]
+    clock.advance(0.2)
+    assert gate.retry_after(60, 429, in_flight[0]) == clock.now + 60  # news: logged and counted once
+    for sent_at in in_flight[1:]:
+        clock.advance(0.01)
+        assert gate.retry_after(60, 429, sent_at) is None  # the same pause, extended silently
+    assert gate.state().paused_until == clock.now + 60
+
+
+def test_a_418_beside_a_429_is_news(clock):
+    gate = RequestGate(clock=clock)
+    sent_at = gate.admit("/api/v3/depth", 25)
+    clock.advance(0.1)
+    gate.retry_after(60, 429, sent_at)
+    assert gate.retry_after(30, 418, sent_at) == clock.now + 60  # a ban is worth its own warning
+    assert gate.retry_after(10, 429, sent_at) is None
+
+
+def test_a_wild_retry_after_is_capped_at_three_days(clock):
+    gate = RequestGate(clock=clock)
+    assert gate.retry_after(1e12, 429, clock.now) == clock.now + 3 * 86400
+    clock.advance(3 * 86400)
+    gate.admit("/api/v3/depth", 25)
+
+
+def test_a_retry_after_pause_outlives_a_restart(clock, tmp_path, caplog):
+    RequestGate(clock=clock, state_dir=tmp_path).retry_after(90, 418, clock.now)
+    clock.advance(30)
+    restarted = RequestGate(clock=clock, state_dir=tmp_path)
+    with pytest.raises(RequestSkipped, match="Retry-After until"):
+        restarted.admit("/api/v3/exchangeInfo", 20)
+    assert restarted.state().paused_until == clock.now + 60
+    assert "(HTTP 418) to send nothing until" in caplog.text
+    clock.advance(60)
+    RequestGate(clock=clock, state_dir=tmp_path).admit("/api/v3/exchangeInfo", 20)
+
+
+@pytest.mark.parametrize("content", ["{", '{"paused_until": "soon", "status": 429}', "[]", '{"paused_until": 1e999}'])
+def test_an_unreadable_pause_file_is_logged_and_ignored(clock, tmp_path, caplog, content):
+    (tmp_path / PAUSE_FILE).write_text(content)
+    RequestGate(clock=clock, state_dir=tmp_path).admit("/api/v3/exchangeInfo", 20)
+    assert "cannot be read" in caplog.text or "1e999" in content
+
+
+def test_an_unwritable_state_dir_is_logged_and_the_pause_still_holds(clock, tmp_path, caplog):
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    gate = RequestGate(clock=clock, state_dir=blocked / "dir")
+    gate.retry_after(60, 429, clock.now)
+    assert "cannot keep the Retry-After pause" in caplog.text
+    with pytest.raises(RequestSkipped):
+        gate.admit("/api/v3/depth", 25)
+
+
+def test_the_budget_stopping_requests_is_worth_one_warning_a_minute(clock):
+    gate = RequestGate(weight_budget=30, clock=clock)
+    gate.admit("/api/v3/depth", 25)
+    firsts = []
+    for _ in range(3):
+        with pytest.raises(RequestSkipped, match="requests wait for the next minute") as skipped:
+            gate.admit("/api/v3/depth", 25)
+        firsts.append(skipped.value.first)
+    clock.advance(60)
+    gate.admit("/api/v3/depth", 25)
+    with pytest.raises(RequestSkipped) as skipped:
+        gate.admit("/api/v3/depth", 25)
+    assert firsts + [skipped.value.first] == [True, False, False, True]
 
 
 def test_backoff_doubles_up_to_its_cap_and_resets_on_success(clock):
@@ -82,5 +154,5 @@ def test_backoff_doubles_up_to_its_cap_and_resets_on_success(clock):
 
 def test_backoff_never_shortens_a_retry_after(clock):
     gate = RequestGate(clock=clock)
-    gate.retry_after(120)
+    gate.retry_after(120, 429, clock.now)
     assert gate.back_off(60) == clock.now + 120
