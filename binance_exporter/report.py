@@ -50,18 +50,25 @@ def render_report(snapshot: Snapshot, now: float, output_format: str = "text") -
     quote = by_volume.quote_asset if by_volume else "BTC"
     lines = [f"Binance spot market report, {format_utc(now)}", ""]
     lines.append(f"Q1  Top BTC-quoted symbols by 24 h quote volume ({quote})")
-    lines += [f"    {row['rank']}  {row['symbol']:<14} {row['quote_volume']:>24}" for row in data["q1"]]
+    lines += _rows([f"    {row['rank']}  {row['symbol']:<14} {row['quote_volume']:>24}" for row in data["q1"]])
     lines.append("Q2  Top USDT-quoted symbols by 24 h trade count")
-    lines += [f"    {row['rank']}  {row['symbol']:<14} {row['trades']:>24}" for row in data["q2"]]
+    lines += _rows([f"    {row['rank']}  {row['symbol']:<14} {row['trades']:>24}" for row in data["q2"]])
     lines.append(f"Q3  Notional of the best {BOOK_DEPTH} price levels of each side (quote asset)")
-    lines += [
-        f"    {row['symbol']:<17} bid {row['bid_notional'] or NOT_AVAILABLE:>22}"
-        f"   ask {row['ask_notional'] or NOT_AVAILABLE:>22}"
-        for row in data["q3"]
-    ]
+    lines += _rows(
+        [
+            f"    {row['symbol']:<17} bid {row['bid_notional'] or NOT_AVAILABLE:>22}"
+            f"   ask {row['ask_notional'] or NOT_AVAILABLE:>22}"
+            for row in data["q3"]
+        ]
+    )
     lines.append("Q4  Spread: best ask - best bid (quote asset)")
-    lines += [f"    {row['symbol']:<17} {row['spread'] or NOT_AVAILABLE:>24}" for row in data["q4"]]
+    lines += _rows([f"    {row['symbol']:<17} {row['spread'] or NOT_AVAILABLE:>24}" for row in data["q4"]])
     return "\n".join(lines) + "\n"
+
+
+def _rows(lines: list[str]) -> list[str]:
+    """A section's lines, or ``n/a`` when the rankings are not known."""
+    return lines or [f"    {NOT_AVAILABLE}"]
 
 
 def render_spread_lines(snapshot: Snapshot, now: float, output_format: str = "text") -> list[str]:

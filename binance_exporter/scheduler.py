@@ -224,7 +224,7 @@ class Scheduler:
             symbols = self.source.exchange_info(self._time_left())
         except MarketDataError as exc:
             if self._symbols is None:  # nothing can be ranked until this works
-                _log_failure("cannot read exchange info, will retry", exc, logging.ERROR)
+                _log_failure("cannot read exchange info, without which nothing can be ranked", exc, logging.ERROR)
             else:
                 _log_failure("exchange info not refreshed", exc)
             return False
@@ -318,18 +318,28 @@ class Scheduler:
             error = MarketDataError("no answer before the next cycle was due", "late")
         except MarketDataError as exc:
             error = exc
+        except Exception as exc:  # pylint: disable=broad-exception-caught  # a bug costs only this request
+            logger.exception("%s: unexpected error", what)
+            raise MarketDataError(f"unexpected error: {exc!r}", "internal") from exc
         _log_failure(what, error)
         raise error
 
     def run_cycle(self) -> Snapshot:
-        """Runs one update cycle and publishes (and returns) its snapshot."""
+        """Runs one update cycle and publishes (and returns) its snapshot.
+
+        Whatever goes wrong, the snapshot is published: values past their
+        age leave it, and it is not ``up``."""
         self._cycle += 1
         started = self._clock()
         # Everything a cycle waits for ends before the next cycle is due.
         self._deadline = started + self.schedule.update_interval
-        complete = self._refresh_symbols(started)
-        complete = self._refresh_rankings(started) and complete
-        complete = self._refresh_books() and complete
+        try:
+            complete = self._refresh_symbols(started)
+            complete = self._refresh_rankings(started) and complete
+            complete = self._refresh_books() and complete
+        except Exception:  # pylint: disable=broad-exception-caught  # the cycle's boundary: values still age out
+            logger.exception("update cycle %d failed", self._cycle)
+            complete = False
         now = self._clock()
         fetched_at = self._rankings[0] if self._rankings else -math.inf
         rankings_fresh = now - fetched_at <= STALE_AFTER_INTERVALS * self.schedule.rank_interval
@@ -348,17 +358,21 @@ class Scheduler:
     def run(self, stop: threading.Event, publish: Callable[[Snapshot], None]) -> None:
         """Runs a cycle every ``update_interval`` seconds until ``stop`` is
         set, handing each snapshot to ``publish``. Cycles keep a fixed
-        rate; one that overruns skips the slots it missed."""
+        rate; one that overruns skips the slots it missed. When a pause
+        Binance asked for ends between two cycles, the next cycle runs as
+        it ends, and the rate continues from there."""
         interval = self.schedule.update_interval
         next_at = self._clock()
         while not stop.is_set():
+            snapshot = self.run_cycle()
             try:
-                snapshot = self.run_cycle()
-            except Exception:  # pylint: disable=broad-exception-caught  # the cycle's boundary: log and keep going
-                logger.exception("update cycle failed")
-                snapshot = self.snapshot = replace(self.snapshot, up=False)
-            publish(snapshot)
+                publish(snapshot)
+            except Exception:  # pylint: disable=broad-exception-caught  # the updates must go on
+                logger.exception("cannot publish the snapshot of cycle %d", snapshot.cycle)
             now = self._clock()
             while next_at <= now:
                 next_at += interval
+            if snapshot.api.paused_until is not None:
+                resume_at = now + max(0.0, snapshot.api.paused_until - self._wall_clock())
+                next_at = min(next_at, resume_at)
             stop.wait(next_at - now)

@@ -90,7 +90,8 @@ def test_json_spread_lines():
     ]
 
 
-def test_nothing_ranked_yet_gives_an_empty_report():
-    text = render_report(Snapshot(), NOW)
-    assert "Q1" in text and "Q4" in text and "ETHBTC" not in text
+def test_nothing_ranked_yet_gives_n_a_in_every_section():
+    lines = render_report(Snapshot(), NOW).splitlines()
+    sections = [i for i, line in enumerate(lines) if line[:2] in ("Q1", "Q2", "Q3", "Q4")]
+    assert [lines[i + 1] for i in sections] == ["    n/a"] * 4
     assert not render_spread_lines(Snapshot(), NOW)

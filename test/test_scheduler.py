@@ -268,7 +268,77 @@ def test_an_unexpected_error_in_a_cycle_is_logged_and_survived(simulator, caplog
     sched = Scheduler(BrokenSource(simulator.url, timeout=1.0), Schedule(update_interval=0.05, rank_interval=60))
     published = run_until_published(sched, 2)
     assert not published[-1].up
-    assert "update cycle failed" in caplog.text and "a bug" in caplog.text
+    assert "update cycle 1 failed" in caplog.text and "a bug" in caplog.text
+
+
+def test_values_age_out_while_every_cycle_fails_unexpectedly(simulator, clock, caplog):
+    class FailingLater(BinanceClient):
+        """A source whose exchange info breaks after the first cycle."""
+
+        calls = 0
+
+        def exchange_info(self, time_left=None):
+            self.calls += 1
+            if self.calls > 1:
+                raise RecursionError("a bug")
+            return super().exchange_info(time_left)
+
+    schedule = Schedule(10, 60, exchange_info_interval=10)
+    sched = Scheduler(FailingLater(simulator.url, timeout=1.0), schedule, clock=clock, wall_clock=clock)
+    try:
+        assert sched.run_cycle().notionals
+        for _ in range(3):
+            clock.advance(10)
+            snapshot = sched.run_cycle()
+            assert not snapshot.up and snapshot.notionals  # still within 3 intervals
+        clock.advance(10)
+        snapshot = sched.run_cycle()
+    finally:
+        sched.close()
+    assert (snapshot.cycle, snapshot.up, snapshot.notionals, snapshot.spreads) == (5, False, (), ())
+    assert "update cycle 5 failed" in caplog.text
+
+
+def test_a_bug_in_one_symbols_request_costs_only_that_symbol(simulator, clock, caplog):
+    class OneBrokenBook(BinanceClient):
+        """A source that trips over one symbol's book."""
+
+        def order_book(self, symbol, time_left=None):
+            if symbol == "BNBBTC":
+                raise ArithmeticError("a bug")
+            return super().order_book(symbol, time_left)
+
+    sched = Scheduler(OneBrokenBook(simulator.url, timeout=1.0), Schedule(10, 60), clock=clock, wall_clock=clock)
+    try:
+        snapshot = sched.run_cycle()
+    finally:
+        sched.close()
+    assert not snapshot.up
+    assert [r.symbol for r in snapshot.notionals] == ["ETHBTC", "SOLBTC", "XRPBTC", "LINKBTC"]
+    assert len(snapshot.spreads) == 5
+    assert "order book of BNBBTC: unexpected error" in caplog.text
+
+
+def test_the_first_cycle_after_a_pause_runs_as_the_pause_ends(scheduler, simulator, clock):
+    waits = []
+
+    class Stop(threading.Event):
+        """Moves the test's clock instead of waiting; stops after six waits."""
+
+        def wait(self, timeout=None):
+            waits.append(timeout)
+            clock.advance(timeout)
+            if len(waits) == 6:
+                self.set()
+            return self.is_set()
+
+    published = []
+    simulator.inject(
+        Fault("/api/v3/ticker/bookTicker", status=429, body=b"{}", headers={"Retry-After": "25"}, after=5, times=1)
+    )
+    scheduler.run(Stop(), published.append)
+    assert waits == [10, 10, 10, 5, 10, 10]  # the pause ends at 1035: the cycle due at 1040 runs then
+    assert [s.up for s in published] == [True, False, False, False, True, True]
 
 
 def test_worker_pool_skips_cancelled_calls_and_hands_back_exceptions():
