@@ -16,7 +16,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 	touch $(STAMP)
 
 run: install
-	$(BIN)/python -m binance_exporter.exporter $(ARGS)
+	$(BIN)/python -m binance_exporter $(ARGS)
 
 test: install
 	rm -f .coverage .coverage.*

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
+import tempfile
 from dataclasses import dataclass
 from typing import Callable, Mapping, NoReturn, Optional, Sequence
 from urllib.parse import urlsplit
@@ -19,6 +21,10 @@ from binance_exporter import __version__
 ENV_PREFIX = "BINANCE_EXPORTER_"
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 FORMATS = ("text", "json")
+# Faster than this, REST polling only burns request weight: every cycle
+# fetches whole books, and Binance's own data moves in 100 ms steps.
+MIN_UPDATE_INTERVAL = 0.5
+STATE_DIR_NAME = "binance-exporter"
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,7 @@ class Config:
     loglevel: str = "INFO"
     once: bool = False
     output_format: str = "text"
+    state_dir: str = ""  # "" until parse_args fills in default_state_dir()
 
 
 def _whole_number(low: int, high: int) -> Callable[[str], int]:
@@ -57,6 +64,20 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _update_interval(text: str) -> float:
+    value = _seconds(text)
+    if value < MIN_UPDATE_INTERVAL:
+        raise ValueError(f"must be at least {MIN_UPDATE_INTERVAL:g} seconds, not {text!r}")
+    return value
+
+
+def default_state_dir(env: Mapping[str, str]) -> str:
+    """Where the exporter keeps what must outlive it: under
+    ``$XDG_STATE_HOME`` when set, else the system's temporary directory."""
+    base = env.get("XDG_STATE_HOME") or tempfile.gettempdir()
+    return os.path.join(base, STATE_DIR_NAME)
+
+
 def _base_urls(text: str) -> tuple[str, ...]:
     urls = tuple(url.strip() for url in text.split(","))
     for url in urls:
@@ -66,7 +87,7 @@ def _base_urls(text: str) -> tuple[str, ...]:
     return tuple(url.rstrip("/") for url in urls)
 
 
-def _address(text: str) -> str:
+def _non_empty(text: str) -> str:
     if not text.strip():
         raise ValueError("must not be empty")
     return text.strip()
@@ -105,8 +126,13 @@ class _Option:
 
 OPTIONS = (
     _Option("--port", "port", _whole_number(1, 65535), "port to serve /metrics on"),
-    _Option("--address", "address", _address, "address to listen on"),
-    _Option("--update-interval", "update_interval", _seconds, "seconds between updates of books and spreads"),
+    _Option("--address", "address", _non_empty, "address to listen on"),
+    _Option(
+        "--update-interval",
+        "update_interval",
+        _update_interval,
+        f"seconds between updates of books and spreads, at least {MIN_UPDATE_INTERVAL:g}",
+    ),
     _Option("--rank-interval", "rank_interval", _seconds, "seconds between refreshes of the top lists"),
     _Option(
         "--base-url",
@@ -124,6 +150,13 @@ OPTIONS = (
     _Option("--top", "top", _whole_number(1, 100), "how many symbols each top list holds"),
     _Option("--loglevel", "loglevel", _choice(LOG_LEVELS, str.upper), "|".join(LOG_LEVELS)),
     _Option("--format", "output_format", _choice(FORMATS, str.lower), "format of the printed report: text|json"),
+    _Option(
+        "--state-dir",
+        "state_dir",
+        _non_empty,
+        "directory for what must outlive a restart (a pause Binance asked for); "
+        f"default $XDG_STATE_HOME/{STATE_DIR_NAME}, else {os.path.join(tempfile.gettempdir(), STATE_DIR_NAME)}",
+    ),
 )
 
 
@@ -151,7 +184,9 @@ def _parser() -> OneLineParser:
             option.flag,
             dest=option.field,
             metavar=option.flag.lstrip("-").replace("-", "_").upper(),
-            help=f"{option.help} (default: {_shown(getattr(defaults, option.field))}; env {option.env})",
+            help=f"{option.help} (default: {_shown(getattr(defaults, option.field))}; env {option.env})"
+            if getattr(defaults, option.field) != ""
+            else f"{option.help} (env {option.env})",
         )
     parser.add_argument(
         "--once",
@@ -182,6 +217,7 @@ def parse_args(argv: Optional[Sequence[str]], env: Mapping[str, str]) -> Config:
             values[option.field] = option.parse(text)
         except ValueError as exc:
             parser.error(f"{source} {exc}")
+    values.setdefault("state_dir", default_state_dir(env))
     return Config(**values)  # type: ignore[arg-type]
 
 

@@ -1,30 +1,34 @@
-"""The exporter process: ``python -m binance_exporter.exporter``.
+"""The exporter process: ``python -m binance_exporter``.
 
 Reads the configuration, then either prints one report and exits
 (``--once``) or serves /metrics while the scheduler updates the snapshot
 every update interval, printing the report and then a Q5 line per symbol
-per cycle. SIGTERM and SIGINT stop it promptly with exit status 0, even
-while a request to Binance is hanging.
+per cycle. SIGTERM, SIGINT and SIGQUIT stop it promptly with exit status
+0, even while a request to Binance is hanging; SIGHUP is logged and
+ignored.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
 import threading
 import time
+from concurrent.futures import Future
+from pathlib import Path
 from typing import Mapping, Optional, Sequence, TextIO
 
 from binance_exporter import __version__
-from binance_exporter.binance_client import BinanceClient
+from binance_exporter.binance_client import WEIGHTS, BinanceClient
 from binance_exporter.collector import MetricsPage
 from binance_exporter.config import Config, config_error, parse_args
 from binance_exporter.http_server import ExporterHTTPServer, Health
 from binance_exporter.report import render_report, render_spread_lines
 from binance_exporter.request_gate import BINANCE_WEIGHT_LIMIT, RequestGate
 from binance_exporter.scheduler import STALE_AFTER_INTERVALS, Schedule, Scheduler
-from binance_exporter.signals import record_stop_signals, wait_for_signal
+from binance_exporter.signals import SignalRecord
 from binance_exporter.snapshot import Snapshot
 
 logger = logging.getLogger("binance_exporter.exporter")  # __name__ is __main__ under -m
@@ -32,12 +36,15 @@ logger = logging.getLogger("binance_exporter.exporter")  # __name__ is __main__ 
 
 class ReportPrinter:
     """Prints the report once the first rankings are in, then the Q5
-    lines of every cycle. A closed stdout is logged, never fatal."""
+    lines of every cycle. A closed, full or broken stdout is logged once
+    and printing stops; serving goes on."""
 
-    def __init__(self, output_format: str, out: TextIO):
+    def __init__(self, output_format: str, out: Optional[TextIO]):
         self.output_format = output_format
         self.out = out
         self.reported = False
+        if out is None:  # what Python makes of a stdout closed at start (>&-)
+            self._stop_printing("it is closed")
 
     def publish(self, snapshot: Snapshot) -> None:
         """Prints what ``snapshot`` answers."""
@@ -48,40 +55,89 @@ class ReportPrinter:
             self.reported = True
         if self.reported:
             text += "".join(line + "\n" for line in render_spread_lines(snapshot, now, self.output_format))
+        self._write(text)
+
+    def print_report(self, snapshot: Snapshot) -> None:
+        """Prints the report of ``snapshot``, whatever it holds."""
+        self._write(render_report(snapshot, time.time(), self.output_format))
+
+    def _write(self, text: str) -> None:
+        if self.out is None or not text:
+            return
         try:
             self.out.write(text)
             self.out.flush()
         except (OSError, ValueError) as exc:
-            logger.warning("cannot print to stdout: %s", exc)
+            self._stop_printing(str(exc))
+
+    def _stop_printing(self, why: str) -> None:
+        logger.warning("cannot print the report to stdout (%s): nothing more is printed", why)
+        out, self.out = self.out, None
+        if out is None:
+            return
+        try:
+            # What the stream still buffers would fail again at exit: let it go to /dev/null.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, out.fileno())
+            os.close(devnull)
+        except (OSError, ValueError):
+            pass  # not a file descriptor: nothing is flushed at exit
+
+
+def weight_per_minute(config: Config) -> float:
+    """The request weight the settings spend per minute when every request succeeds."""
+    return Schedule(config.update_interval, config.rank_interval, top_n=config.top).weight_per_minute(WEIGHTS)
 
 
 def build_scheduler(config: Config) -> Scheduler:
+    """The scheduler and Binance client the configuration asks for; a
+    configuration that would overspend its weight budget is a one-line
+    error (exit status 2)."""
+    needed = weight_per_minute(config)
+    if needed > config.weight_budget:
+        config_error(
+            f"--update-interval {config.update_interval:g} with --top {config.top} and --rank-interval "
+            f"{config.rank_interval:g} needs {math.ceil(needed)} request weight a minute, over --weight-budget "
+            f"{config.weight_budget}: raise --update-interval, lower --top or raise --weight-budget"
+        )
     if config.weight_budget > BINANCE_WEIGHT_LIMIT:
         logger.warning(
             "--weight-budget %d is above Binance's %d per minute: only Binance's own 429s will limit requests",
             config.weight_budget,
             BINANCE_WEIGHT_LIMIT,
         )
-    client = BinanceClient(config.base_urls, config.request_timeout, RequestGate(config.weight_budget))
+    gate = RequestGate(config.weight_budget, state_dir=Path(config.state_dir))
+    client = BinanceClient(config.base_urls, config.request_timeout, gate)
     schedule = Schedule(config.update_interval, config.rank_interval, top_n=config.top)
     return Scheduler(client, schedule)
 
 
-def run_once(config: Config, out: TextIO) -> int:
+def run_once(config: Config, signals: SignalRecord) -> int:
     """Prints one report; 0 if every answer could be fetched, else 1."""
     scheduler = build_scheduler(config)
-    snapshot = scheduler.run_cycle()
+    cycle: Future = Future()
+
+    def run() -> None:
+        try:
+            cycle.set_result(scheduler.run_cycle())
+        except BaseException as exc:  # pylint: disable=broad-exception-caught  # raised again below
+            cycle.set_exception(exc)
+
+    threading.Thread(target=run, name="once", daemon=True).start()
+    if signals.wait(cycle.done) is not None:
+        logger.error("stopped by %s before the report was complete", signals.stop_name)
+        return 1
+    snapshot = cycle.result()
     scheduler.close()
-    out.write(render_report(snapshot, time.time(), config.output_format))
-    out.flush()
+    ReportPrinter(config.output_format, sys.stdout).print_report(snapshot)
     if not snapshot.up:
         logger.error("could not read everything from Binance at %s", ", ".join(config.base_urls))
         return 1
     return 0
 
 
-def serve(config: Config, out: TextIO) -> int:
-    """Serves /metrics and updates until SIGTERM or SIGINT; returns 0."""
+def serve(config: Config, signals: SignalRecord) -> int:
+    """Serves /metrics and updates until a stop signal; returns 0."""
     scheduler = build_scheduler(config)
     metrics = MetricsPage(lambda: scheduler.snapshot)
     health = Health(lambda: scheduler.snapshot, STALE_AFTER_INTERVALS * config.update_interval)
@@ -89,7 +145,6 @@ def serve(config: Config, out: TextIO) -> int:
         server = ExporterHTTPServer((config.address, config.port), metrics, health).start()
     except OSError as exc:
         config_error(f"cannot listen on {config.address}:{config.port}: {exc.strerror or exc}")
-    signalled = record_stop_signals()
     logger.info(
         "binance-exporter %s serving http://%s:%d/metrics, reading %s every %g s (rankings every %g s)",
         __version__,
@@ -99,25 +154,35 @@ def serve(config: Config, out: TextIO) -> int:
         config.update_interval,
         config.rank_interval,
     )
-    printer = ReportPrinter(config.output_format, out)
+    printer = ReportPrinter(config.output_format, sys.stdout)
     stop = threading.Event()
     threading.Thread(target=scheduler.run, args=(stop, printer.publish), name="scheduler", daemon=True).start()
-    wait_for_signal(signalled)
+    signals.wait()
     stop.set()
-    logger.info("stopping")
+    logger.info("stopping on %s", signals.stop_name)
     server.stop()
     return 0
 
 
-def main(argv: Optional[Sequence[str]] = None, env: Optional[Mapping[str, str]] = None) -> int:
+def main(
+    argv: Optional[Sequence[str]] = None,
+    env: Optional[Mapping[str, str]] = None,
+    signals: Optional[SignalRecord] = None,
+) -> int:
     """Runs the exporter; returns the exit status."""
+    signals = signals or SignalRecord().install()
     config = parse_args(sys.argv[1:] if argv is None else argv, os.environ if env is None else env)
     logging.basicConfig(
         level=config.loglevel, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # binance-connector logs whole response bodies at DEBUG; the client logs a line per request itself.
+    logging.getLogger("binance").setLevel(max(logging.INFO, logging.getLevelName(config.loglevel)))
+    if signals.stop is not None:
+        logger.info("stopping on %s before starting", signals.stop_name)
+        return 0
     if config.once:
-        return run_once(config, sys.stdout)
-    return serve(config, sys.stdout)
+        return run_once(config, signals)
+    return serve(config, signals)
 
 
 if __name__ == "__main__":

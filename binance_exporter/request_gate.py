@@ -68,6 +68,16 @@ class GateState:
     paused_until: Optional[float]
 
 
+@dataclass
+class _Pause:
+    """A pause in force (or past): nothing is sent until ``until``."""
+
+    until: float = 0.0
+    reason: Optional[str] = None  # "Retry-After" or "backing off"
+    began: float = -math.inf  # when a Retry-After pause began
+    status: int = 0  # the worst answer of a Retry-After pause: 429 or 418
+
+
 class RequestGate:
     """Admits or refuses requests to Binance. Thread-safe; ``clock`` is
     Unix time (Binance counts weight per clock minute). With a
@@ -87,10 +97,7 @@ class RequestGate:
         self._reported = 0  # highest weight Binance reported for the current minute
         self._any_report = False
         self._budget_skipped_minute = -1  # the minute the budget last stopped a request
-        self._paused_until = 0.0
-        self._pause_reason: Optional[str] = None
-        self._pause_began = -math.inf  # when the Retry-After pause in force began
-        self._pause_status = 0  # the worst status of that pause: 429 or 418
+        self._pause = _Pause()
         self._backoff = 0.0
         self._state_file = state_dir / PAUSE_FILE if state_dir is not None else None
         self._load_pause()
@@ -105,10 +112,10 @@ class RequestGate:
         the time it was admitted, or raises ``RequestSkipped``."""
         with self._lock:
             now = self._clock()
-            if now < self._paused_until:
+            if now < self._pause.until:
                 raise RequestSkipped(
-                    f"{endpoint}: not sent, {self._pause_reason} until {format_utc(self._paused_until)}",
-                    "retry_after" if self._pause_reason == "Retry-After" else "backoff",
+                    f"{endpoint}: not sent, {self._pause.reason} until {format_utc(self._pause.until)}",
+                    "retry_after" if self._pause.reason == "Retry-After" else "backoff",
                 )
             self._roll_minute(now)
             projected = max(self._sent, self._reported) + weight
@@ -144,16 +151,16 @@ class RequestGate:
         with self._lock:
             now = self._clock()
             until = now + min(seconds, MAX_RETRY_AFTER)
-            in_force = self._pause_reason == "Retry-After" and now < self._paused_until
-            worse = SEVERITY.get(status, 0) > SEVERITY.get(self._pause_status, 0)
-            news = not in_force or sent_at >= self._pause_began or worse
+            in_force = self._pause.reason == "Retry-After" and now < self._pause.until
+            worse = SEVERITY.get(status, 0) > SEVERITY.get(self._pause.status, 0)
+            news = not in_force or sent_at >= self._pause.began or worse
             if news:
-                self._pause_began = now
-                self._pause_status = status if worse or not in_force else self._pause_status
-            if news or until > self._paused_until:
-                self._paused_until, self._pause_reason = max(until, self._paused_until), "Retry-After"
+                self._pause.began = now
+                self._pause.status = status if worse or not in_force else self._pause.status
+            if news or until > self._pause.until:
+                self._pause.until, self._pause.reason = max(until, self._pause.until), "Retry-After"
                 self._save_pause()
-            return self._paused_until if news else None
+            return self._pause.until if news else None
 
     def back_off(self, cap: float) -> float:
         """Pauses for the next step of an exponential backoff (10 s,
@@ -161,9 +168,9 @@ class RequestGate:
         with self._lock:
             self._backoff = min(cap, self._backoff * 2 if self._backoff else BACKOFF_INITIAL)
             until = self._clock() + self._backoff
-            if until > self._paused_until:
-                self._paused_until, self._pause_reason = until, "backing off"
-            return self._paused_until
+            if until > self._pause.until:
+                self._pause.until, self._pause.reason = until, "backing off"
+            return self._pause.until
 
     def succeeded(self) -> None:
         """Binance answered: the next backoff starts small again."""
@@ -179,13 +186,13 @@ class RequestGate:
             return GateState(
                 self.weight_budget,
                 self._reported if self._any_report else None,
-                self._paused_until if self._paused_until > now else None,
+                self._pause.until if self._pause.until > now else None,
             )
 
     def _save_pause(self) -> None:
         if self._state_file is None:
             return
-        record = {"paused_until": self._paused_until, "status": self._pause_status}
+        record = {"paused_until": self._pause.until, "status": self._pause.status}
         temporary = self._state_file.with_name(f".{PAUSE_FILE}.{os.getpid()}")
         try:
             self._state_file.parent.mkdir(parents=True, exist_ok=True)
@@ -206,10 +213,10 @@ class RequestGate:
         now = self._clock()
         if not math.isfinite(until) or until <= now:
             return
-        self._paused_until = min(until, now + MAX_RETRY_AFTER)
-        self._pause_reason, self._pause_began, self._pause_status = "Retry-After", now, status
+        self._pause.until = min(until, now + MAX_RETRY_AFTER)
+        self._pause.reason, self._pause.began, self._pause.status = "Retry-After", now, status
         logger.warning(
             "Binance asked this host (HTTP %d) to send nothing until %s: waiting until then before any request",
             status,
-            format_utc(self._paused_until),
+            format_utc(self._pause.until),
         )

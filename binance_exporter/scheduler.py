@@ -120,6 +120,20 @@ class Schedule:
     exchange_info_interval: float = EXCHANGE_INFO_INTERVAL
     top_n: int = TOP_N
 
+    def weight_per_minute(self, weights: Mapping[str, int]) -> float:
+        """The request weight this schedule spends per minute when every
+        request succeeds, at the ``weights`` of the endpoints: each cycle
+        a depth per Q1 symbol and one bookTicker for Q2; each ranking all
+        24 h tickers; exchange info hourly."""
+        cycle = self.top_n * weights["/api/v3/depth"] + weights["/api/v3/ticker/bookTicker"]
+        ranking = weights["/api/v3/ticker/24hr"]
+        exchange_info = weights["/api/v3/exchangeInfo"]
+        return 60 * (
+            cycle / self.update_interval
+            + ranking / max(self.rank_interval, self.update_interval)
+            + exchange_info / max(self.exchange_info_interval, self.update_interval)
+        )
+
 
 class SymbolReadings:
     """Each ranked symbol's last good readings, and the symbols Binance no

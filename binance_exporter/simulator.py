@@ -44,7 +44,7 @@ from typing import Any, Callable, Optional
 from urllib.parse import parse_qs, urlsplit
 
 from binance_exporter.config import OneLineParser
-from binance_exporter.signals import record_stop_signals, wait_for_signal
+from binance_exporter.signals import SignalRecord
 from binance_exporter.simulated_market import LISTED_SYMBOLS, Market, synthetic_symbols
 
 logger = logging.getLogger(__name__)
@@ -551,10 +551,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         )
     except OSError as exc:
         parser.error(f"cannot listen on {args.address}:{args.port}: {exc.strerror}")
-    signalled = record_stop_signals()
+    signals = SignalRecord().install()
     simulator.start()
     print(f"binance simulator listening on {simulator.url}", flush=True)
-    wait_for_signal(signalled)
+    signals.wait()
     simulator.stop()
     return 0
 

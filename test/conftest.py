@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Callable, Iterator
 
@@ -9,6 +10,19 @@ import pytest
 
 from binance_exporter.simulated_market import Market
 from binance_exporter.simulator import BinanceSimulator
+
+
+@pytest.fixture(scope="session", autouse=True)
+def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Exporters started by the tests keep their state (a Retry-After
+    pause) in a directory of the test run's own, never in the user's."""
+    saved = os.environ.get("XDG_STATE_HOME")
+    os.environ["XDG_STATE_HOME"] = str(tmp_path_factory.mktemp("state"))
+    yield os.environ["XDG_STATE_HOME"]
+    if saved is None:
+        del os.environ["XDG_STATE_HOME"]
+    else:
+        os.environ["XDG_STATE_HOME"] = saved
 
 
 @pytest.fixture

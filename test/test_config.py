@@ -1,8 +1,10 @@
 """Flags and environment variables: every option, env fallbacks, and a
 one-line error with exit status 2 for each kind of bad input."""
 
+import os
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -24,7 +26,12 @@ def test_defaults():
         loglevel="INFO",
         once=False,
         output_format="text",
+        state_dir=os.path.join(tempfile.gettempdir(), "binance-exporter"),
     )
+
+
+def test_the_state_dir_follows_xdg_state_home():
+    assert parse_args([], {"XDG_STATE_HOME": "/var/lib/x"}).state_dir == "/var/lib/x/binance-exporter"
 
 
 @pytest.mark.parametrize(
@@ -53,6 +60,7 @@ def test_defaults():
         ("--top", "100", "BINANCE_EXPORTER_TOP", "top", 100),
         ("--loglevel", "debug", "BINANCE_EXPORTER_LOGLEVEL", "loglevel", "DEBUG"),
         ("--format", "json", "BINANCE_EXPORTER_FORMAT", "output_format", "json"),
+        ("--state-dir", "/var/lib/be", "BINANCE_EXPORTER_STATE_DIR", "state_dir", "/var/lib/be"),
     ],
 )
 def test_each_option_from_flag_and_from_env(flag, value, env, field, expected):
@@ -90,6 +98,7 @@ def test_once_from_flag_and_env(argv, env, once):
         ([], {"BINANCE_EXPORTER_PORT": "-1"}, "BINANCE_EXPORTER_PORT must be a whole number"),
         (["--update-interval", "0"], {}, "--update-interval must be a positive number of seconds, not '0'"),
         (["--update-interval", "-5"], {}, "--update-interval must be a positive number"),
+        (["--update-interval", "0.001"], {}, "--update-interval must be at least 0.5 seconds, not '0.001'"),
         (["--rank-interval", "soon"], {}, "--rank-interval must be a positive number of seconds, not 'soon'"),
         (["--rank-interval", "nan"], {}, "--rank-interval must be a positive number"),
         (["--request-timeout", "inf"], {}, "--request-timeout must be a positive number"),
@@ -106,6 +115,7 @@ def test_once_from_flag_and_env(argv, env, once):
         (["--top", "101"], {}, "--top must be a whole number from 1 to 100"),
         ([], {"BINANCE_EXPORTER_WEIGHT_BUDGET": "lots"}, "BINANCE_EXPORTER_WEIGHT_BUDGET must be a whole number"),
         (["--address", " "], {}, "--address must not be empty"),
+        (["--state-dir", ""], {}, "--state-dir must not be empty"),
         ([], {"BINANCE_EXPORTER_ONCE": "maybe"}, "BINANCE_EXPORTER_ONCE must be true or false"),
         (["--bogus"], {}, "unrecognized arguments: --bogus"),
         (["--port"], {}, "expected one argument"),
@@ -142,6 +152,7 @@ def test_help_names_every_option_and_its_env_var(capsys):
         "top",
         "loglevel",
         "format",
+        "state-dir",
     ):
         assert f"--{name}" in out and f"BINANCE_EXPORTER_{name.upper().replace('-', '_')}" in out
 
@@ -161,3 +172,18 @@ def test_the_real_process_reports_bad_input_without_a_traceback(module):
         result.stderr == "binance-exporter: error: --update-interval must be a positive number of seconds, not '-1'\n"
     )
     assert result.stdout == ""
+
+
+def test_the_real_process_refuses_settings_that_overspend_the_weight_budget():
+    result = subprocess.run(
+        [sys.executable, "-m", "binance_exporter", "--update-interval", "2", "--top", "10"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("binance-exporter: error: --update-interval 2 with --top 10 and --rank-interval")
+    assert result.stderr.endswith("raise --update-interval, lower --top or raise --weight-budget\n")
+    assert result.stderr.count("\n") == 1

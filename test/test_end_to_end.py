@@ -3,7 +3,11 @@
 unreachable Binance and stops cleanly on SIGTERM and SIGINT."""
 
 import json
+import os
 import signal
+import subprocess
+import sys
+import tempfile
 import time
 from decimal import Decimal as D
 
@@ -11,7 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from binance_exporter.simulator import Fault
-from .helpers import free_port, http_get, start_module, stop_process, wait_for
+from .helpers import ROOT, free_port, http_get, start_module, stop_process, wait_for
 
 Q1 = ("ETHBTC", "BNBBTC", "SOLBTC", "XRPBTC", "LINKBTC")
 Q2 = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT", "BTCDOWNUSDT")
@@ -28,15 +32,15 @@ def binance():
 
 
 def start_exporter(base_url, *args, env=None):
+    """The exporter on a free port, with a state directory of its own;
+    fast updates are allowed past the default weight budget (the fake
+    Binance enforces its own limit)."""
     port = free_port()
+    state_dir = tempfile.mkdtemp(dir=os.environ["XDG_STATE_HOME"])
     process = start_module(
-        "binance_exporter.exporter",
-        "--port",
-        str(port),
-        "--address",
-        "127.0.0.1",
-        "--base-url",
-        base_url,
+        "binance_exporter",
+        *("--port", str(port), "--address", "127.0.0.1", "--base-url", base_url),
+        *("--weight-budget", "100000", "--state-dir", state_dir),
         *args,
         env=env,
     )
@@ -310,3 +314,87 @@ def test_several_base_urls_fail_over_to_one_that_answers(simulator):
         status, _, err = stop_process(exporter)
     assert status == 0
     assert f"switching from {dead} to {simulator.url}" in err
+
+
+def _last_update(url):
+    return scrape(url).get(("binance_exporter_last_update_timestamp_seconds", ()), 0)
+
+
+@pytest.mark.parametrize("stdout", ["closed", "full", "broken"])
+def test_a_closed_full_or_broken_stdout_is_logged_once_and_updates_go_on(binance, stdout):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = ["sh", "-c", 'exec "$@" >&-', "sh"] if stdout == "closed" else []
+    command += [sys.executable, "-m", "binance_exporter", "--port", str(port), "--address", "127.0.0.1"]
+    command += ["--base-url", binance, "--update-interval", "0.5", "--weight-budget", "100000"]
+    with open("/dev/full", "w", encoding="utf-8") as full:
+        exporter = subprocess.Popen(  # pylint: disable=consider-using-with  # stopped below
+            command,
+            cwd=ROOT,
+            stdout={"closed": None, "full": full, "broken": subprocess.PIPE}[stdout],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    if stdout == "broken":
+        exporter.stdout.close()  # nobody reads: the first write fails with EPIPE
+    try:
+        wait_for(lambda: up(url))
+        first = _last_update(url)
+        wait_for(lambda: _last_update(url) > first)
+        seen = _last_update(url)
+        wait_for(lambda: _last_update(url) > seen)  # cycles go on, and so does printing's failure
+    finally:
+        exporter.terminate()
+        err = exporter.communicate(timeout=10)[1]
+    assert exporter.returncode == 0, err
+    assert err.count("cannot print the report to stdout") == 1
+    assert "Traceback" not in err and "Exception ignored" not in err
+
+
+def test_signal_handlers_are_in_place_before_the_slow_imports():
+    probe = (
+        "import runpy, signal, sys\n"
+        "def audit(event, args):\n"
+        "    if event == 'import' and args[0] == 'requests':\n"
+        "        print('handled' if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL else 'default')\n"
+        "        sys.stdout.flush()\n"
+        "sys.addaudithook(audit)\n"
+        "sys.argv = ['binance_exporter', '--version']\n"
+        "runpy.run_module('binance_exporter', run_name='__main__')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.splitlines()[0] == "handled"
+
+
+def _handles_sigterm(process):
+    """Whether ``process`` has its own SIGTERM handler yet (Linux's SigCgt)."""
+    with open(f"/proc/{process.pid}/status", encoding="ascii") as status:
+        caught = next(line for line in status if line.startswith("SigCgt:"))
+    return int(caught.split()[1], 16) & (1 << (signal.SIGTERM - 1))
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGQUIT])
+def test_a_stop_signal_at_start_up_ends_it_cleanly(binance, signum):
+    exporter, _ = start_exporter(binance)
+    wait_for(lambda: _handles_sigterm(exporter), interval=0.001)
+    exporter.send_signal(signum)
+    status, _, err = stop_process(exporter, timeout=30)
+    assert status == 0, err
+    assert "Traceback" not in err
+    assert f"stopping on {signal.Signals(signum).name}" in err
+
+
+def test_sighup_is_logged_and_ignored(binance):
+    exporter, url = start_exporter(binance, "--update-interval", "0.5")
+    try:
+        wait_for(lambda: up(url))
+        exporter.send_signal(signal.SIGHUP)
+        first = _last_update(url)
+        wait_for(lambda: _last_update(url) > first)
+        assert exporter.poll() is None
+    finally:
+        status, _, err = stop_process(exporter)
+    assert status == 0
+    assert "SIGHUP received 1 time(s): ignored, there is nothing to reload" in err

@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from binance_exporter.config import OPTIONS
+from binance_exporter.config import OPTIONS, parse_args
+from binance_exporter.exporter import weight_per_minute
 from .helpers import ROOT, free_port, http_get, start_module, stop_process, wait_for
 
 DOCKER = Path(ROOT) / "docker"
@@ -102,7 +103,7 @@ def stack():
             exporter = start_module(
                 "binance_exporter.exporter",
                 *("--port", str(exporter_port), "--address", "127.0.0.1", "--base-url", binance_url),
-                *("--update-interval", "1", "--rank-interval", "10"),
+                *("--update-interval", "1", "--rank-interval", "10", "--weight-budget", "100000"),
             )
             config = load_yaml("prometheus.yml")
             config["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
@@ -233,6 +234,14 @@ def test_the_demo_points_the_exporter_at_the_simulator():
     assert settings["BINANCE_EXPORTER_BASE_URL"] == "http://simulator:9999"
     simulator = compose()["services"]["simulator"]
     assert "--port" in simulator["entrypoint"] and "9999" in simulator["entrypoint"]
+
+
+def test_the_demo_settings_fit_their_weight_budget():
+    settings = dict(
+        line.split("=", 1) for line in (DOCKER / "demo.env").read_text(encoding="utf-8").splitlines() if "=" in line
+    )
+    config = parse_args([], settings)
+    assert weight_per_minute(config) <= config.weight_budget
 
 
 def test_grafana_provisions_the_prometheus_datasource_the_dashboard_uses():
