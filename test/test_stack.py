@@ -88,6 +88,12 @@ def test_every_alert_has_a_firing_and_a_quiet_case_and_tells_the_operator_what_t
     assert {"BinanceWeightNearBudget", "BinanceWeightBudgetExhausted"} <= names
 
 
+def test_the_readme_lists_every_alert():
+    readme = (Path(ROOT) / "README.md").read_text(encoding="utf-8")
+    listed = set(re.findall(r"^\| `(Binance\w+)` \|", readme, re.MULTILINE))
+    assert listed == {rule["alert"] for rule in alert_rules()}
+
+
 def test_neither_the_dashboard_nor_the_alerts_assume_a_top_size_or_an_update_interval():
     texts = {"dashboard": DASHBOARD.read_text(encoding="utf-8"), "alerts": (DOCKER / "alerts.yml").read_text("utf-8")}
     for name, text in texts.items():
