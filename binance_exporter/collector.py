@@ -5,7 +5,7 @@ whichever snapshot is current at scrape time, so a symbol that left a top
 list is simply absent: there is no stale label set to delete. A scrape
 looks like this (abridged)::
 
-    # HELP binance_spread Best ask minus best bid, quote asset units; refreshed every update interval.
+    # HELP binance_spread Best ask minus best bid, in quote asset units; refreshed every update interval.
     # TYPE binance_spread gauge
     binance_spread{symbol="BTCUSDT"} 0.01
     # HELP binance_order_book_notional Sum of price x quantity over the best 200 price levels ...
@@ -31,6 +31,7 @@ from binance_exporter.snapshot import Snapshot
 _EVERY_UPDATE = "refreshed every update interval"
 _OPENMETRICS_EOF = b"# EOF\n"  # ends an OpenMetrics body; the process metrics follow the snapshot's
 _EVERY_RANKING = "refreshed every rank interval"
+_AT_START = "fixed at start"
 
 
 def _gauge(name: str, documentation: str, labels: tuple[str, ...] = ()) -> GaugeMetricFamily:
@@ -63,17 +64,23 @@ class SnapshotCollector(Collector):
     def _rankings(snapshot: Snapshot) -> Iterator[Metric]:
         rank = _gauge(
             "binance_top_symbol_rank",
-            f"Position of the symbol in a top list, 1 = highest; {_EVERY_RANKING}.",
+            f"Position of the symbol in a top list, a rank (1 = highest); {_EVERY_RANKING}.",
             ("ranking", "quote_asset", "symbol"),
         )
         for ranking in snapshot.rankings:
             for position, ticker in enumerate(ranking.tickers, start=1):
                 rank.add_metric([ranking.name, ranking.quote_asset, ticker.symbol], position)
-        volume = _gauge("binance_volume_24h", f"24 h traded volume, base asset units; {_EVERY_RANKING}.", ("symbol",))
-        quote_volume = _gauge(
-            "binance_quote_volume_24h", f"24 h traded volume, quote asset units; {_EVERY_RANKING}.", ("symbol",)
+        volume = _gauge(
+            "binance_volume_24h", f"Volume traded in the last 24 h, in base asset units; {_EVERY_RANKING}.", ("symbol",)
         )
-        trades = _gauge("binance_trades_24h", f"24 h number of trades; {_EVERY_RANKING}.", ("symbol",))
+        quote_volume = _gauge(
+            "binance_quote_volume_24h",
+            f"Volume traded in the last 24 h, in quote asset units; {_EVERY_RANKING}.",
+            ("symbol",),
+        )
+        trades = _gauge(
+            "binance_trades_24h", f"Trades in the last 24 h, a count of trades; {_EVERY_RANKING}.", ("symbol",)
+        )
         for ticker in snapshot.tickers:
             volume.add_metric([ticker.symbol], float(ticker.volume))
             quote_volume.add_metric([ticker.symbol], float(ticker.quote_volume))
@@ -85,18 +92,20 @@ class SnapshotCollector(Collector):
         notional = _gauge(
             "binance_order_book_notional",
             f"Sum of price x quantity over the best {BOOK_DEPTH} price levels of one side of the book, "
-            f"quote asset units; {_EVERY_UPDATE}.",
+            f"in quote asset units; {_EVERY_UPDATE}.",
             ("symbol", "side"),
         )
         for reading in snapshot.notionals:
             notional.add_metric([reading.symbol, "bid"], float(reading.bid))
             notional.add_metric([reading.symbol, "ask"], float(reading.ask))
-        bid = _gauge("binance_best_bid_price", f"Best bid price, quote asset units; {_EVERY_UPDATE}.", ("symbol",))
-        ask = _gauge("binance_best_ask_price", f"Best ask price, quote asset units; {_EVERY_UPDATE}.", ("symbol",))
-        spread = _gauge("binance_spread", f"Best ask minus best bid, quote asset units; {_EVERY_UPDATE}.", ("symbol",))
+        bid = _gauge("binance_best_bid_price", f"Best bid price, in quote asset units; {_EVERY_UPDATE}.", ("symbol",))
+        ask = _gauge("binance_best_ask_price", f"Best ask price, in quote asset units; {_EVERY_UPDATE}.", ("symbol",))
+        spread = _gauge(
+            "binance_spread", f"Best ask minus best bid, in quote asset units; {_EVERY_UPDATE}.", ("symbol",)
+        )
         delta = _gauge(
             "binance_spread_delta",
-            f"Absolute change of the spread since the symbol's previous update, quote asset units; {_EVERY_UPDATE}.",
+            f"Absolute change of the spread since the symbol's previous update, in quote asset units; {_EVERY_UPDATE}.",
             ("symbol",),
         )
         for reading in snapshot.spreads:
@@ -111,29 +120,37 @@ class SnapshotCollector(Collector):
     def _health(snapshot: Snapshot) -> Iterator[Metric]:
         yield GaugeMetricFamily(
             "binance_up",
-            "1 if the latest update cycle fetched everything it needed from Binance, else 0; " f"{_EVERY_UPDATE}.",
+            f"Whether the latest update cycle fetched everything it needed from Binance, 1 or 0; {_EVERY_UPDATE}.",
             value=1 if snapshot.up else 0,
         )
         yield GaugeMetricFamily(
             "binance_exporter_last_update_timestamp_seconds",
-            "End of the last fully successful update cycle, Unix time in seconds (0 before the first).",
+            "End of the last fully successful update cycle, Unix time in seconds (0 before the first); "
+            f"{_EVERY_UPDATE}.",
             value=snapshot.last_success or 0,
         )
         yield GaugeMetricFamily(
             "binance_exporter_update_duration_seconds",
-            f"Duration of the latest update cycle, seconds; {_EVERY_UPDATE}.",
+            f"Duration of the latest update cycle, in seconds; {_EVERY_UPDATE}.",
             value=snapshot.cycle_duration or 0,
         )
+        if snapshot.update_interval is not None:
+            yield GaugeMetricFamily(
+                "binance_exporter_update_interval_seconds",
+                f"Time between the starts of update cycles (--update-interval), in seconds; {_AT_START}.",
+                value=snapshot.update_interval,
+            )
         yield _counter(
             "binance_exporter_api_requests",
-            "Requests made to Binance, by endpoint and HTTP status (or timeout/error when there was no answer).",
+            "Requests made to Binance, by endpoint and HTTP status (or timeout/error when there was no answer), "
+            f"a count of requests; {_EVERY_UPDATE}.",
             ("endpoint", "code"),
             snapshot.api.requests,
         )
         yield _counter(
             "binance_exporter_api_errors",
             "Failed requests to Binance, by endpoint and reason (timeout, connection, server_error, client_error, "
-            "rate_limited, blocked, invalid_response, invalid_symbol).",
+            f"rate_limited, blocked, invalid_response, invalid_symbol), a count of attempts; {_EVERY_UPDATE}.",
             ("endpoint", "reason"),
             snapshot.api.errors,
         )
@@ -141,35 +158,41 @@ class SnapshotCollector(Collector):
             "binance_exporter_requests_skipped",
             "Requests not sent to Binance, by endpoint and reason "
             "(retry_after: Binance asked for a pause; backoff: Binance unreachable or refusing this host; "
-            "weight_budget: the request would exceed the per-minute weight budget).",
+            "weight_budget: the request would exceed the per-minute weight budget), "
+            f"a count of requests; {_EVERY_UPDATE}.",
             ("endpoint", "reason"),
             snapshot.api.skipped,
         )
         yield _counter(
             "binance_exporter_rate_limited",
-            "Answers from Binance saying the request weight limit was exceeded (429) or the IP is banned (418).",
+            "Answers from Binance saying the request weight limit was exceeded (429) or the IP is banned (418), "
+            f"a count of answers; {_EVERY_UPDATE}.",
             ("code",),
             snapshot.api.rate_limited,
         )
         yield GaugeMetricFamily(
             "binance_exporter_paused_until_timestamp_seconds",
-            "Unix time until which nothing is sent to Binance (Retry-After or backoff), 0 when requests flow.",
+            "End of the pause in sending to Binance (Retry-After or backoff), Unix time in seconds "
+            f"(0 when requests flow); {_EVERY_UPDATE}.",
             value=snapshot.api.paused_until or 0,
         )
         if snapshot.api.weight_budget is not None:
             yield GaugeMetricFamily(
                 "binance_exporter_weight_budget",
-                "Request weight the exporter allows itself per minute (--weight-budget).",
+                "Request weight the exporter allows itself per minute (--weight-budget), in weight units; "
+                f"{_AT_START}.",
                 value=snapshot.api.weight_budget,
             )
         if snapshot.api.weight_used is not None:
             yield GaugeMetricFamily(
                 "binance_exporter_api_weight_used",
-                "Request weight used in the current minute: "
-                "the highest X-MBX-USED-WEIGHT-1M Binance reported this minute.",
+                "Request weight used by the IP in the current minute, the highest X-MBX-USED-WEIGHT-1M Binance "
+                f"reported this minute (it starts again at each minute boundary), in weight units; {_EVERY_UPDATE}.",
                 value=snapshot.api.weight_used,
             )
-        build = GaugeMetricFamily("binance_exporter_build_info", "Exporter version; always 1.", labels=["version"])
+        build = GaugeMetricFamily(
+            "binance_exporter_build_info", f"Exporter version in its label, always 1; {_AT_START}.", labels=["version"]
+        )
         build.add_metric([__version__], 1)
         yield build
 

@@ -365,6 +365,7 @@ class Scheduler:
             up=complete,
             last_success=self._wall_clock() if complete else self.snapshot.last_success,
             cycle_duration=now - started,
+            update_interval=self.schedule.update_interval,
             api=self.source.api_counts(),
         )
         return self.snapshot

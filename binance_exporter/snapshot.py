@@ -67,7 +67,8 @@ class Snapshot:
 
     Readings (``notionals``, ``spreads``) carry the number of the cycle
     that fetched them: older ones are values kept from an earlier cycle
-    because this one could not refresh them.
+    because this one could not refresh them. ``update_interval`` is the
+    configured time between cycles, in seconds (None before the first).
     """
 
     cycle: int = 0
@@ -77,6 +78,7 @@ class Snapshot:
     up: bool = False
     last_success: Optional[float] = None
     cycle_duration: Optional[float] = None
+    update_interval: Optional[float] = None
     api: ApiCounts = field(default_factory=ApiCounts)
 
     def ranking(self, name: str) -> Optional[Ranking]:

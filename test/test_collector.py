@@ -1,15 +1,21 @@
 """The collector renders the current snapshot: exact values, and nothing
 for symbols that are no longer in it."""
 
+import re
+from dataclasses import replace
 from decimal import Decimal as D
+from pathlib import Path
 
 import pytest
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 
 from binance_exporter import __version__
 from binance_exporter.collector import MetricsPage, SnapshotCollector
 from binance_exporter.market import BookTop, Ranking, Ticker24h
 from binance_exporter.snapshot import ApiCounts, BookNotional, Snapshot, SpreadReading
+from .helpers import ROOT
 
 ETHBTC = Ticker24h("ETHBTC", D("271029.283"), D("8993.32796111"), 122239)
 WBTCBTC = Ticker24h("WBTCBTC", D("12.5"), D("12.49"), 900)
@@ -41,6 +47,17 @@ SNAPSHOT = Snapshot(
         errors=(("/api/v3/depth", "timeout", 1),),
         weight_used=287,
     ),
+)
+
+
+# A snapshot with every optional value set, so that every family appears.
+EVERY_FAMILY = replace(SNAPSHOT, update_interval=10.0, api=replace(SNAPSHOT.api, weight_budget=1200))
+
+# What every HELP text ends with: ", <unit>[ (note)]; <how often it refreshes>."
+HELP_ENDING = re.compile(
+    r", (?P<unit>in seconds|Unix time in seconds|in (?:quote asset|base asset|weight) units|a count of \w+"
+    r"|a rank|1 or 0|always 1)(?: \([^;]*\))?"
+    r"; (?P<refreshed>refreshed every update interval|refreshed every rank interval|fixed at start)\.$"
 )
 
 
@@ -76,10 +93,12 @@ def registry_for(snapshot):
         ("binance_exporter_api_errors_total", {"endpoint": "/api/v3/depth", "reason": "timeout"}, 1),
         ("binance_exporter_api_weight_used", {}, 287),
         ("binance_exporter_build_info", {"version": __version__}, 1),
+        ("binance_exporter_update_interval_seconds", {}, 10.0),
+        ("binance_exporter_weight_budget", {}, 1200),
     ],
 )
 def test_sample_values_are_exact(name, labels, value):
-    assert registry_for(SNAPSHOT).get_sample_value(name, labels) == value
+    assert registry_for(EVERY_FAMILY).get_sample_value(name, labels) == value
 
 
 def test_every_family_has_help_with_a_unit_or_meaning_and_a_type():
@@ -146,3 +165,41 @@ def test_metrics_page_in_openmetrics_ends_once_with_eof():
     assert content_type.startswith("application/openmetrics-text")
     assert body.count(b"# EOF\n") == 1 and body.endswith(b"# EOF\n")
     assert b'binance_spread{symbol="BTCUSDT"} 0.01' in body and b"process_cpu_seconds_total" in body
+
+
+def scraped_families(snapshot):
+    """The families of ``snapshot`` as a scraper parses them from the text exposition."""
+    return list(text_string_to_metric_families(generate_latest(registry_for(snapshot)).decode()))
+
+
+def readme_metric_table():
+    """The README's metric table: {name: (type, unit, refreshed)}, without the process metrics."""
+    readme = Path(ROOT, "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("\n## Metrics\n") :].split("\n## ")[1]
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in section.splitlines()]
+    return {row[0].strip("`"): (row[1], row[4], row[5]) for row in rows if row[0].startswith("`binance_")}
+
+
+def test_every_help_says_the_unit_and_how_often_it_refreshes():
+    for family in scraped_families(EVERY_FAMILY):  # all of them: the README test below checks
+        assert HELP_ENDING.search(family.documentation), f"{family.name}: {family.documentation}"
+
+
+def test_the_readme_metric_table_lists_every_family_with_its_type_unit_and_refresh_as_the_help_says():
+    table = readme_metric_table()
+    families = scraped_families(EVERY_FAMILY)
+    exposed = {f.name + ("_total" if f.type == "counter" else ""): f for f in families}
+    assert set(table) == set(exposed)
+    for name, (kind, unit, refreshed) in table.items():
+        ending = HELP_ENDING.search(exposed[name].documentation)
+        assert (kind, unit, refreshed) == (
+            exposed[name].type,
+            ending["unit"],
+            ending["refreshed"].removeprefix("refreshed "),
+        ), name
+
+
+def test_the_update_interval_is_exported_once_a_cycle_has_run():
+    name = "binance_exporter_update_interval_seconds"
+    assert registry_for(Snapshot()).get_sample_value(name) is None
+    assert registry_for(Snapshot(update_interval=2.5)).get_sample_value(name) == 2.5

@@ -86,7 +86,23 @@ def test_every_alert_has_a_firing_and_a_quiet_case_and_tells_the_operator_what_t
         assert rule["annotations"]["summary"] and len(rule["annotations"]["description"]) > 80
     names = {rule["alert"] for rule in alert_rules()}
     assert {"BinanceExporterDown", "BinanceDataFailing", "BinanceDataStale", "BinanceRateLimited"} <= names
-    assert "BinanceWeightNearBudget" in names
+    assert {"BinanceWeightNearBudget", "BinanceWeightBudgetExhausted"} <= names
+
+
+def test_the_readme_lists_every_alert():
+    readme = (Path(ROOT) / "README.md").read_text(encoding="utf-8")
+    listed = set(re.findall(r"^\| `(Binance\w+)` \|", readme, re.MULTILINE))
+    assert listed == {rule["alert"] for rule in alert_rules()}
+
+
+def test_neither_the_dashboard_nor_the_alerts_assume_a_top_size_or_an_update_interval():
+    texts = {"dashboard": DASHBOARD.read_text(encoding="utf-8"), "alerts": (DOCKER / "alerts.yml").read_text("utf-8")}
+    for name, text in texts.items():
+        assert not re.search(r"(?i)\btop[ -]\d", text), name
+    stale = next(rule for rule in alert_rules() if rule["alert"] == "BinanceDataStale")
+    age = next(p for p in json.loads(texts["dashboard"])["panels"] if p["title"].startswith("Age of the data"))
+    for expr in (stale["expr"], age["targets"][0]["expr"]):
+        assert "binance_exporter_update_interval_seconds" in expr and not re.search(r"\b[1-9]\d+\b", expr), expr
 
 
 @pytest.fixture(scope="module")
@@ -171,6 +187,24 @@ def test_every_alert_expression_parses(stack):
     for rule in alert_rules():
         status, body = query(stack, rule["expr"])
         assert status == 200 and body["status"] == "success", f"{rule['expr']}: {body}"
+
+
+def test_prometheus_sees_the_update_interval_the_exporter_was_given(stack):
+    def interval():
+        _, answer = query(stack, "binance_exporter_update_interval_seconds")
+        return [float(series["value"][1]) for series in answer["data"]["result"]]
+
+    assert wait_for(interval, timeout=30) == [1.0]
+
+
+def test_the_weight_alerts_see_the_exporter_run_out_of_its_budget(stack):
+    # A cycle a second costs about 130 weight: the 1200 budget runs out within ten seconds of every minute.
+    def alert_states():
+        _, answer = query(stack, "ALERTS")
+        return {series["metric"]["alertname"]: series["metric"]["alertstate"] for series in answer["data"]["result"]}
+
+    assert wait_for(lambda: alert_states().get("BinanceWeightBudgetExhausted") == "firing", timeout=120)
+    assert alert_states().get("BinanceWeightNearBudget") in ("pending", "firing")
 
 
 def test_prometheus_loaded_the_alert_rules(stack):
