@@ -165,7 +165,8 @@ class SnapshotCollector(Collector):
         )
         yield _counter(
             "binance_exporter_rate_limited",
-            "Answers from Binance saying the request weight limit was exceeded (429) or the IP is banned (418), "
+            "Answers from Binance saying the request weight limit was exceeded (429) or the IP is banned (418) "
+            "that began or worsened a pause (not those to requests already in flight when it began), "
             f"a count of answers; {_EVERY_UPDATE}.",
             ("code",),
             snapshot.api.rate_limited,
