@@ -238,8 +238,10 @@ class BinanceClient:
                 logger.log(logging.WARNING if exc.first else logging.DEBUG, "%s", exc)
                 raise
             url = self.base_url
+            # A request ends within the timeout, and never outlives the cycle that waits for it.
+            seconds = self.timeout if deadline is None else min(self.timeout, max(0.0, deadline - time.monotonic()))
             try:
-                data = self._attempt(endpoint, call, url)
+                data = self._attempt(endpoint, call, url, seconds)
             except MarketDataError as exc:
                 self.stats.record_error(endpoint, exc.reason)
                 delay = min(RETRY_DELAY_CAP, RETRY_DELAY * 2**attempt) * random.uniform(0.5, 1.0)
@@ -255,15 +257,15 @@ class BinanceClient:
                 return data
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _attempt(self, endpoint: str, call: Callable[[Spot], Any], url: str) -> Any:
+    def _attempt(self, endpoint: str, call: Callable[[Spot], Any], url: str, seconds: float) -> Any:
         spot, transport = self._spot(url)
-        transport.limits = RequestLimits(time.monotonic() + self.timeout, MAX_BODY_BYTES[endpoint])
+        transport.limits = RequestLimits(time.monotonic() + seconds, MAX_BODY_BYTES[endpoint])
         failure = "error"
         try:
             result = call(spot)
         except requests.Timeout as exc:
             failure = "timeout"
-            raise MarketDataError(f"{endpoint}: no answer within {self.timeout:g} s", "timeout", True) from exc
+            raise MarketDataError(f"{endpoint}: no answer within {seconds:.3g} s", "timeout", True) from exc
         except requests.RequestException as exc:
             problem = f"cannot reach {url}: {_network_problem(exc)}"
             raise MarketDataError(f"{endpoint}: {problem}", "connection", True) from exc

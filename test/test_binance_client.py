@@ -5,6 +5,7 @@ failure turned into MarketDataError."""
 import json
 import logging
 import threading
+import time
 from decimal import Decimal as D
 
 import pytest
@@ -170,9 +171,19 @@ def test_a_hanging_request_times_out(simulator, sleeps):
     client = BinanceClient(simulator.url, timeout=0.2, sleep=sleeps)
     simulator.inject(Fault("/api/v3/depth", delay=2.0))
     with pytest.raises(MarketDataError, match="no answer within 0.2 s") as error:
-        client.order_book("ETHBTC", time_left=0.5)
+        client.order_book("ETHBTC", time_left=5)
     assert error.value.reason == "timeout"
     assert requests_of(client) == {("/api/v3/depth", "timeout"): 1}
+
+
+def test_a_request_never_outlives_the_cycle_waiting_for_it(simulator, sleeps):
+    client = BinanceClient(simulator.url, timeout=60, sleep=sleeps)
+    simulator.inject(Fault("/api/v3/depth", delay=60))
+    started = time.monotonic()
+    with pytest.raises(MarketDataError) as error:
+        client.order_book("ETHBTC", time_left=0.3)
+    assert error.value.reason == "timeout"
+    assert time.monotonic() - started < 30  # cut with its cycle, not after the 60 s timeout
 
 
 @pytest.mark.parametrize("status, retry_after, pause", [(429, "7", 7.0), (418, "300", 300.0), (429, None, 60.0)])
