@@ -164,6 +164,13 @@ def serve(config: Config, signals: SignalRecord) -> int:
     return 0
 
 
+def configure_logging(level: str) -> None:
+    """Logs at ``level`` and above to stderr, one line per record."""
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # binance-connector logs whole response bodies at DEBUG; the client logs a line per request itself.
+    logging.getLogger("binance").setLevel(max(logging.INFO, logging.getLevelName(level)))
+
+
 def main(
     argv: Optional[Sequence[str]] = None,
     env: Optional[Mapping[str, str]] = None,
@@ -172,11 +179,7 @@ def main(
     """Runs the exporter; returns the exit status."""
     signals = signals or SignalRecord().install()
     config = parse_args(sys.argv[1:] if argv is None else argv, os.environ if env is None else env)
-    logging.basicConfig(
-        level=config.loglevel, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # binance-connector logs whole response bodies at DEBUG; the client logs a line per request itself.
-    logging.getLogger("binance").setLevel(max(logging.INFO, logging.getLevelName(config.loglevel)))
+    configure_logging(config.loglevel)
     if signals.stop is not None:
         logger.info("stopping on %s before starting", signals.stop_name)
         return 0

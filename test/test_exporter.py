@@ -7,7 +7,8 @@ import logging
 import pytest
 
 from binance_exporter.config import Config
-from binance_exporter.exporter import ReportPrinter, build_scheduler, weight_per_minute
+from binance_exporter.binance_client import BinanceClient
+from binance_exporter.exporter import ReportPrinter, build_scheduler, configure_logging, weight_per_minute
 from binance_exporter.scheduler import STALE_AFTER_INTERVALS
 from binance_exporter.snapshot import Snapshot
 from .test_report import SNAPSHOT
@@ -58,3 +59,12 @@ def test_nothing_to_print_writes_nothing():
     out = io.StringIO()
     ReportPrinter("text", out).publish(Snapshot())
     assert out.getvalue() == ""
+
+
+def test_debug_logging_never_dumps_response_bodies(simulator, caplog):
+    configure_logging("DEBUG")
+    caplog.set_level(logging.DEBUG)
+    BinanceClient(simulator.url, timeout=5).tickers_24h()
+    assert "raw response" not in caplog.text
+    assert "/api/v3/ticker/24hr: HTTP 200, " in caplog.text
+    assert max(len(record.getMessage()) for record in caplog.records) < 1000
