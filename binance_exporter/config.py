@@ -15,6 +15,7 @@ from typing import Callable, Mapping, NoReturn, Optional, Sequence
 from urllib.parse import urlsplit
 
 from binance_exporter import __version__
+from binance_exporter.http_server import Limits
 
 ENV_PREFIX = "BINANCE_EXPORTER_"
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
@@ -36,6 +37,7 @@ class Config:
     loglevel: str = "INFO"
     once: bool = False
     output_format: str = "text"
+    web_max_connections: int = Limits.max_connections
 
 
 def _whole_number(low: int, high: int) -> Callable[[str], int]:
@@ -100,7 +102,7 @@ class _Option:
     @property
     def env(self) -> str:
         """The environment variable that sets this option."""
-        return ENV_PREFIX + self.flag.lstrip("-").replace("-", "_").upper()
+        return ENV_PREFIX + self.flag.lstrip("-").replace("-", "_").replace(".", "_").upper()
 
 
 OPTIONS = (
@@ -124,6 +126,12 @@ OPTIONS = (
     _Option("--top", "top", _whole_number(1, 100), "how many symbols each top list holds"),
     _Option("--loglevel", "loglevel", _choice(LOG_LEVELS, str.upper), "|".join(LOG_LEVELS)),
     _Option("--format", "output_format", _choice(FORMATS, str.lower), "format of the printed report: text|json"),
+    _Option(
+        "--web.max-connections",
+        "web_max_connections",
+        _whole_number(1, 65535),
+        "HTTP connections open at once; at the limit a new one closes the one that has waited longest on its client",
+    ),
 )
 
 
@@ -150,7 +158,7 @@ def _parser() -> OneLineParser:
         parser.add_argument(
             option.flag,
             dest=option.field,
-            metavar=option.flag.lstrip("-").replace("-", "_").upper(),
+            metavar=option.env.removeprefix(ENV_PREFIX),
             help=f"{option.help} (default: {_shown(getattr(defaults, option.field))}; env {option.env})",
         )
     parser.add_argument(

@@ -24,6 +24,7 @@ def test_defaults():
         loglevel="INFO",
         once=False,
         output_format="text",
+        web_max_connections=128,
     )
 
 
@@ -53,6 +54,7 @@ def test_defaults():
         ("--top", "100", "BINANCE_EXPORTER_TOP", "top", 100),
         ("--loglevel", "debug", "BINANCE_EXPORTER_LOGLEVEL", "loglevel", "DEBUG"),
         ("--format", "json", "BINANCE_EXPORTER_FORMAT", "output_format", "json"),
+        ("--web.max-connections", "16", "BINANCE_EXPORTER_WEB_MAX_CONNECTIONS", "web_max_connections", 16),
     ],
 )
 def test_each_option_from_flag_and_from_env(flag, value, env, field, expected):
@@ -106,6 +108,8 @@ def test_once_from_flag_and_env(argv, env, once):
         (["--top", "101"], {}, "--top must be a whole number from 1 to 100"),
         ([], {"BINANCE_EXPORTER_WEIGHT_BUDGET": "lots"}, "BINANCE_EXPORTER_WEIGHT_BUDGET must be a whole number"),
         (["--address", " "], {}, "--address must not be empty"),
+        (["--web.max-connections", "0"], {}, "--web.max-connections must be a whole number from 1 to 65535, not '0'"),
+        ([], {"BINANCE_EXPORTER_WEB_MAX_CONNECTIONS": "many"}, "BINANCE_EXPORTER_WEB_MAX_CONNECTIONS must be a whole"),
         ([], {"BINANCE_EXPORTER_ONCE": "maybe"}, "BINANCE_EXPORTER_ONCE must be true or false"),
         (["--bogus"], {}, "unrecognized arguments: --bogus"),
         (["--port"], {}, "expected one argument"),
@@ -144,6 +148,8 @@ def test_help_names_every_option_and_its_env_var(capsys):
         "format",
     ):
         assert f"--{name}" in out and f"BINANCE_EXPORTER_{name.upper().replace('-', '_')}" in out
+    words = " ".join(out.split())  # argparse wraps lines
+    assert "--web.max-connections WEB_MAX_CONNECTIONS" in words and "env BINANCE_EXPORTER_WEB_MAX_CONNECTIONS" in words
 
 
 @pytest.mark.parametrize("module", ["binance_exporter.exporter", "binance_exporter"])
