@@ -49,6 +49,10 @@ TEXT = "text/plain; charset=utf-8"
 # Connections waiting to be accepted; past this the kernel drops new ones
 # and the client retries a second later (socketserver's default is 5).
 LISTEN_BACKLOG = 128
+# Kernel receive buffer per connection. A request head is at most 16 KiB;
+# left to itself the kernel grows the buffer to megabytes for a client that
+# keeps sending, and freeing that on close costs the serving thread time.
+RECEIVE_BUFFER = 64 * 1024
 # Descriptors kept for the exporter's own work (connections to Binance,
 # /proc reads for the process metrics, logs) when --web.max-connections is
 # more than the open-files limit (ulimit -n) allows.
@@ -143,11 +147,18 @@ class Request:
         return urlsplit(self.target).path
 
 
-_HEAD_END = re.compile(rb"\r?\n\r?\n")
 _TOKEN = re.compile(r"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # all but tab
 _HTTP_VERSION = re.compile(r"HTTP/(\d)\.(\d)")
 _DIGITS = re.compile(r"[0-9]+")
+
+
+def end_of_head(received: bytearray) -> Optional[tuple[int, int]]:
+    """Once ``received`` holds the empty line that ends a request head: (the
+    head's length, where the next request would start). Lines may end in
+    CRLF or in a bare LF."""
+    ends = [(found, found + len(blank)) for blank in (b"\n\r\n", b"\n\n") if (found := received.find(blank)) >= 0]
+    return min(ends) if ends else None
 
 
 def parse_request(head: bytes) -> Request:
@@ -276,6 +287,7 @@ class ExporterHTTPServer:
         # timeout per phase, that is also the order of their deadlines.
         self._waiting: dict[_Phase, OrderedDict[_Connection, None]] = {phase: OrderedDict() for phase in _Phase}
         self._listener = socket.create_server(address, backlog=LISTEN_BACKLOG)
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)  # accepted ones inherit it
         self._listener.setblocking(False)
         self._wakeup, self._wake = socket.socketpair()
         self._selector = selectors.DefaultSelector()
@@ -310,7 +322,10 @@ class ExporterHTTPServer:
 
     def _serve(self) -> None:
         while True:
-            for key, _ in self._selector.select(self._seconds_to_next_deadline()):
+            ready = self._selector.select(self._seconds_to_next_deadline())
+            # New connections first: a scraper's request is complete on arrival and is answered at once.
+            ready.sort(key=lambda event: event[0].fileobj is not self._listener)
+            for key, _ in ready:
                 if key.fileobj is self._wakeup:
                     return  # stop() was called
                 if key.fileobj is self._listener:
@@ -332,17 +347,27 @@ class ExporterHTTPServer:
         return sum(len(queue) for queue in self._waiting.values())
 
     def _accept(self) -> None:
-        """Accepts one connection: the listener is readable, so one is waiting.
-        (Out of descriptors, accept() fails whether one is waiting or not.)"""
-        try:
-            sock, (host, port, *_) = self._listener.accept()
-        except (BlockingIOError, ConnectionAbortedError):
-            return  # the client gave up before it was accepted
-        except OSError as exc:  # out of descriptors (EMFILE, ENFILE) or memory
-            self._warn("accept", "cannot accept connections: %s; closing the one that has waited longest", exc)
-            if not self._close_longest_waiting(f"cannot accept: {exc}"):
-                self._pause_accepting()
-            return  # the listener is still readable: the next round accepts with the descriptor freed
+        """Accepts the connections waiting, up to a backlog's worth.
+
+        The listener is readable, so one is waiting. Out of descriptors,
+        accept() fails whether one is waiting or not: only a first failure
+        says one is, and makes room for it."""
+        for attempt in range(LISTEN_BACKLOG):
+            try:
+                sock, (host, port, *_) = self._listener.accept()
+            except BlockingIOError:
+                return
+            except ConnectionAbortedError:
+                continue  # the client gave up before it was accepted
+            except OSError as exc:  # out of descriptors (EMFILE, ENFILE) or memory
+                if attempt == 0:
+                    self._warn("accept", "cannot accept connections: %s; closing the one that has waited longest", exc)
+                    if not self._close_longest_waiting(f"cannot accept: {exc}"):
+                        self._pause_accepting()
+                return  # if one is waiting, the listener is still readable: the next round accepts it
+            self._admit(sock, f"{host}:{port}")
+
+    def _admit(self, sock: socket.socket, peer: str) -> None:
         if self._open_connections() >= self.limits.max_connections:
             self._warn(
                 "limit",
@@ -351,15 +376,13 @@ class ExporterHTTPServer:
                 self.limits.max_connections,
             )
             self._close_longest_waiting("making room for a new connection")
-        self._add(sock, f"{host}:{port}")
-
-    def _add(self, sock: socket.socket, peer: str) -> None:
         sock.setblocking(False)
         # Headers and body are one write, but a large body goes in several.
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         connection = _Connection(sock, peer)
         self._selector.register(sock, selectors.EVENT_READ, connection)
         self._enter(connection, _Phase.HEAD)
+        self._on_ready(connection)  # a scraper's request is usually there already: answer it this round
 
     def _pause_accepting(self) -> None:
         self._selector.unregister(self._listener)
@@ -445,13 +468,13 @@ class ExporterHTTPServer:
             self._answer_if_complete(connection)
 
     def _answer_if_complete(self, connection: _Connection) -> None:
-        end = _HEAD_END.search(connection.received)
-        if end is None or end.end() > self.limits.max_head_bytes:
+        end = end_of_head(connection.received)
+        if end is None or end[1] > self.limits.max_head_bytes:
             if len(connection.received) > self.limits.max_head_bytes:
                 body = f"request head larger than {self.limits.max_head_bytes} bytes\n".encode()
                 self._reply(connection, Response(431, TEXT, body), keep_alive=False)
             return
-        head, pipelined = bytes(connection.received[: end.start()]), len(connection.received) > end.end()
+        head, pipelined = bytes(connection.received[: end[0]]), len(connection.received) > end[1]
         connection.received.clear()
         try:
             request = parse_request(head)
