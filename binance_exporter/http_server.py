@@ -270,6 +270,22 @@ def _connection_limit(wanted: int) -> int:
     return allowed
 
 
+def _listening_socket(address: tuple[str, int]) -> socket.socket:
+    """A non-blocking socket listening on ``address``; raises OSError (with
+    the system's own message) if it cannot be bound."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)  # accepted sockets inherit it
+        listener.bind(address)
+        listener.listen(LISTEN_BACKLOG)
+    except OSError:
+        listener.close()
+        raise
+    listener.setblocking(False)
+    return listener
+
+
 class ExporterHTTPServer:
     """Serves the exporter's endpoints on one thread, within ``limits``."""
 
@@ -286,9 +302,7 @@ class ExporterHTTPServer:
         # Each phase's connections in the order they entered it: with one
         # timeout per phase, that is also the order of their deadlines.
         self._waiting: dict[_Phase, OrderedDict[_Connection, None]] = {phase: OrderedDict() for phase in _Phase}
-        self._listener = socket.create_server(address, backlog=LISTEN_BACKLOG)
-        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)  # accepted ones inherit it
-        self._listener.setblocking(False)
+        self._listener = _listening_socket(address)
         self._wakeup, self._wake = socket.socketpair()
         self._selector = selectors.DefaultSelector()
         self._selector.register(self._listener, selectors.EVENT_READ)

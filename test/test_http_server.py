@@ -15,7 +15,7 @@ from contextlib import ExitStack
 import pytest
 from binance_exporter import __version__
 from binance_exporter.collector import MetricsPage
-from binance_exporter.http_server import BadRequest, ExporterHTTPServer, Health, Limits, parse_request
+from binance_exporter.http_server import BadRequest, ExporterHTTPServer, Health, Limits, end_of_head, parse_request
 from binance_exporter.snapshot import Snapshot
 from .helpers import ROOT, FakeClock, free_port, http_get, start_module, stop_process, wait_for
 
@@ -190,6 +190,18 @@ def test_a_stalled_client_does_not_block_other_scrapers(address, server):
         assert http_get(server + "/metrics")[0] == 200
 
 
+def test_stopping_closes_every_connection(state, clock):
+    health = Health(lambda: state["snapshot"], max_age=30, clock=clock)
+    server = ExporterHTTPServer(("127.0.0.1", 0), MetricsPage(lambda: state["snapshot"]), health).start()
+    address = server.server_address
+    with stalled_client(address) as sock:
+        assert http_get(f"http://127.0.0.1:{address[1]}/healthz")[0] == 200  # sock was accepted before
+        server.stop()
+        assert closed_by_server(sock)
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(address, timeout=5)
+
+
 def test_a_request_head_that_trickles_in_is_dropped_at_the_head_deadline(start_server):
     server = start_server(Limits(head_timeout=0.3))
     with stalled_client(server.server_address) as sock:
@@ -312,6 +324,20 @@ def test_a_failing_render_is_a_500_and_the_server_keeps_serving(start_server, ca
     assert http_get(url + "/metrics")[0] == 500
     assert "cannot answer GET /metrics" in caplog.text
     assert http_get(url + "/healthz")[0] == 200
+
+
+@pytest.mark.parametrize(
+    "received, end",
+    [
+        (b"GET / HTTP/1.1\r\nHost: x\r\n", None),
+        (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", (24, 27)),
+        (b"GET / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n", (15, 18)),
+        (b"GET / HTTP/1.1\nHost: x\n\nrest", (22, 24)),
+        (b"GET / HTTP/1.1\r\nHost: x\r\n\n", (24, 26)),
+    ],
+)
+def test_end_of_head_finds_the_empty_line(received, end):
+    assert end_of_head(bytearray(received)) == end
 
 
 @pytest.mark.parametrize(
