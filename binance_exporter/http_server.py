@@ -149,6 +149,7 @@ class Request:
 
 _TOKEN = re.compile(r"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # all but tab
+_SPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f]")
 _HTTP_VERSION = re.compile(r"HTTP/(\d)\.(\d)")
 _DIGITS = re.compile(r"[0-9]+")
 
@@ -167,7 +168,7 @@ def parse_request(head: bytes) -> Request:
     request_line, *field_lines = [line.removesuffix("\r") for line in head.decode("latin-1").split("\n")]
     parts = request_line.split(" ")
     version = _HTTP_VERSION.fullmatch(parts[-1])
-    if len(parts) != 3 or not version or not _TOKEN.fullmatch(parts[0]) or re.search(r"[\s\x00-\x1f\x7f]", parts[1]):
+    if len(parts) != 3 or not version or not _TOKEN.fullmatch(parts[0]) or _SPACE_OR_CONTROL.search(parts[1]):
         raise BadRequest(400, "malformed request line")
     if version.group(1) != "1":
         raise BadRequest(505, "only HTTP/1.0 and HTTP/1.1 are served")
