@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: install run test lint coverage demo soak bench clean docker-build docker-up docker-demo docker-down
+.PHONY: install run test lint coverage demo soak bench attack clean docker-build docker-up docker-demo docker-down
 
 install: $(STAMP)
 
@@ -66,3 +66,7 @@ docker-down:
 # The benchmark: cycle latency, weight, /metrics latency, memory and CPU (a few minutes).
 bench: install
 	$(BIN)/python bench/bench.py $(ARGS)
+
+# Attacks on the exporter's HTTP server, each beside a normal scraper (about 3 minutes).
+attack: install
+	$(BIN)/python bench/attack.py $(ARGS)

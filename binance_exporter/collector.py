@@ -17,11 +17,13 @@ looks like this (abridged)::
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Optional
 
 from prometheus_client import ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.exposition import choose_encoder
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
+from prometheus_client.openmetrics import exposition as openmetrics
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from binance_exporter import __version__
@@ -198,13 +200,43 @@ class SnapshotCollector(Collector):
         yield build
 
 
+@dataclass(frozen=True)
+class ExpositionFormat:
+    """A format /metrics can be served in: its fixed Content-Type and its encoder."""
+
+    content_type: str
+    encode: Callable[[CollectorRegistry], bytes]
+
+
+TEXT_FORMAT = ExpositionFormat(CONTENT_TYPE_PLAIN_0_0_4, generate_latest)
+OPENMETRICS_FORMAT = ExpositionFormat(openmetrics.CONTENT_TYPE_LATEST, openmetrics.generate_latest)
+
+
+def choose_format(accept: Optional[str]) -> ExpositionFormat:
+    """OpenMetrics 1.0.0 when the ``Accept`` header lists it (Prometheus
+    asks for it first), else the Prometheus text format 0.0.4 — also for an
+    invalid or unknown header. Nothing the client sends reaches the answer."""
+    for media_range in (accept or "").split(","):
+        media_type, *parameters = media_range.split(";")
+        if media_type.strip().lower() == "application/openmetrics-text":
+            versions = [
+                value.strip().strip('"')
+                for name, _, value in (parameter.partition("=") for parameter in parameters)
+                if name.strip().lower() == "version"
+            ]
+            if versions in ([], ["1.0.0"]):
+                return OPENMETRICS_FORMAT
+    return TEXT_FORMAT
+
+
 class MetricsPage:
     """The /metrics body: the current snapshot's metrics, then the
     exporter process's own (CPU, memory, file descriptors).
 
     A snapshot never changes, so its part is rendered once per snapshot and
-    format and served from that copy until the next cycle publishes a new
-    snapshot; only the few process metrics are rendered at each scrape.
+    format (two formats: at most two copies) and served from that copy until
+    the next cycle publishes a new snapshot; only the few process metrics are
+    rendered at each scrape.
     """
 
     def __init__(self, current: Callable[[], Snapshot]):
@@ -212,19 +244,19 @@ class MetricsPage:
         self._process = CollectorRegistry()
         ProcessCollector(registry=self._process)
         self._lock = threading.Lock()
-        self._rendered: tuple[Optional[Snapshot], dict[str, bytes]] = (None, {})
+        self._rendered: tuple[Optional[Snapshot], dict[ExpositionFormat, bytes]] = (None, {})
 
     def render(self, accept: Optional[str]) -> tuple[bytes, str]:
         """(body, content type) for a scrape sending ``accept``."""
-        encoder, content_type = choose_encoder(accept)
+        exposition = choose_format(accept)
         snapshot = self._current()
         with self._lock:
             if self._rendered[0] is not snapshot:
                 self._rendered = (snapshot, {})
             rendered = self._rendered[1]
-            if content_type not in rendered:
+            if exposition not in rendered:
                 registry = CollectorRegistry()
                 registry.register(SnapshotCollector(lambda: snapshot))
-                rendered[content_type] = encoder(registry).removesuffix(_OPENMETRICS_EOF)
-            body = rendered[content_type]
-        return body + encoder(self._process), content_type
+                rendered[exposition] = exposition.encode(registry).removesuffix(_OPENMETRICS_EOF)
+            body = rendered[exposition]
+        return body + exposition.encode(self._process), exposition.content_type

@@ -17,6 +17,7 @@ from typing import Callable, Mapping, NoReturn, Optional, Sequence
 from urllib.parse import urlsplit
 
 from binance_exporter import __version__
+from binance_exporter.http_server import Limits
 
 ENV_PREFIX = "BINANCE_EXPORTER_"
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
@@ -43,6 +44,7 @@ class Config:
     once: bool = False
     output_format: str = "text"
     state_dir: str = ""  # "" until parse_args fills in default_state_dir()
+    web_max_connections: int = Limits.max_connections
 
 
 def _whole_number(low: int, high: int) -> Callable[[str], int]:
@@ -121,7 +123,7 @@ class _Option:
     @property
     def env(self) -> str:
         """The environment variable that sets this option."""
-        return ENV_PREFIX + self.flag.lstrip("-").replace("-", "_").upper()
+        return ENV_PREFIX + self.flag.lstrip("-").replace("-", "_").replace(".", "_").upper()
 
 
 OPTIONS = (
@@ -157,6 +159,12 @@ OPTIONS = (
         "directory for what must outlive a restart (a pause Binance asked for); "
         f"default $XDG_STATE_HOME/{STATE_DIR_NAME}, else {os.path.join(tempfile.gettempdir(), STATE_DIR_NAME)}",
     ),
+    _Option(
+        "--web.max-connections",
+        "web_max_connections",
+        _whole_number(1, 65535),
+        "HTTP connections open at once; at the limit a new one closes the one that has waited longest on its client",
+    ),
 )
 
 
@@ -183,7 +191,7 @@ def _parser() -> OneLineParser:
         parser.add_argument(
             option.flag,
             dest=option.field,
-            metavar=option.flag.lstrip("-").replace("-", "_").upper(),
+            metavar=option.env.removeprefix(ENV_PREFIX),
             help=f"{option.help} (default: {_shown(getattr(defaults, option.field))}; env {option.env})"
             if getattr(defaults, option.field) != ""
             else f"{option.help} (env {option.env})",

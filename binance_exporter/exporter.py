@@ -24,7 +24,7 @@ from binance_exporter import __version__
 from binance_exporter.binance_client import WEIGHTS, BinanceClient
 from binance_exporter.collector import MetricsPage
 from binance_exporter.config import Config, config_error, parse_args
-from binance_exporter.http_server import ExporterHTTPServer, Health
+from binance_exporter.http_server import ExporterHTTPServer, Health, Limits
 from binance_exporter.report import render_report, render_spread_lines
 from binance_exporter.request_gate import BINANCE_WEIGHT_LIMIT, RequestGate
 from binance_exporter.scheduler import STALE_AFTER_INTERVALS, Schedule, Scheduler
@@ -142,7 +142,8 @@ def serve(config: Config, signals: SignalRecord) -> int:
     metrics = MetricsPage(lambda: scheduler.snapshot)
     health = Health(lambda: scheduler.snapshot, STALE_AFTER_INTERVALS * config.update_interval)
     try:
-        server = ExporterHTTPServer((config.address, config.port), metrics, health).start()
+        limits = Limits(max_connections=config.web_max_connections)
+        server = ExporterHTTPServer((config.address, config.port), metrics, health, limits).start()
     except OSError as exc:
         config_error(f"cannot listen on {config.address}:{config.port}: {exc.strerror or exc}")
     logger.info(

@@ -1,17 +1,41 @@
 """The exporter's HTTP endpoints: ``/``, ``/metrics`` and ``/healthz``.
 
-Each connection is served on its own thread and never waits on Binance:
-``/metrics`` renders the current snapshot, ``/healthz`` compares the last
-successful update with the clock.
+One thread serves every connection, and never waits on a client or on
+Binance: sockets are non-blocking, and every answer comes from memory
+(``/metrics`` from the snapshot rendered once per cycle, ``/healthz`` from
+the clock) in about a millisecond. What a client can hold is bounded:
+
+- its request head (request line and headers) must arrive within
+  ``Limits.head_timeout`` of connecting (on a kept-alive connection, of its
+  first byte) and be at most ``Limits.max_head_bytes`` long (431 otherwise);
+- a kept-alive connection may idle ``Limits.idle_timeout`` between
+  requests, and a client has ``Limits.write_timeout`` to read an answer;
+- at most ``Limits.max_connections`` are open: the next one makes room by
+  closing the connection that has waited longest on its client, so a
+  scraper, which sends its request at once, always gets in;
+- out of file descriptors, the server closes that same connection rather
+  than spin on a listening socket it cannot accept from.
+
+``parse_request`` turns a request head into a ``Request``, with no I/O.
 """
 
 from __future__ import annotations
 
+import contextlib
+import enum
 import logging
+import re
+import resource
+import selectors
+import socket
+import struct
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Optional
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+from email.utils import formatdate
+from http import HTTPStatus
+from typing import Callable, Optional
 from urllib.parse import urlsplit
 
 from binance_exporter import __version__
@@ -20,9 +44,26 @@ from binance_exporter.snapshot import Snapshot
 
 logger = logging.getLogger(__name__)
 
-# A client that stalls mid-request is dropped after this many seconds, so
-# it holds one thread for a bounded time and never blocks other scrapers.
-CLIENT_TIMEOUT = 10.0
+SERVER = f"binance-exporter/{__version__}"
+TEXT = "text/plain; charset=utf-8"
+# Connections waiting to be accepted; past this the kernel drops new ones
+# and the client retries a second later (socketserver's default is 5).
+LISTEN_BACKLOG = 128
+# Kernel receive buffer per connection. A request head is at most 16 KiB;
+# left to itself the kernel grows the buffer to megabytes for a client that
+# keeps sending, and freeing that on close costs the serving thread time.
+RECEIVE_BUFFER = 64 * 1024
+# Descriptors kept for the exporter's own work (connections to Binance,
+# /proc reads for the process metrics, logs) when --web.max-connections is
+# more than the open-files limit (ulimit -n) allows.
+RESERVED_DESCRIPTORS = 64
+# Before closing a connection after its last answer (an error, or the client
+# asked to close), the server reads and discards up to this much more of what
+# the client sends, for at most the head timeout, so that the client reads
+# the answer rather than a reset (RFC 9112, section 9.6).
+LINGER_BYTES = 64 * 1024
+# An attack should cost a line in the log a minute, not a line a connection.
+WARNING_INTERVAL = 60.0
 
 LANDING_PAGE = f"""<!DOCTYPE html>
 <html lang="en">
@@ -37,6 +78,30 @@ LANDING_PAGE = f"""<!DOCTYPE html>
 </body>
 </html>
 """.encode()
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one client may cost the server. The defaults are the exporter's."""
+
+    # Connections open at once (--web.max-connections): a few scrapers need a
+    # few; 128 is room to spare, far below the usual limit of 1024 descriptors.
+    max_connections: int = 128
+    # A scraper sends its request head at once; 2 s is generous even on a busy
+    # host, and a client trickling its head in (slowloris) holds a connection
+    # for no longer.
+    head_timeout: float = 2.0
+    # Longer than Prometheus's default scrape interval (1 min), so a scraper
+    # keeps its connection between scrapes.
+    idle_timeout: float = 90.0
+    # A /metrics answer is at most a few hundred KB: a client that has not
+    # read it within this time has stopped reading.
+    write_timeout: float = 10.0
+    # The whole request head; Prometheus sends about 300 bytes.
+    max_head_bytes: int = 16 * 1024
+    # With no descriptor free and no connection to close, wait this long
+    # before accepting again.
+    accept_backoff: float = 0.1
 
 
 class Health:
@@ -58,79 +123,435 @@ class Health:
         return False, f"stale: last successful update {age:.1f} s ago (limit {self.max_age:g} s)"
 
 
-class ExporterHTTPServer(ThreadingHTTPServer):
-    """Serves the exporter's endpoints, one thread per connection."""
+class BadRequest(Exception):
+    """A request head that cannot be answered; ``status`` says why (400, 505)."""
 
-    daemon_threads = True
-    # Connections waiting to be accepted; past this the kernel drops new
-    # ones and the scraper retries a second later (socketserver's default is 5).
-    request_queue_size = 128
+    def __init__(self, status: int, reason: str):
+        super().__init__(reason)
+        self.status = status
 
-    def __init__(self, address: tuple[str, int], metrics: MetricsPage, health: Health):
+
+@dataclass(frozen=True)
+class Request:
+    """What answering a request needs from its head."""
+
+    method: str
+    target: str
+    version: str
+    accept: Optional[str]
+    keep_alive: bool  # the client wants the connection kept, and sent no body
+
+    @property
+    def path(self) -> str:
+        """The target's path: ``/metrics`` of ``/metrics?x=1``."""
+        return urlsplit(self.target).path
+
+
+_TOKEN = re.compile(r"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # all but tab
+_SPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f]")
+_HTTP_VERSION = re.compile(r"HTTP/(\d)\.(\d)")
+_DIGITS = re.compile(r"[0-9]+")
+
+
+def end_of_head(received: bytearray) -> Optional[tuple[int, int]]:
+    """Once ``received`` holds the empty line that ends a request head: (the
+    head's length, where the next request would start). Lines may end in
+    CRLF or in a bare LF."""
+    ends = [(found, found + len(blank)) for blank in (b"\n\r\n", b"\n\n") if (found := received.find(blank)) >= 0]
+    return min(ends) if ends else None
+
+
+def parse_request(head: bytes) -> Request:
+    """The request whose head is ``head``, the bytes before the empty line
+    that ends it; raises ``BadRequest`` for anything malformed."""
+    request_line, *field_lines = [line.removesuffix("\r") for line in head.decode("latin-1").split("\n")]
+    parts = request_line.split(" ")
+    version = _HTTP_VERSION.fullmatch(parts[-1])
+    if len(parts) != 3 or not version or not _TOKEN.fullmatch(parts[0]) or _SPACE_OR_CONTROL.search(parts[1]):
+        raise BadRequest(400, "malformed request line")
+    if version.group(1) != "1":
+        raise BadRequest(505, "only HTTP/1.0 and HTTP/1.1 are served")
+    try:
+        urlsplit(parts[1])
+    except ValueError as exc:
+        raise BadRequest(400, "malformed request target") from exc
+    fields = _header_fields(field_lines)
+    lengths = {part.strip() for part in fields.get("content-length", "0").split(",")}
+    if len(lengths) != 1 or not _DIGITS.fullmatch(length := lengths.pop()):
+        raise BadRequest(400, "invalid Content-Length")
+    has_body = int(length) > 0 or "transfer-encoding" in fields
+    options = {part.strip().lower() for part in fields.get("connection", "").split(",")}
+    wants_keep_alive = "keep-alive" in options if version.group(2) == "0" else "close" not in options
+    return Request(parts[0], parts[1], parts[2], fields.get("accept"), wants_keep_alive and not has_body)
+
+
+def _header_fields(lines: list[str]) -> dict[str, str]:
+    """Header fields by lower-case name; a repeated field's values joined with commas."""
+    fields: dict[str, str] = {}
+    for line in lines:
+        name, colon, value = line.partition(":")
+        if line[:1] in (" ", "\t"):
+            raise BadRequest(400, "obsolete line folding is not accepted")
+        if not colon or not _TOKEN.fullmatch(name) or _CONTROL.search(value):
+            raise BadRequest(400, "malformed header line")
+        name, value = name.lower(), value.strip(" \t")
+        fields[name] = f"{fields[name]}, {value}" if name in fields else value
+    return fields
+
+
+@dataclass(frozen=True)
+class Response:
+    """An answer, before it is written."""
+
+    status: int
+    content_type: str
+    body: bytes
+    allow: Optional[str] = None
+
+    def encode(self, send_body: bool, keep_alive: bool, version: str) -> bytes:
+        """The answer as sent: status line, headers, and the body unless ``send_body`` is false (HEAD)."""
+        lines = [
+            f"HTTP/1.1 {self.status} {HTTPStatus(self.status).phrase}",
+            f"Server: {SERVER}",
+            f"Date: {formatdate(usegmt=True)}",
+            f"Content-Type: {self.content_type}",
+            f"Content-Length: {len(self.body)}",
+        ]
+        if self.allow:
+            lines.append(f"Allow: {self.allow}")
+        if not keep_alive:
+            lines.append("Connection: close")
+        elif version == "HTTP/1.0":
+            lines.append("Connection: keep-alive")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (self.body if send_body else b"")
+
+
+class _Phase(enum.Enum):
+    """What a connection waits for from its client; the value says it in logs."""
+
+    HEAD = "to send its request head"
+    IDLE = "to send another request"
+    ANSWER = "to read its answer"
+    CLOSE = "to close"
+
+
+class _Connection:
+    """One client connection and what the server holds for it."""
+
+    __slots__ = ("sock", "peer", "phase", "since", "received", "unsent", "keep_alive", "discarded", "open")
+
+    def __init__(self, sock: socket.socket, peer: str):
+        self.sock = sock
+        self.peer = peer
+        self.phase = _Phase.HEAD
+        self.since = 0.0  # when the current phase began, time.monotonic()
+        self.received = bytearray()
+        self.unsent = memoryview(b"")
+        self.keep_alive = False
+        self.discarded = 0
+        self.open = True
+
+
+def _connection_limit(wanted: int) -> int:
+    """``wanted``, or less if the open-files limit would not leave the
+    exporter descriptors for its own work."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or wanted <= soft - RESERVED_DESCRIPTORS:
+        return wanted
+    allowed = max(1, soft - RESERVED_DESCRIPTORS)
+    logger.warning(
+        "--web.max-connections %d is more than the open-files limit (ulimit -n) of %d allows beside "
+        "the %d descriptors kept for the exporter's own work: serving at most %d connections",
+        wanted,
+        soft,
+        RESERVED_DESCRIPTORS,
+        allowed,
+    )
+    return allowed
+
+
+def _listening_socket(address: tuple[str, int]) -> socket.socket:
+    """A non-blocking socket listening on ``address``; raises OSError (with
+    the system's own message) if it cannot be bound."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)  # accepted sockets inherit it
+        listener.bind(address)
+        listener.listen(LISTEN_BACKLOG)
+    except OSError:
+        listener.close()
+        raise
+    listener.setblocking(False)
+    return listener
+
+
+class ExporterHTTPServer:
+    """Serves the exporter's endpoints on one thread, within ``limits``."""
+
+    def __init__(self, address: tuple[str, int], metrics: MetricsPage, health: Health, limits: Limits = Limits()):
         self.metrics = metrics
         self.health = health
+        self.limits = replace(limits, max_connections=_connection_limit(limits.max_connections))
+        self._timeouts = {
+            _Phase.HEAD: limits.head_timeout,
+            _Phase.IDLE: limits.idle_timeout,
+            _Phase.ANSWER: limits.write_timeout,
+            _Phase.CLOSE: limits.head_timeout,
+        }
+        # Each phase's connections in the order they entered it: with one
+        # timeout per phase, that is also the order of their deadlines.
+        self._waiting: dict[_Phase, OrderedDict[_Connection, None]] = {phase: OrderedDict() for phase in _Phase}
+        self._listener = _listening_socket(address)
+        self._wakeup, self._wake = socket.socketpair()
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self._listener, selectors.EVENT_READ)
+        self._selector.register(self._wakeup, selectors.EVENT_READ)
+        self._accept_paused_until: Optional[float] = None
+        self._warned_at: dict[str, float] = {}
         self._thread: Optional[threading.Thread] = None
-        super().__init__(address, _Handler)
+
+    @property
+    def server_address(self) -> tuple[str, int]:
+        """The (host, port) listened on: the port is the one bound when 0 was asked for."""
+        return self._listener.getsockname()[:2]
 
     def start(self) -> "ExporterHTTPServer":
         """Serves on a background thread."""
-        self._thread = threading.Thread(target=self.serve_forever, args=(0.05,), name="http", daemon=True)
+        self._thread = threading.Thread(target=self._serve, name="http", daemon=True)
         self._thread.start()
         return self
 
     def stop(self) -> None:
-        """Stops serving and closes the listening socket."""
-        self.shutdown()
-        self.server_close()
+        """Stops serving and closes every socket."""
+        self._wake.send(b"\0")
+        if self._thread is not None:
+            self._thread.join()
+        for queue in self._waiting.values():
+            for connection in list(queue):
+                self._close(connection)
+        self._selector.close()
+        for sock in (self._listener, self._wakeup, self._wake):
+            sock.close()
 
+    def _serve(self) -> None:
+        while True:
+            ready = self._selector.select(self._seconds_to_next_deadline())
+            # New connections first: a scraper's request is complete on arrival and is answered at once.
+            ready.sort(key=lambda event: event[0].fileobj is not self._listener)
+            for key, _ in ready:
+                if key.fileobj is self._wakeup:
+                    return  # stop() was called
+                if key.fileobj is self._listener:
+                    self._accept()
+                elif key.data is not None and key.data.open:
+                    self._on_ready(key.data)
+            self._close_expired()
+            self._resume_accepting()
 
-class _Handler(BaseHTTPRequestHandler):
-    """GET and HEAD on the exporter's paths; 404 elsewhere, 405 for other methods."""
+    def _seconds_to_next_deadline(self) -> Optional[float]:
+        deadlines = [
+            next(iter(queue)).since + self._timeouts[phase] for phase, queue in self._waiting.items() if queue
+        ]
+        if self._accept_paused_until is not None:
+            deadlines.append(self._accept_paused_until)
+        return max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
 
-    server: ExporterHTTPServer
-    server_version = f"binance-exporter/{__version__}"
-    timeout = CLIENT_TIMEOUT
-    disable_nagle_algorithm = True  # headers and body are separate writes: no 40 ms delayed-ACK stalls
+    def _open_connections(self) -> int:
+        return sum(len(queue) for queue in self._waiting.values())
 
-    def do_GET(self) -> None:  # pylint: disable=invalid-name  # http.server's naming
-        """Serves a path."""
-        self._serve(send_body=True)
+    def _accept(self) -> None:
+        """Accepts the connections waiting, up to a backlog's worth.
 
-    def do_HEAD(self) -> None:  # pylint: disable=invalid-name  # http.server's naming
-        """Serves a path's headers."""
-        self._serve(send_body=False)
+        The listener is readable, so one is waiting. Out of descriptors,
+        accept() fails whether one is waiting or not: only a first failure
+        says one is, and makes room for it."""
+        for attempt in range(LISTEN_BACKLOG):
+            try:
+                sock, (host, port, *_) = self._listener.accept()
+            except BlockingIOError:
+                return
+            except ConnectionAbortedError:
+                continue  # the client gave up before it was accepted
+            except OSError as exc:  # out of descriptors (EMFILE, ENFILE) or memory
+                if attempt == 0:
+                    self._warn("accept", "cannot accept connections: %s; closing the one that has waited longest", exc)
+                    if not self._close_longest_waiting(f"cannot accept: {exc}"):
+                        self._pause_accepting()
+                return  # if one is waiting, the listener is still readable: the next round accepts it
+            self._admit(sock, f"{host}:{port}")
 
-    def _not_allowed(self) -> None:
-        self._send(405, "text/plain; charset=utf-8", b"method not allowed\n", True, {"Allow": "GET, HEAD"})
+    def _admit(self, sock: socket.socket, peer: str) -> None:
+        if self._open_connections() >= self.limits.max_connections:
+            self._warn(
+                "limit",
+                "%d connections open, the limit: each new one closes the one that has waited longest on its "
+                "client (--web.max-connections)",
+                self.limits.max_connections,
+            )
+            self._close_longest_waiting("making room for a new connection")
+        sock.setblocking(False)
+        # Headers and body are one write, but a large body goes in several.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        connection = _Connection(sock, peer)
+        self._selector.register(sock, selectors.EVENT_READ, connection)
+        self._enter(connection, _Phase.HEAD)
+        self._on_ready(connection)  # a scraper's request is usually there already: answer it this round
 
-    do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _not_allowed
+    def _pause_accepting(self) -> None:
+        self._selector.unregister(self._listener)
+        self._accept_paused_until = time.monotonic() + self.limits.accept_backoff
 
-    def _serve(self, send_body: bool) -> None:
-        path = urlsplit(self.path).path
-        if path == "/metrics":
-            body, content_type = self.server.metrics.render(self.headers.get("Accept"))
-            self._send(200, content_type, body, send_body)
-        elif path == "/healthz":
-            healthy, text = self.server.health.check()
-            self._send(200 if healthy else 503, "text/plain; charset=utf-8", f"{text}\n".encode(), send_body)
-        elif path == "/":
-            self._send(200, "text/html; charset=utf-8", LANDING_PAGE, send_body)
+    def _resume_accepting(self) -> None:
+        if self._accept_paused_until is not None and time.monotonic() >= self._accept_paused_until:
+            self._accept_paused_until = None
+            self._selector.register(self._listener, selectors.EVENT_READ)
+
+    def _warn(self, topic: str, message: str, *args: object) -> None:
+        now = time.monotonic()
+        if now - self._warned_at.get(topic, -WARNING_INTERVAL) >= WARNING_INTERVAL:
+            self._warned_at[topic] = now
+            logger.warning(message, *args)
+
+    def _enter(self, connection: _Connection, phase: _Phase) -> None:
+        if (connection.phase is _Phase.ANSWER) != (phase is _Phase.ANSWER):
+            events = selectors.EVENT_WRITE if phase is _Phase.ANSWER else selectors.EVENT_READ
+            self._selector.modify(connection.sock, events, connection)
+        self._waiting[connection.phase].pop(connection, None)
+        connection.phase, connection.since = phase, time.monotonic()
+        self._waiting[phase][connection] = None
+
+    def _close_expired(self) -> None:
+        now = time.monotonic()
+        for phase, queue in self._waiting.items():
+            timeout = self._timeouts[phase]
+            while queue and (oldest := next(iter(queue))).since + timeout <= now:
+                self._close(oldest, f"waited {timeout:g} s {phase.value}")
+
+    def _close_longest_waiting(self, reason: str) -> bool:
+        """Closes the connection that has waited longest on its client; false if there is none."""
+        fronts = [next(iter(queue)) for queue in self._waiting.values() if queue]
+        if not fronts:
+            return False
+        longest = min(fronts, key=lambda connection: connection.since)
+        self._close(longest, f"{reason}; it had waited {time.monotonic() - longest.since:.1f} s {longest.phase.value}")
+        return True
+
+    def _close(self, connection: _Connection, reason: Optional[str] = None) -> None:
+        if reason:
+            logger.debug("closed %s: %s", connection.peer, reason)
+        self._waiting[connection.phase].pop(connection, None)
+        self._selector.unregister(connection.sock)
+        if connection.unsent:
+            # Reset rather than leave the kernel holding an answer nobody reads.
+            with contextlib.suppress(OSError):
+                connection.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        connection.sock.close()
+        connection.open = False
+
+    def _on_ready(self, connection: _Connection) -> None:
+        try:
+            if connection.phase is _Phase.ANSWER:
+                self._write(connection)
+            else:
+                self._read(connection)
+        except Exception:  # pylint: disable=broad-exception-caught  # a bug costs one connection, never the server
+            logger.exception("closed %s after an unexpected error", connection.peer)
+            self._close(connection)
+
+    def _read(self, connection: _Connection) -> None:
+        lingering = connection.phase is _Phase.CLOSE
+        wanted = LINGER_BYTES if lingering else self.limits.max_head_bytes + 1 - len(connection.received)
+        try:
+            data = connection.sock.recv(wanted)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            self._close(connection, f"read failed: {exc}")
+            return
+        if not data:
+            self._close(connection)
+        elif lingering:
+            connection.discarded += len(data)
+            if connection.discarded > LINGER_BYTES:
+                self._close(connection)
         else:
-            self._send(404, "text/plain; charset=utf-8", b"not found; see /metrics\n", send_body)
+            if connection.phase is _Phase.IDLE:
+                self._enter(connection, _Phase.HEAD)
+            connection.received += data
+            self._answer_if_complete(connection)
 
-    def _send(
-        self, status: int, content_type: str, body: bytes, send_body: bool, headers: Optional[dict] = None
+    def _answer_if_complete(self, connection: _Connection) -> None:
+        end = end_of_head(connection.received)
+        if end is None or end[1] > self.limits.max_head_bytes:
+            if len(connection.received) > self.limits.max_head_bytes:
+                body = f"request head larger than {self.limits.max_head_bytes} bytes\n".encode()
+                self._reply(connection, Response(431, TEXT, body), keep_alive=False)
+            return
+        head, pipelined = bytes(connection.received[: end[0]]), len(connection.received) > end[1]
+        connection.received.clear()
+        try:
+            request = parse_request(head)
+        except BadRequest as exc:
+            self._reply(connection, Response(exc.status, TEXT, f"{exc}\n".encode()), keep_alive=False)
+            return
+        response = self._answer(request)
+        logger.debug(
+            '%s "%s %s %s" %d', connection.peer, request.method, request.target, request.version, response.status
+        )
+        # Pipelined requests are answered one per connection: the client sends the rest again on a new one.
+        keep_alive = request.keep_alive and not pipelined
+        self._reply(connection, response, keep_alive, request.method != "HEAD", request.version)
+
+    def _answer(self, request: Request) -> Response:
+        if request.method not in ("GET", "HEAD"):
+            return Response(405, TEXT, b"method not allowed; use GET or HEAD\n", allow="GET, HEAD")
+        path = request.path
+        try:
+            if path == "/metrics":
+                body, content_type = self.metrics.render(request.accept)
+                return Response(200, content_type, body)
+            if path == "/healthz":
+                healthy, text = self.health.check()
+                return Response(200 if healthy else 503, TEXT, f"{text}\n".encode())
+        except Exception:  # pylint: disable=broad-exception-caught  # a failed render is a 500, not a dead server
+            logger.exception("cannot answer %s %s", request.method, path)
+            return Response(500, TEXT, b"internal error; see the exporter's log\n")
+        if path == "/":
+            return Response(200, "text/html; charset=utf-8", LANDING_PAGE)
+        return Response(404, TEXT, b"not found; see /metrics\n")
+
+    def _reply(
+        self,
+        connection: _Connection,
+        response: Response,
+        keep_alive: bool,
+        send_body: bool = True,
+        version: str = "HTTP/1.1",
     ) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        if send_body:
-            self.wfile.write(body)
+        connection.unsent = memoryview(response.encode(send_body, keep_alive, version))
+        connection.keep_alive = keep_alive
+        self._write(connection)
 
-    def log_message(
-        self, format: str, *args: Any
-    ) -> None:  # pylint: disable=redefined-builtin  # http.server's signature
-        logger.debug("%s " + format, self.address_string(), *args)
+    def _write(self, connection: _Connection) -> None:
+        try:
+            sent = connection.sock.send(connection.unsent)
+        except BlockingIOError:
+            sent = 0
+        except OSError as exc:  # the client reset or went away
+            self._close(connection, f"write failed: {exc}")
+            return
+        connection.unsent = connection.unsent[sent:]
+        if connection.unsent:
+            if connection.phase is not _Phase.ANSWER:
+                self._enter(connection, _Phase.ANSWER)
+        elif connection.keep_alive:
+            self._enter(connection, _Phase.IDLE)
+        else:
+            try:
+                connection.sock.shutdown(socket.SHUT_WR)
+            except OSError as exc:
+                self._close(connection, f"shutdown failed: {exc}")
+                return
+            self._enter(connection, _Phase.CLOSE)

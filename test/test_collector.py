@@ -12,7 +12,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 
 from binance_exporter import __version__
-from binance_exporter.collector import MetricsPage, SnapshotCollector
+from binance_exporter.collector import (
+    OPENMETRICS_FORMAT,
+    TEXT_FORMAT,
+    MetricsPage,
+    SnapshotCollector,
+    choose_format,
+)
 from binance_exporter.market import BookTop, Ranking, Ticker24h
 from binance_exporter.snapshot import ApiCounts, BookNotional, Snapshot, SpreadReading
 from .helpers import ROOT
@@ -203,3 +209,56 @@ def test_the_update_interval_is_exported_once_a_cycle_has_run():
     name = "binance_exporter_update_interval_seconds"
     assert registry_for(Snapshot()).get_sample_value(name) is None
     assert registry_for(Snapshot(update_interval=2.5)).get_sample_value(name) == 2.5
+
+
+PROMETHEUS_3_ACCEPT = (
+    "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,"
+    "application/openmetrics-text;version=0.0.1;q=0.5,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.4,"
+    "text/plain;version=0.0.4;q=0.3,*/*;q=0.2"
+)
+
+
+@pytest.mark.parametrize(
+    "accept, expected",
+    [
+        (None, TEXT_FORMAT),
+        ("", TEXT_FORMAT),
+        ("text/plain;version=0.0.4", TEXT_FORMAT),
+        ("text/plain;version=1.0.0;escaping=allow-utf-8", TEXT_FORMAT),
+        ("*/*", TEXT_FORMAT),
+        ("application/openmetrics-text", OPENMETRICS_FORMAT),
+        ("application/openmetrics-text; version=1.0.0", OPENMETRICS_FORMAT),
+        ('Application/OpenMetrics-Text; Version="1.0.0"', OPENMETRICS_FORMAT),
+        (PROMETHEUS_3_ACCEPT, OPENMETRICS_FORMAT),
+        ("application/openmetrics-text; version=1.0.0x", TEXT_FORMAT),
+        ("application/openmetrics-text; version=1.0.7", TEXT_FORMAT),
+        ("application/openmetrics-text; version=1.1.0\r\n x=1; escaping=dots", TEXT_FORMAT),
+        (";;=,,;version", TEXT_FORMAT),
+    ],
+)
+def test_the_format_is_openmetrics_1_0_0_when_accepted_else_text(accept, expected):
+    assert choose_format(accept) is expected
+
+
+def test_unique_accept_versions_render_each_snapshot_at_most_once_per_format(monkeypatch):
+    renders = []
+    original = SnapshotCollector.collect
+    monkeypatch.setattr(SnapshotCollector, "collect", lambda self: renders.append(1) or original(self))
+    page = MetricsPage(lambda: SNAPSHOT)
+    content_types = {page.render(f"application/openmetrics-text; version=1.0.{n}")[1] for n in range(1000)}
+    assert len(renders) == 2  # version 1.0.0 as OpenMetrics, every other as text: nothing cached per client
+    assert content_types == {TEXT_FORMAT.content_type, OPENMETRICS_FORMAT.content_type}
+
+
+@pytest.mark.parametrize(
+    "accept",
+    [
+        "application/openmetrics-text; version=1.0.0x",
+        "application/openmetrics-text; version=1.1.0\r\n x=1; escaping=dots",
+        "application/openmetrics-text; version=1.0.5; escaping=allow-utf-8",
+    ],
+)
+def test_an_invalid_or_unknown_accept_is_served_as_text_with_our_content_type(accept):
+    body, content_type = MetricsPage(lambda: SNAPSHOT).render(accept)
+    assert content_type == "text/plain; version=0.0.4; charset=utf-8"
+    assert b'binance_spread{symbol="BTCUSDT"} 0.01' in body and b"# EOF" not in body

@@ -27,6 +27,7 @@ def test_defaults():
         once=False,
         output_format="text",
         state_dir=os.path.join(tempfile.gettempdir(), "binance-exporter"),
+        web_max_connections=128,
     )
 
 
@@ -61,6 +62,7 @@ def test_the_state_dir_follows_xdg_state_home():
         ("--loglevel", "debug", "BINANCE_EXPORTER_LOGLEVEL", "loglevel", "DEBUG"),
         ("--format", "json", "BINANCE_EXPORTER_FORMAT", "output_format", "json"),
         ("--state-dir", "/var/lib/be", "BINANCE_EXPORTER_STATE_DIR", "state_dir", "/var/lib/be"),
+        ("--web.max-connections", "16", "BINANCE_EXPORTER_WEB_MAX_CONNECTIONS", "web_max_connections", 16),
     ],
 )
 def test_each_option_from_flag_and_from_env(flag, value, env, field, expected):
@@ -116,6 +118,8 @@ def test_once_from_flag_and_env(argv, env, once):
         ([], {"BINANCE_EXPORTER_WEIGHT_BUDGET": "lots"}, "BINANCE_EXPORTER_WEIGHT_BUDGET must be a whole number"),
         (["--address", " "], {}, "--address must not be empty"),
         (["--state-dir", ""], {}, "--state-dir must not be empty"),
+        (["--web.max-connections", "0"], {}, "--web.max-connections must be a whole number from 1 to 65535, not '0'"),
+        ([], {"BINANCE_EXPORTER_WEB_MAX_CONNECTIONS": "many"}, "BINANCE_EXPORTER_WEB_MAX_CONNECTIONS must be a whole"),
         ([], {"BINANCE_EXPORTER_ONCE": "maybe"}, "BINANCE_EXPORTER_ONCE must be true or false"),
         (["--bogus"], {}, "unrecognized arguments: --bogus"),
         (["--port"], {}, "expected one argument"),
@@ -155,6 +159,8 @@ def test_help_names_every_option_and_its_env_var(capsys):
         "state-dir",
     ):
         assert f"--{name}" in out and f"BINANCE_EXPORTER_{name.upper().replace('-', '_')}" in out
+    words = " ".join(out.split())  # argparse wraps lines
+    assert "--web.max-connections WEB_MAX_CONNECTIONS" in words and "env BINANCE_EXPORTER_WEB_MAX_CONNECTIONS" in words
 
 
 @pytest.mark.parametrize("module", ["binance_exporter.exporter", "binance_exporter"])

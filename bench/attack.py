@@ -1,0 +1,402 @@
+"""Attacks on the exporter's own HTTP server, each beside a normal scraper.
+
+    python bench/attack.py [--only NAME] [--duration S]
+
+For each attack: a fresh fake Binance and exporter process, on loopback; the
+attack runs in its own process for ``--duration`` seconds while a scraper in
+this one GETs /metrics every 0.2 s on a new connection; then the attack
+stops, and the exporter must answer /metrics and /healthz with 200 again.
+One row per attack: scrapes that got a 200 of those tried, the scraper's p50
+and p99 latency, the exporter's peak resident memory (VmHWM: each attack has
+a fresh process) and peak thread count, the lines it logged (at WARNING and
+above), whether it recovered, and what the attacker did. The two rows with
+no attack (default --top, and --top 100 as for unique-accept) are the
+scraper's latency without one, for comparison.
+
+Targets: scrape p99 <= 50 ms and peak RSS <= 150 MB during every attack,
+every scrape answered, and recovery after it.
+
+An attack is a function ``attack(target, deadline) -> str`` (it attacks
+until the monotonic ``deadline`` and says what it did) plus an entry in
+``ATTACKS`` saying how to start the exporter and the fake Binance for it.
+Attacks from upstream make the fake Binance misbehave through
+``POST target.binance + "/sim/faults"``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import itertools
+import math
+import multiprocessing
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # before the standard library's own "test" package
+
+# pylint: disable-next=wrong-import-position  # needs the path above
+from test.helpers import free_port, wait_for
+
+SCRAPE_EVERY = 0.2
+SCRAPE_TIMEOUT = 5.0
+RECOVERY_TIMEOUT = 15.0
+TARGET_P99_MS = 50.0
+TARGET_RSS_MB = 150.0
+# Fast cycles, so that the update loop and the render cache work during the attack.
+EXPORTER_ARGS = ("--update-interval", "2", "--rank-interval", "10", "--weight-budget", "1000000")
+SIMULATOR_ARGS = ("--weight-limit", "1000000000")
+
+SLOWLORIS_CONNECTIONS = 1030
+SLOWLORIS_BYTE_EVERY = 4.0
+# A request head that never ends: the attacker sends one byte of it at a time.
+SLOWLORIS_HEAD = b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Padding: " + b"a" * 100_000
+
+BIG_HEADERS_CLIENTS = 100
+# About 6 MB of legal headers: 98 lines of 62 KB (http.server's own limits are
+# 100 headers of 64 KB each).
+BIG_HEAD = (
+    b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    + b"".join(b"X-Padding-%d: %s\r\n" % (number, b"a" * 62_000) for number in range(98))
+    + b"\r\n"
+)
+
+UNIQUE_ACCEPT_CLIENTS = 8
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the attacked exporter and its fake Binance listen."""
+
+    port: int
+    binance: str
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The exporter's (host, port)."""
+        return ("127.0.0.1", self.port)
+
+
+def _raise_open_files_limit() -> None:
+    """Lets the attacker hold more connections than the usual 1024 descriptors."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def no_attack(target: Target, deadline: float) -> str:  # pylint: disable=unused-argument  # an attack's signature
+    """Nothing: the scraper alone, for comparison."""
+    time.sleep(max(0.0, deadline - time.monotonic()))
+    return "nothing"
+
+
+def slowloris(target: Target, deadline: float) -> str:
+    """1030 connections, each sending one byte of a request head every 4 s,
+    and reconnecting when it finds itself dropped."""
+    _raise_open_files_limit()
+    started = time.monotonic()
+    # Spread the connections' ticks over the interval, as independent clients would be.
+    spread = SLOWLORIS_BYTE_EVERY / SLOWLORIS_CONNECTIONS
+    next_byte = [started + number * spread for number in range(SLOWLORIS_CONNECTIONS)]
+    sockets: list[Optional[socket.socket]] = [None] * SLOWLORIS_CONNECTIONS
+    sent = [0] * SLOWLORIS_CONNECTIONS
+    opened = dropped = 0
+    while (now := time.monotonic()) < deadline:
+        for number in range(SLOWLORIS_CONNECTIONS):
+            if next_byte[number] > now:
+                continue
+            sock = sockets[number]
+            if sock is None:
+                sock = sockets[number] = socket.socket()
+                sock.setblocking(False)
+                sock.connect_ex(target.address)
+                sent[number] = 0
+                opened += 1
+            try:
+                sent[number] += sock.send(SLOWLORIS_HEAD[sent[number] : sent[number] + 1])
+                next_byte[number] = now + SLOWLORIS_BYTE_EVERY
+            except BlockingIOError:
+                next_byte[number] = now + 0.1  # still connecting
+            except OSError:
+                sock.close()
+                sockets[number] = None
+                dropped += 1
+        time.sleep(0.05)
+    for sock in sockets:
+        if sock is not None:
+            sock.close()
+    return f"{opened} connections, {dropped} found dropped"
+
+
+def big_headers(target: Target, deadline: float) -> str:
+    """100 clients at once, each sending a request with about 6 MB of
+    headers and reading the answer, again and again."""
+    answers: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def client() -> None:
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(target.address, timeout=10) as sock:
+                    sock.sendall(BIG_HEAD)
+                    outcome = sock.recv(12).decode("latin-1")[9:] or "closed"
+            except OSError as exc:
+                outcome = type(exc).__name__
+            with lock:
+                answers[outcome] = answers.get(outcome, 0) + 1
+
+    threads = [threading.Thread(target=client) for _ in range(BIG_HEADERS_CLIENTS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return "requests: " + ", ".join(f"{count} {outcome}" for outcome, count in sorted(answers.items()))
+
+
+def unique_accept(target: Target, deadline: float) -> str:
+    """Requests as fast as 8 clients can send them, each with its own
+    ``Accept: application/openmetrics-text; version=1.0.<n>``."""
+    numbers = itertools.count(1)
+    failed = []
+
+    def client() -> None:
+        connection = http.client.HTTPConnection(*target.address, timeout=10)
+        while time.monotonic() < deadline:
+            accept = f"application/openmetrics-text; version=1.0.{next(numbers)}"
+            try:
+                connection.request("GET", "/metrics", headers={"Accept": accept})
+                connection.getresponse().read()
+            except (OSError, http.client.HTTPException):
+                failed.append(1)
+                connection.close()
+        connection.close()
+
+    threads = [threading.Thread(target=client) for _ in range(UNIQUE_ACCEPT_CLIENTS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return f"{next(numbers) - 1} requests, each its own Accept; {len(failed)} failed"
+
+
+@dataclass(frozen=True)
+class Attack:
+    """An attack, and how the exporter and the fake Binance run for it."""
+
+    run: Callable[[Target, float], str]
+    exporter_args: tuple[str, ...] = ()
+    simulator_args: tuple[str, ...] = ()
+    open_files: Optional[int] = None  # the exporter's RLIMIT_NOFILE; None leaves it as it is
+
+
+ATTACKS = {
+    "none": Attack(no_attack),
+    "none-top100": Attack(no_attack, ("--top", "100"), ("--extra-symbols", "100")),
+    "slowloris": Attack(slowloris),
+    # A connection limit above what the descriptors allow: the exporter must
+    # not run out of descriptors for its own work.
+    "slowloris-low-ulimit": Attack(slowloris, ("--web.max-connections", "1024"), open_files=256),
+    "big-headers": Attack(big_headers),
+    "unique-accept": Attack(unique_accept, ("--top", "100"), ("--extra-symbols", "100")),
+}
+
+
+class Stack:
+    """A fake Binance and an exporter against it, each its own process; the
+    exporter's stderr goes to a file so that its lines can be counted."""
+
+    def __init__(self, attack: Attack):
+        self.simulator = subprocess.Popen(  # pylint: disable=consider-using-with  # stopped by close()
+            [sys.executable, "-m", "binance_exporter.simulator", "--port", "0", *SIMULATOR_ARGS]
+            + list(attack.simulator_args),
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        binance = self.simulator.stdout.readline().split()[-1]
+        self.target = Target(free_port(), binance)
+        self.log = tempfile.TemporaryFile("w+")  # pylint: disable=consider-using-with  # closed by close()
+        exporter_args = ["--port", str(self.target.port), "--address", "127.0.0.1", "--base-url", binance]
+        exporter_args += ["--loglevel", "WARNING", *EXPORTER_ARGS, *attack.exporter_args]
+        limit = attack.open_files
+
+        def limit_open_files() -> None:
+            if limit is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (limit, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+
+        # pylint: disable-next=consider-using-with,subprocess-popen-preexec-fn  # stopped by close(); no threads yet
+        self.exporter = subprocess.Popen(
+            [sys.executable, "-m", "binance_exporter.exporter", *exporter_args],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=self.log,
+            preexec_fn=limit_open_files,
+        )
+        wait_for(lambda: self.get("/healthz")[0] == 200, timeout=60)
+
+    def get(self, path: str, timeout: float = SCRAPE_TIMEOUT) -> tuple[int, float]:
+        """(status, seconds) of one GET on a new connection; status 0 if it failed."""
+        started = time.perf_counter()
+        connection = http.client.HTTPConnection(*self.target.address, timeout=timeout)
+        try:
+            connection.request("GET", path)
+            response = connection.getresponse()
+            response.read()
+            status = response.status
+        except (OSError, http.client.HTTPException):
+            status = 0
+        finally:
+            connection.close()
+        return status, time.perf_counter() - started
+
+    def status(self, field: str) -> int:
+        """A field of /proc/<exporter>/status, e.g. VmHWM (kB) or Threads."""
+        with open(f"/proc/{self.exporter.pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+        raise KeyError(field)
+
+    def close(self) -> int:
+        """Stops both processes; the number of lines the exporter logged."""
+        for process in (self.exporter, self.simulator):
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self.simulator.stdout.close()
+        self.log.seek(0)
+        lines = len(self.log.readlines())
+        self.log.close()
+        return lines
+
+
+def percentile(values: list[float], share: float) -> float:
+    """The ``share`` quantile of ``values`` (nearest rank); NaN if there are none."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered)) - 1))]
+
+
+def _attacker(attack: Attack, target: Target, deadline: float, report: "multiprocessing.Queue[str]") -> None:
+    report.put(attack.run(target, deadline))
+
+
+def scrape_while(stack: Stack, attacker: multiprocessing.Process) -> tuple[list[tuple[int, float]], int]:
+    """GET /metrics every 0.2 s while ``attacker`` runs: (status, seconds)
+    of each scrape, and the exporter's peak thread count meanwhile."""
+    threads = [stack.status("Threads")]
+    stop_sampling = threading.Event()
+
+    def sample_threads() -> None:
+        while not stop_sampling.wait(0.1):
+            threads.append(stack.status("Threads"))
+
+    sampler = threading.Thread(target=sample_threads)
+    sampler.start()
+    scrapes = []
+    next_scrape = time.monotonic()
+    while attacker.is_alive():
+        scrapes.append(stack.get("/metrics"))
+        next_scrape += SCRAPE_EVERY
+        time.sleep(max(0.0, next_scrape - time.monotonic()))
+    stop_sampling.set()
+    sampler.join()
+    return scrapes, max(threads)
+
+
+def recovery(stack: Stack) -> str:
+    """How long until /metrics and /healthz both answer 200 again, or "no"."""
+    ended = time.monotonic()
+    try:
+        wait_for(lambda: stack.get("/metrics")[0] == 200 and stack.get("/healthz")[0] == 200, timeout=RECOVERY_TIMEOUT)
+    except AssertionError:
+        return "no"
+    return f"yes, {time.monotonic() - ended:.1f} s"
+
+
+def run_attack(name: str, duration: float) -> dict[str, object]:
+    """One attack on a fresh exporter, with a scraper beside it."""
+    attack = ATTACKS[name]
+    stack = Stack(attack)
+    try:
+        report: multiprocessing.Queue = multiprocessing.Queue()
+        attacker = multiprocessing.Process(
+            target=_attacker, args=(attack, stack.target, time.monotonic() + duration, report), daemon=True
+        )
+        attacker.start()
+        scrapes, threads = scrape_while(stack, attacker)
+        attacker.join()
+        note = report.get(timeout=10) if attacker.exitcode == 0 else f"attacker exited with {attacker.exitcode}"
+        recovered = recovery(stack)
+        peak_rss_mb = stack.status("VmHWM") / 1024
+    finally:
+        log_lines = stack.close()
+    latencies = [1000 * seconds for status, seconds in scrapes if status == 200]
+    return {
+        "attack": name,
+        "scrapes ok": f"{len(latencies)}/{len(scrapes)}",
+        "p50 ms": round(percentile(latencies, 0.50), 1),
+        "p99 ms": round(percentile(latencies, 0.99), 1),
+        "peak RSS MB": round(peak_rss_mb, 1),
+        "threads": threads,
+        "log lines": log_lines,
+        "recovered": recovered,
+        "attacker": note,
+    }
+
+
+def missed_targets(row: dict[str, object]) -> list[str]:
+    """The targets a row misses, each as a sentence."""
+    missed = []
+    ok, tried = (int(part) for part in str(row["scrapes ok"]).split("/"))
+    if ok < tried:
+        missed.append(f"{row['attack']}: {tried - ok} of {tried} scrapes failed")
+    p99, rss = float(str(row["p99 ms"])), float(str(row["peak RSS MB"]))
+    if math.isnan(p99) or p99 > TARGET_P99_MS:
+        missed.append(f"{row['attack']}: scrape p99 {p99} ms > {TARGET_P99_MS:g} ms")
+    if rss > TARGET_RSS_MB:
+        missed.append(f"{row['attack']}: peak RSS {rss} MB > {TARGET_RSS_MB:g} MB")
+    if row["recovered"] == "no":
+        missed.append(f"{row['attack']}: no 200 from /metrics and /healthz within {RECOVERY_TIMEOUT:g} s after")
+    return missed
+
+
+def print_table(rows: list[dict[str, object]]) -> None:
+    """The rows as an aligned text table."""
+    columns = list(rows[0])
+    widths = {column: max(len(column), *(len(str(row[column])) for row in rows)) for column in columns}
+    print("  ".join(column.ljust(widths[column]) for column in columns).rstrip())
+    for row in rows:
+        print("  ".join(str(row[column]).ljust(widths[column]) for column in columns).rstrip(), flush=True)
+
+
+def main() -> int:
+    """Runs the attacks from the command line; 1 if a target was missed."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=sorted(ATTACKS), help="run this attack only (default: all)")
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds each attack lasts (default: 20)")
+    args = parser.parse_args()
+    if not 5 <= args.duration <= 600:
+        parser.error("--duration must be from 5 to 600 s")
+    rows = [run_attack(name, args.duration) for name in ([args.only] if args.only else ATTACKS)]
+    print_table(rows)
+    missed = [line for row in rows for line in missed_targets(row)]
+    print("\n".join(["targets missed:", *missed]) if missed else "all targets met")
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
