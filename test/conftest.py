@@ -10,11 +10,13 @@ import pytest
 from binance_exporter.simulated_market import Market
 from binance_exporter.simulator import BinanceSimulator
 
+FROZEN_WALL_CLOCK = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+
 
 @pytest.fixture
 def market() -> Market:
-    """A frozen market: every request sees the same state."""
-    return Market(tick_seconds=0)
+    """A frozen market: every request sees the same state, at the same time."""
+    return Market(tick_seconds=0, wall_clock=lambda: FROZEN_WALL_CLOCK)
 
 
 @pytest.fixture

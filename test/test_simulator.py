@@ -147,13 +147,23 @@ def test_unknown_paths_are_404(simulator):
 
 def test_the_market_moves_with_time():
     clock = FakeClock()
-    market = Market(tick_seconds=1.0, clock=clock)
+    market = Market(tick_seconds=1.0, clock=clock, wall_clock=FakeClock(1_767_225_600.0))
     before = market.depth("BTCUSDT", 5), market.ticker("BTCUSDT")
     assert (market.depth("BTCUSDT", 5), market.ticker("BTCUSDT")) == before
     clock.advance(30)
     after = market.depth("BTCUSDT", 5), market.ticker("BTCUSDT")
     assert after[0]["bids"] != before[0]["bids"]
     assert after[1]["count"] != before[1]["count"]
+
+
+def test_served_times_come_from_the_wall_clock():
+    wall_clock = FakeClock(1_767_225_600.0)
+    market = Market(tick_seconds=0, wall_clock=wall_clock)
+    wall_clock.advance(0.25)
+    ticker = market.ticker("BTCUSDT")
+    assert ticker["closeTime"] == 1_767_225_600_250
+    assert ticker["openTime"] == 1_767_225_600_250 - 86_400_000
+    assert market.exchange_info(["BTCUSDT"])["serverTime"] == 1_767_225_600_250
 
 
 def test_the_same_seed_and_step_give_the_same_market():
