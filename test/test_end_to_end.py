@@ -1,9 +1,13 @@
 """The real exporter process against the fake Binance: what it serves at
 /metrics matches what Binance served, it prints its report, survives an
-unreachable Binance and stops cleanly on SIGTERM and SIGINT."""
+unreachable Binance and stops cleanly on SIGTERM and SIGINT; and
+``make demo``, which runs both."""
 
 import json
+import os
 import signal
+import socket
+import subprocess
 import time
 from decimal import Decimal as D
 
@@ -11,7 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from binance_exporter.simulator import Fault
-from .helpers import free_port, http_get, start_module, stop_process, wait_for
+from .helpers import ROOT, free_port, http_get, start_module, stop_process, wait_for
 
 Q1 = ("ETHBTC", "BNBBTC", "SOLBTC", "XRPBTC", "LINKBTC")
 Q2 = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT", "BTCDOWNUSDT")
@@ -310,3 +314,65 @@ def test_several_base_urls_fail_over_to_one_that_answers(simulator):
         status, _, err = stop_process(exporter)
     assert status == 0
     assert f"switching from {dead} to {simulator.url}" in err
+
+
+def start_demo(*variables):
+    """``make demo`` with make's ``variables``, in a session of its own so
+    that the test can stop all of it. ``-o``: never reinstall the .venv the
+    tests themselves run in."""
+    return subprocess.Popen(  # pylint: disable=consider-using-with  # stopped by stop_demo
+        ["make", "--no-print-directory", "-o", ".venv/.installed", "demo", *variables],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def stop_demo(demo):
+    if demo.poll() is None:
+        os.killpg(demo.pid, signal.SIGTERM)
+    out, err = demo.communicate(timeout=30)
+    return demo.returncode, out, err
+
+
+def test_make_demo_runs_the_exporter_on_port_against_the_fake_on_sim_port():
+    port, sim_port = free_port(), free_port()
+    demo = start_demo(f"PORT={port}", f"SIM_PORT={sim_port}")
+    try:
+        wait_for(lambda: up(f"http://127.0.0.1:{port}"), timeout=60)
+    finally:
+        _, _, err = stop_demo(demo)
+    assert f"reading http://127.0.0.1:{sim_port} every" in err
+
+
+def test_make_demo_stops_at_once_when_the_fake_binance_cannot_listen():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()  # accepts connections, answers nothing
+        sim_port = taken.getsockname()[1]
+        demo = start_demo(f"PORT={free_port()}", f"SIM_PORT={sim_port}")
+        try:
+            demo.wait(timeout=60)
+        finally:
+            status, _, err = stop_demo(demo)
+    assert status == 2
+    assert err.splitlines()[0] == (
+        f"python -m binance_exporter.simulator: error: cannot listen on 127.0.0.1:{sim_port}: Address already in use"
+    )
+    assert "binance-exporter" not in err  # never started
+
+
+def test_make_demo_refuses_a_sim_port_where_a_fake_binance_answers_already(simulator):
+    sim_port = simulator.server.server_address[1]
+    demo = start_demo(f"PORT={free_port()}", f"SIM_PORT={sim_port}")
+    try:
+        demo.wait(timeout=60)
+    finally:
+        status, _, err = stop_demo(demo)
+    assert status == 2
+    assert err.splitlines()[0] == (
+        f"make demo: port {sim_port} is in use (a demo running already?); choose another: make demo SIM_PORT=..."
+    )
+    assert simulator.stats()["requests"] == {"/api/v3/ping": 1}  # asked once, then nothing
