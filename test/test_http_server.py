@@ -1,11 +1,10 @@
 """The exporter's HTTP endpoints, served by the real server on a loopback port."""
 
 import socket
-import time
 
 import pytest
 from binance_exporter.collector import MetricsPage
-from binance_exporter.http_server import ExporterHTTPServer, Health
+from binance_exporter.http_server import CLIENT_TIMEOUT, ExporterHTTPServer, Health
 from binance_exporter.snapshot import Snapshot
 from .helpers import FakeClock, http_get
 
@@ -81,6 +80,5 @@ def test_a_stalled_client_does_not_block_other_scrapers(server):
     host, port = server.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port))) as stalled:
         stalled.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")  # never finishes its headers
-        started = time.monotonic()
-        assert http_get(server + "/metrics")[0] == 200
-        assert time.monotonic() - started < 1.0
+        # Answered before the stalled client is dropped (CLIENT_TIMEOUT, 10 s), however slow the machine:
+        assert http_get(server + "/metrics", timeout=CLIENT_TIMEOUT / 2)[0] == 200
