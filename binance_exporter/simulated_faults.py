@@ -185,9 +185,10 @@ class Fault:  # pylint: disable=too-many-instance-attributes  # one attribute pe
     injected_at: float = field(default=0.0, init=False)
 
     def __post_init__(self) -> None:
+        defaults = self._defaults()
         for name, spec in FAULT_FIELDS.items():
             value = getattr(self, name)
-            if value is None and name != "path":
+            if value is None and defaults[name] is None:
                 continue
             kinds = spec.kind if isinstance(spec.kind, tuple) else (spec.kind,)
             well_typed = isinstance(value, kinds) and (bool in kinds or not isinstance(value, bool))
@@ -220,15 +221,19 @@ class Fault:  # pylint: disable=too-many-instance-attributes  # one attribute pe
         unknown = sorted(set(spec) - set(FAULT_FIELDS))
         if unknown:
             raise ValueError(f"unknown fault field {unknown[0]!r}; the fields are {', '.join(FAULT_FIELDS)}")
-        if "body" in spec:
+        if spec.get("body") is not None:
             if not isinstance(spec["body"], str):
                 raise ValueError(f"fault field 'body' must be a string, not {spec['body']!r:.80}")
             spec["body"] = spec["body"].encode()
         return cls(**spec)
 
+    @classmethod
+    def _defaults(cls) -> dict[str, Any]:
+        return {f.name: f.default if f.default_factory is MISSING else f.default_factory() for f in fields(cls)}
+
     def given(self) -> set[str]:
         """The names of the fields that are not at their defaults."""
-        defaults = {f.name: f.default if f.default_factory is MISSING else f.default_factory() for f in fields(self)}
+        defaults = self._defaults()
         return {name for name in FAULT_FIELDS if getattr(self, name) != defaults[name]}
 
     def listing(self, now: float) -> dict[str, Any]:

@@ -283,7 +283,8 @@ class BinanceSimulator:  # pylint: disable=too-many-instance-attributes  # its s
             self.faults.clear()
 
     def stats(self) -> dict[str, Any]:
-        """The /sim/stats body: requests by path and by status, weight, violations."""
+        """The /sim/stats body: requests by path and by status, weight,
+        violations, and the answers in progress."""
         with self._lock:
             requests: Counter[str] = Counter()
             for (path, _), count in self.answered.items():
