@@ -33,12 +33,28 @@ coverage: install
 	@echo "open htmlcov/index.html"
 
 # The simulator and the exporter against it: live values at
-# http://localhost:8080/metrics within seconds, with no network.
+# http://localhost:$(PORT)/metrics within seconds, with no network. The
+# exporter starts once the simulator answers GET /api/v3/ping; if the
+# simulator cannot start, the demo stops at once with its one-line error.
+PORT ?= 8080
+SIM_PORT ?= 9999
+SIM_URL = http://127.0.0.1:$(SIM_PORT)
+ANSWERS = $(BIN)/python -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=1)' 2>/dev/null
 demo: install
-	$(BIN)/python -m binance_exporter.simulator --port 9999 & sim=$$!; \
+	@if $(ANSWERS) $(SIM_URL)/api/v3/ping; then \
+		echo "make demo: port $(SIM_PORT) is in use (a demo running already?); choose another: make demo SIM_PORT=..." >&2; \
+		exit 2; \
+	fi; \
+	$(BIN)/python -m binance_exporter.simulator --port $(SIM_PORT) & sim=$$!; \
 	trap 'kill $$sim 2>/dev/null' EXIT INT TERM; \
-	$(BIN)/python -m binance_exporter.exporter --base-url http://127.0.0.1:9999 \
-		--update-interval 2 --rank-interval 10 $(ARGS)
+	for attempt in $$(seq 50); do \
+		kill -0 $$sim 2>/dev/null || { wait $$sim; exit $$?; }; \
+		$(ANSWERS) $(SIM_URL)/api/v3/ping && break; \
+		[ $$attempt -lt 50 ] || { echo "make demo: the fake Binance did not answer at $(SIM_URL)" >&2; exit 1; }; \
+		sleep 0.1; \
+	done; \
+	$(BIN)/python -m binance_exporter --base-url $(SIM_URL) --port $(PORT) \
+		--update-interval 8 --rank-interval 30 $(ARGS)
 
 clean:
 	rm -rf $(VENV) .coverage .coverage.* htmlcov .pytest_cache .hypothesis

@@ -113,7 +113,9 @@ def _wave(seed: int, symbol: str, step: int, period_steps: float, amplitude: flo
 class Market:
     """The simulated market: its state at any step is a pure function of
     (seed, symbol, step), and the step advances every ``tick_seconds``
-    (never, when ``tick_seconds`` is 0)."""
+    (never, when ``tick_seconds`` is 0) of ``clock``. The times it serves
+    (``serverTime``, ``openTime``, ``closeTime``) are read from
+    ``wall_clock``, Unix time."""
 
     def __init__(
         self,
@@ -121,13 +123,18 @@ class Market:
         seed: int = 1,
         tick_seconds: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ):
         self.symbols = {listed.symbol: listed for listed in symbols}
         self.seed = seed
         self.tick_seconds = tick_seconds
         self.clock = clock
+        self.wall_clock = wall_clock
         self._start = clock()
         self.book = functools.lru_cache(maxsize=256)(self._book)
+
+    def _now_ms(self) -> int:
+        return int(self.wall_clock() * 1000)
 
     def step(self) -> int:
         """The market's current step."""
@@ -159,7 +166,7 @@ class Market:
         listed = [self.symbols[s] for s in symbols] if symbols else list(self.symbols.values())
         return {
             "timezone": "UTC",
-            "serverTime": int(time.time() * 1000),
+            "serverTime": self._now_ms(),
             "rateLimits": [
                 {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000},
                 {"rateLimitType": "RAW_REQUESTS", "interval": "MINUTE", "intervalNum": 5, "limit": 61000},
@@ -222,7 +229,7 @@ class Market:
                 askPrice=from_units(asks[0][0]),
                 askQty=from_units(asks[0][1]),
             )
-        now_ms = int(time.time() * 1000)
+        now_ms = self._now_ms()
         record.update(
             openPrice=listed.price,
             highPrice=from_units(asks[0][0]),

@@ -8,7 +8,8 @@ endpoints the exporter uses, as Binance serves them:
   ``/api/v3/depth``, ``/api/v3/ticker/bookTicker`` and ``/api/v3/ping``,
   with Binance's parameter handling (``symbol``/``symbols`` as a JSON array,
   ``limit`` defaults and caps) and error bodies such as
-  ``{"code":-1121,"msg":"Invalid symbol."}``;
+  ``{"code":-1121,"msg":"Invalid symbol."}``, gzip-compressed when the
+  client accepts it;
 * request weights, the weight used in the current window in the
   ``X-MBX-USED-WEIGHT-1M`` header, and 429 with ``Retry-After`` past the
   weight limit;
@@ -16,19 +17,22 @@ endpoints the exporter uses, as Binance serves them:
   given is still running gets 418 and counts as a violation.
 
 The market (``simulated_market``) moves with time and holds the traps real
-data holds. Faults can be injected per endpoint and symbol, on a schedule:
-a status with headers, a hang, a reset connection, a truncated, non-JSON
-or wrongly shaped body.
+data holds. Faults (``Fault``) can be injected per endpoint and symbol, on a
+schedule: a status with headers, a hang, a reset connection, a truncated,
+non-JSON or wrongly shaped body, an answer trickling out byte by byte, an
+endless or huge body, a gzip bomb, a redirect loop.
 
 ``GET /sim/stats`` (not a Binance endpoint) reports the requests, weight
 and violations the server has seen, so tests and benchmarks measure rather
 than compute; ``POST /sim/faults`` injects a fault given as JSON (the
 fields of ``Fault``, e.g. ``{"path": "/api/v3/depth", "status": 503,
-"times": 2}``) and ``DELETE /sim/faults`` clears them.
+"times": 2}``), ``GET /sim/faults`` lists them and ``DELETE /sim/faults``
+clears them.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import math
@@ -38,13 +42,26 @@ import sys
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from contextlib import contextmanager
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 from urllib.parse import parse_qs, urlsplit
 
 from binance_exporter.config import OneLineParser
 from binance_exporter.signals import SignalRecord
+from binance_exporter.simulated_faults import (
+    REST_PATHS,
+    AnswerAbandoned,
+    AnswerWriter,
+    Fault,
+    Reply,
+    accepts_gzip,
+    encoded_body,
+    fault_help,
+    gzip_bomb,
+    valid_seconds,
+)
 from binance_exporter.simulated_market import LISTED_SYMBOLS, Market, synthetic_symbols
 
 logger = logging.getLogger(__name__)
@@ -56,75 +73,16 @@ BAN_SECONDS = 120.0
 # on its way: it gets 429 again but is not a violation.
 IN_FLIGHT_GRACE = 0.25
 
-
-@dataclass
-class Fault:
-    """A misbehaviour served instead of the real answer to requests for
-    ``path`` (and, if given, naming ``symbol`` in ``symbol``/``symbols``).
-
-    It starts ``after`` seconds after it is injected and lasts ``duration``
-    seconds (None: until cleared), for at most ``times`` requests (None: all).
-    A matching request waits ``delay`` seconds, then gets: its connection
-    reset (``reset``); or the real answer cut off after ``truncate_at``
-    bytes; or ``status`` with ``body`` and ``headers``; or, when ``body`` is
-    None and ``status`` is 200, the real answer.
-    """
-
-    path: str
-    symbol: Optional[str] = None
-    status: int = 200
-    body: Optional[bytes] = None
-    headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0
-    reset: bool = False
-    truncate_at: Optional[int] = None
-    after: float = 0.0
-    duration: Optional[float] = None
-    times: Optional[int] = None
-    injected_at: float = 0.0
-
-    @classmethod
-    def from_json(cls, text: bytes) -> "Fault":
-        """A fault from its JSON form, as POSTed to /sim/faults: the fields
-        above, ``body`` as a string. Raises ValueError if it is not one."""
-        spec = json.loads(text)
-        if not isinstance(spec, dict) or not isinstance(spec.get("path"), str):
-            raise ValueError("a fault is a JSON object with at least a path")
-        kinds = {
-            "symbol": str, "status": int, "body": str, "headers": dict, "delay": (int, float), "reset": bool,
-            "truncate_at": int, "after": (int, float), "duration": (int, float), "times": int,
-        }  # fmt: skip
-        for name, value in spec.items():
-            if name != "path" and (name not in kinds or not isinstance(value, kinds[name])):
-                raise ValueError(f"fault field {name!r} is unknown or of the wrong type")
-        if "body" in spec:
-            spec["body"] = spec["body"].encode()
-        return cls(**spec)
-
-    def matches(self, path: str, query: str, now: float) -> bool:
-        """Whether a request for ``path`` with ``query`` at ``now`` gets this fault."""
-        started = self.injected_at + self.after
-        if now < started or (self.duration is not None and now >= started + self.duration):
-            return False
-        return path == self.path and (self.symbol is None or f'"{self.symbol}"' in _symbols_named(query))
+MAX_FAULTS = 100
+MAX_FAULT_JSON = 65536  # bytes of one POSTed fault
 
 
-def _symbols_named(query: str) -> str:
-    params = parse_qs(query)
-    names = [f'"{name}"' for name in params.get("symbol", [])]
-    return ",".join(names + params.get("symbols", []))
-
-
-@dataclass(frozen=True)
-class Reply:
-    """What the server does with one request."""
-
-    status: int
-    body: bytes
-    headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0
-    reset: bool = False
-    truncate_at: Optional[int] = None
+def _retry_after(headers: dict[str, str], default: float) -> float:
+    try:
+        seconds = float(headers.get("Retry-After", default))
+    except ValueError:
+        return default
+    return seconds if valid_seconds(seconds) else default
 
 
 def _json(body: Any) -> bytes:
@@ -254,7 +212,7 @@ class WeightWindow:
         return self.seconds - self._clock() % self.seconds
 
 
-class BinanceSimulator:
+class BinanceSimulator:  # pylint: disable=too-many-instance-attributes  # its state, its counters and its server
     """The fake Binance HTTP server; ``start()`` serves on a thread."""
 
     def __init__(
@@ -274,18 +232,13 @@ class BinanceSimulator:
         self.weights = WeightWindow(window_seconds, clock, weight_limit)
         self.ban_seconds = ban_seconds
         self.faults: list[Fault] = []
-        self.answered: Counter[tuple[str, int]] = Counter()  # (path, status)
+        self.answered: Counter[tuple[str, int]] = Counter()  # (path, status); paths not served count as "other"
         self.violations = 0
+        self.in_progress = 0  # answers being waited for or sent right now
+        self.stopping = threading.Event()  # set by stop(): every answer still going gives up
         self._banned = (-math.inf, -math.inf)  # (since, until), on ``clock``
         self._lock = threading.Lock()
-        self._routes = {
-            "/api/v3/ping": self._ping,
-            "/api/v3/exchangeInfo": self._exchange_info,
-            "/api/v3/ticker/24hr": self._ticker_24hr,
-            "/api/v3/depth": self._depth,
-            "/api/v3/ticker/bookTicker": self._book_ticker,
-        }
-        self.server = _Server((address, port), _handler_for(self))
+        self.server = _Server((address, port), self)
 
     @property
     def url(self) -> str:
@@ -299,16 +252,30 @@ class BinanceSimulator:
         return self
 
     def stop(self) -> None:
-        """Stops serving and closes the socket."""
+        """Stops serving, closes the socket, and has every answer still
+        waiting or being sent give up within ``POLL_SECONDS``."""
+        self.stopping.set()
         self.server.shutdown()
         self.server.server_close()
 
     def inject(self, fault: Fault) -> Fault:
-        """Serves ``fault`` from now on (see ``Fault``)."""
+        """Serves ``fault`` from now on (see ``Fault``); ValueError if
+        ``MAX_FAULTS`` are in force already."""
+        if fault.gzip_bomb is not None:
+            gzip_bomb(fault.body or b"[]", fault.gzip_bomb)  # built now rather than while a request waits
         with self._lock:
+            if len(self.faults) >= MAX_FAULTS:
+                raise ValueError(f"{MAX_FAULTS} faults are in force already; DELETE /sim/faults clears them")
             fault.injected_at = self.clock()
             self.faults.append(fault)
         return fault
+
+    def fault_list(self) -> list[dict[str, Any]]:
+        """The GET /sim/faults body: the faults in force (see ``Fault.listing``)."""
+        with self._lock:
+            now = self.clock()
+            self.faults = [fault for fault in self.faults if not fault.over(now)]
+            return [fault.listing(now) for fault in self.faults]
 
     def clear_faults(self) -> None:
         """Serves real answers again."""
@@ -316,7 +283,8 @@ class BinanceSimulator:
             self.faults.clear()
 
     def stats(self) -> dict[str, Any]:
-        """The /sim/stats body: requests by path and by status, weight, violations."""
+        """The /sim/stats body: requests by path and by status, weight,
+        violations, and the answers in progress."""
         with self._lock:
             requests: Counter[str] = Counter()
             for (path, _), count in self.answered.items():
@@ -326,7 +294,19 @@ class BinanceSimulator:
                 "statuses": {f"{path} {status}": count for (path, status), count in self.answered.items()},
                 "weight_total": self.weights.total,
                 "violations": self.violations,
+                "in_progress": self.in_progress,
             }
+
+    @contextmanager
+    def answering(self) -> Iterator[None]:
+        """Counts an answer in ``in_progress`` while it is waited for or sent."""
+        with self._lock:
+            self.in_progress += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.in_progress -= 1
 
     def reply(self, path: str, query: str) -> Reply:
         """Decides the answer to a GET of ``path`` arriving now."""
@@ -336,9 +316,9 @@ class BinanceSimulator:
             if self.latency:
                 reply = replace(reply, delay=reply.delay + self.latency)
             if reply.status in (429, 418):
-                seconds = float(reply.headers.get("Retry-After", self.ban_seconds))
+                seconds = _retry_after(reply.headers, self.ban_seconds)
                 self._banned = (now, max(self._banned[1], now + seconds))
-            self.answered[(path, reply.status)] += 1
+            self.answered[(path if path in self._routes else "other", reply.status)] += 1
             return reply
 
     def _banned_reply(self, now: float) -> Optional[Reply]:
@@ -356,17 +336,35 @@ class BinanceSimulator:
         return Reply(418, _json({"code": -1003, "msg": msg}), {"Retry-After": str(math.ceil(self.ban_seconds))})
 
     def _fault_reply(self, path: str, query: str, now: float) -> Optional[Reply]:
-        for fault in self.faults:
-            if fault.matches(path, query, now):
-                if fault.times is not None:
-                    fault.times -= 1
-                    if fault.times <= 0:
-                        self.faults.remove(fault)
-                if fault.reset or fault.truncate_at is not None or (fault.body is None and fault.status == 200):
-                    real = self._real_reply(path, query)
-                    return Reply(real.status, real.body, real.headers, fault.delay, fault.reset, fault.truncate_at)
-                return Reply(fault.status, fault.body or b"", dict(fault.headers), fault.delay)
-        return None
+        fault = next((fault for fault in self.faults if fault.matches(path, query, now)), None)
+        self.faults = [other for other in self.faults if not other.over(now)]
+        if fault is None:
+            return None
+        fault.fired += 1
+        if fault.over(now):
+            self.faults.remove(fault)
+        if fault.body is None and fault.status == 200 and not fault.endless and fault.gzip_bomb is None:
+            real = self._real_reply(path, query)
+            status, body, headers, gzip = real.status, real.body, {**real.headers, **fault.headers}, fault.gzip
+        else:
+            status, body, headers = fault.status, fault.body or b"", dict(fault.headers)
+            gzip = bool(fault.gzip)  # a body given here is sent as given unless gzip is true
+        if (location := fault.where_to()) is not None:
+            headers["Location"] = location
+        bomb = None if fault.gzip_bomb is None else gzip_bomb(fault.body or b"[]", fault.gzip_bomb)
+        return Reply(
+            status,
+            body,
+            headers,
+            delay=fault.delay,
+            reset=fault.reset,
+            truncate_at=fault.truncate_at,
+            trickle_bytes_per_second=fault.trickle_bytes_per_second,
+            endless=fault.endless,
+            body_bytes=fault.body_bytes,
+            gzip_bomb=bomb,
+            gzip=None if fault.gzip_bomb is not None else gzip,
+        )
 
     def _real_reply(self, path: str, query: str) -> Reply:
         status, body, weight = self.answer(path, query)
@@ -385,7 +383,7 @@ class BinanceSimulator:
         if route is None:
             return 404, {"code": -1000, "msg": f"Unknown path {path}"}, 0
         try:
-            body, weight = route(query)
+            body, weight = route(self, query)
         except ApiError as exc:
             return exc.status, {"code": exc.code, "msg": exc.msg}, 1
         return 200, body, weight
@@ -426,88 +424,119 @@ class BinanceSimulator:
             return self.market.book_ticker(symbol), 2
         return [self.market.book_ticker(name) for name in symbols or self.market.symbols], 4
 
+    _routes: dict[str, Callable[[BinanceSimulator, str], tuple[Any, int]]] = dict(
+        zip(REST_PATHS, (_ping, _exchange_info, _ticker_24hr, _depth, _book_ticker))
+    )
+
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128  # a cycle's concurrent requests must not overflow the listen backlog
 
+    def __init__(self, address: tuple[str, int], simulator: BinanceSimulator):
+        self.simulator = simulator
+        super().__init__(address, _Handler)
 
-def _handler_for(simulator: BinanceSimulator) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        """Carries out the simulator's reply to one HTTP request."""
+class _Handler(BaseHTTPRequestHandler):
+    """Carries out the simulator's reply to one HTTP request."""
 
-        protocol_version = "HTTP/1.1"
-        server_version = "binance-simulator"
-        # Headers and body go out in separate writes: without TCP_NODELAY,
-        # Nagle's algorithm and the client's delayed ACK add 40 ms to some
-        # answers, which no real HTTP server in front of Binance does.
-        disable_nagle_algorithm = True
+    server: _Server
+    protocol_version = "HTTP/1.1"
+    server_version = "binance-simulator"
+    # A trickle goes out a few bytes at a time: without TCP_NODELAY,
+    # Nagle's algorithm and the client's delayed ACK would hold them up
+    # (and add 40 ms to some answers, which no real server in front of
+    # Binance does).
+    disable_nagle_algorithm = True
 
-        def do_GET(self) -> None:  # pylint: disable=invalid-name  # http.server's naming
-            """GET: the simulator's reply, or its stats."""
-            parts = urlsplit(self.path)
-            if parts.path == "/sim/stats":
-                self._send(Reply(200, _json(simulator.stats())))
-                return
-            reply = simulator.reply(parts.path, parts.query)
-            time.sleep(reply.delay)
-            if reply.reset:
-                # Close with SO_LINGER 0: the client sees a reset connection.
-                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                self.close_connection = True
-                return
-            self._send(reply)
+    def do_GET(self) -> None:  # pylint: disable=invalid-name  # http.server's naming
+        """GET: the simulator's reply, its stats or its faults."""
+        simulator, parts = self.server.simulator, urlsplit(self.path)
+        if parts.path == "/sim/stats":
+            self._send(Reply(200, _json(simulator.stats())))
+        elif parts.path == "/sim/faults":
+            self._send(Reply(200, _json(simulator.fault_list())))
+        else:
+            self._send(simulator.reply(parts.path, parts.query))
 
-        def do_POST(self) -> None:  # pylint: disable=invalid-name  # http.server's naming
-            """POST /sim/faults: inject the fault in the body."""
-            if urlsplit(self.path).path != "/sim/faults":
-                self._send(Reply(404, _json({"msg": "POST /sim/faults only"})))
-                return
+    def do_POST(self) -> None:  # pylint: disable=invalid-name  # http.server's naming
+        """POST /sim/faults: inject the fault in the body."""
+        if urlsplit(self.path).path != "/sim/faults":
+            self._send(Reply(404, _json({"msg": "POST /sim/faults only"})))
+            return
+        simulator = self.server.simulator
+        try:
+            fault = simulator.inject(Fault.from_json(self._request_body()))
+        except ValueError as exc:
+            self._send(Reply(400, _json({"msg": str(exc)})))
+            return
+        self._send(Reply(201, _json(fault.listing(simulator.clock()))))
+
+    def do_DELETE(self) -> None:  # pylint: disable=invalid-name  # http.server's naming
+        """DELETE /sim/faults: serve real answers again."""
+        if urlsplit(self.path).path != "/sim/faults":
+            self._send(Reply(404, _json({"msg": "DELETE /sim/faults only"})))
+            return
+        self.server.simulator.clear_faults()
+        self._send(Reply(204, b""))
+
+    def _request_body(self) -> bytes:
+        length = self.headers.get("Content-Length", "0")
+        if not length.isdigit() or int(length) > MAX_FAULT_JSON:
+            self.close_connection = True  # the body is left unread
+            raise ValueError(f"a fault is at most {MAX_FAULT_JSON} bytes with a Content-Length, not {length:.20}")
+        return self.rfile.read(int(length))
+
+    def _send(self, reply: Reply) -> None:
+        simulator = self.server.simulator
+        writer = AnswerWriter(self.connection, simulator.stopping, reply.trickle_bytes_per_second)
+        with simulator.answering():
             try:
-                length = int(self.headers.get("Content-Length", "0"))
-                fault = simulator.inject(Fault.from_json(self.rfile.read(length)))
-            except ValueError as exc:
-                self._send(Reply(400, _json({"msg": str(exc)})))
-                return
-            self._send(Reply(201, _json({"path": fault.path, "symbol": fault.symbol})))
-
-        def do_DELETE(self) -> None:  # pylint: disable=invalid-name  # http.server's naming
-            """DELETE /sim/faults: serve real answers again."""
-            if urlsplit(self.path).path != "/sim/faults":
-                self._send(Reply(404, _json({"msg": "DELETE /sim/faults only"})))
-                return
-            simulator.clear_faults()
-            self._send(Reply(204, b""))
-
-        def _send(self, reply: Reply) -> None:
-            try:
-                self._write(reply)
-            except (BrokenPipeError, ConnectionResetError):
-                logger.debug("client went away before its answer was sent")  # it timed out: normal
+                writer.pause(reply.delay)
+                if reply.reset:
+                    # Close with SO_LINGER 0: the client sees a reset connection.
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    self.close_connection = True
+                    return
+                self._write(reply, writer)
+            except (AnswerAbandoned, BrokenPipeError, ConnectionResetError) as exc:
+                logger.debug("answer abandoned: %s", exc)  # the client timed out: normal
                 self.close_connection = True
+            finally:
+                self.connection.settimeout(self.timeout)  # back to reading requests as usual
 
-        def _write(self, reply: Reply) -> None:
-            self.send_response(reply.status)
-            self.send_header("Content-Type", "application/json;charset=UTF-8")
-            self.send_header("Content-Length", str(len(reply.body)))
-            for name, value in reply.headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            if reply.truncate_at is None:
-                self.wfile.write(reply.body)
-            else:
-                self.wfile.write(reply.body[: reply.truncate_at])
-                self.close_connection = True
+    def _write(self, reply: Reply, writer: AnswerWriter) -> None:
+        accepted = accepts_gzip(self.headers.get("Accept-Encoding", ""))
+        framing, chunks = encoded_body(reply, accepted)
+        headers = {"Content-Type": "application/json;charset=UTF-8", **reply.headers, **framing}
+        lines = [f"{self.protocol_version} {reply.status} {self.responses.get(reply.status, ('',))[0]}"]
+        lines += [f"Server: {self.version_string()}", f"Date: {self.date_time_string()}"]
+        lines += [f"{name}: {value}" for name, value in headers.items()]
+        self.log_request(reply.status)
+        pending = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        left = reply.truncate_at
+        for chunk in chunks:
+            if left is not None:
+                chunk, left = chunk[:left], left - min(left, len(chunk))
+            writer.send(pending + chunk)  # the head goes out with the first piece of body
+            pending = b""
+            if left == 0:
+                break
+        writer.send(pending)
+        if reply.truncate_at is not None:
+            self.close_connection = True
 
-        def log_message(self, format: str, *args: Any) -> None:  # pylint: disable=redefined-builtin  # http.server's
-            logger.debug("%s " + format, self.address_string(), *args)
-
-    return Handler
-
+    def log_message(self, format: str, *args: Any) -> None:  # pylint: disable=redefined-builtin  # http.server's
+        logger.debug("%s " + format, self.address_string(), *args)
 
 def main(argv: Optional[list[str]] = None) -> int:
     """Runs the simulator until SIGTERM or SIGINT."""
-    parser = OneLineParser(prog="python -m binance_exporter.simulator", description=__doc__.splitlines()[0])
+    parser = OneLineParser(
+        prog="python -m binance_exporter.simulator",
+        description=" ".join(__doc__.split("\n\n", 1)[0].split()),
+        epilog=fault_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--address", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     parser.add_argument(
         "--port", type=int, default=9999, help="port to listen on; 0 picks a free one (default: %(default)s)"

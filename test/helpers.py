@@ -1,9 +1,11 @@
-"""Helpers for tests: a hand-moved clock, free ports, HTTP without
-exceptions, polling with a deadline, and running the real processes."""
+"""Helpers for tests: a hand-moved clock, free ports nothing else takes,
+HTTP without exceptions, polling with a deadline, and running the real
+processes."""
 
 from __future__ import annotations
 
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -28,11 +30,38 @@ class FakeClock:
         self.now += seconds
 
 
+_HANDED_OUT: set[int] = set()
+
+
+def _ephemeral_ports() -> range:
+    """The ports the kernel picks the local end of connections from."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range", encoding="ascii") as ports:
+            low, high = map(int, ports.read().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999  # Linux's default
+    return range(low, high + 1)
+
+
 def free_port() -> int:
-    """A loopback port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A loopback port nobody listens on right now, for a server a test is
+    about to start (or for a URL nothing answers at).
+
+    It is taken below the ephemeral range, so that no connection made in the
+    meantime (by this run or anything else on the machine) gets it as its
+    own local port, and it is never handed out twice in a run.
+    """
+    ephemeral = _ephemeral_ports()
+    candidates = [port for port in range(20000, 32768) if port not in ephemeral and port not in _HANDED_OUT]
+    for port in random.sample(candidates, len(candidates)):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # in use
+        _HANDED_OUT.add(port)
+        return port
+    raise AssertionError("no free port from 20000 to 32767")
 
 
 def http_get(url: str, timeout: float = 5.0, method: str = "GET") -> tuple[int, dict, bytes]:

@@ -31,6 +31,13 @@ def clock():
 
 
 @pytest.fixture
+def sim_clock(clock):
+    """The fake Binance shares the client's clock: its weight minute does not
+    roll over between two requests of a test, whenever the test runs."""
+    return clock
+
+
+@pytest.fixture
 def sleeps():
     return Sleeps()
 

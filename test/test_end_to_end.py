@@ -1,10 +1,12 @@
 """The real exporter process against the fake Binance: what it serves at
 /metrics matches what Binance served, it prints its report, survives an
-unreachable Binance and stops cleanly on SIGTERM and SIGINT."""
+unreachable Binance and stops cleanly on SIGTERM and SIGINT; and
+``make demo``, which runs both."""
 
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -163,20 +165,20 @@ def test_spread_deltas_appear_from_the_second_cycle_as_the_market_moves():
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_a_signal_stops_it_within_2_s_with_status_0_even_while_a_request_hangs(simulator, signum):
-    exporter, url = start_exporter(simulator.url, "--update-interval", "1", "--request-timeout", "30")
+def test_a_signal_stops_it_at_once_with_status_0_even_while_a_request_hangs(simulator, signum):
+    exporter, url = start_exporter(simulator.url, "--update-interval", "1", "--request-timeout", "300")
     try:
         wait_for(lambda: up(url))
-        simulator.inject(Fault("/api/v3/depth", delay=20))
+        simulator.inject(Fault("/api/v3/depth", delay=600))
         wait_for(lambda: not up(url))  # a cycle gave up on its hanging requests; they and the next ones still hang
         exporter.send_signal(signum)
         started = time.monotonic()
-        status, _, err = stop_process(exporter, timeout=5)
+        status, _, err = stop_process(exporter, timeout=60)
         elapsed = time.monotonic() - started
     finally:
         stop_process(exporter)
     assert status == 0, err
-    assert elapsed < 2.0
+    assert elapsed < 30  # a fraction of a second on an idle machine; the hanging requests would take 300 s
     assert "stopping" in err
 
 
@@ -265,22 +267,22 @@ def test_a_port_in_use_is_a_one_line_error():
     assert "Traceback" not in err
 
 
-def test_metrics_answer_fast_while_every_call_to_binance_hangs(simulator):
-    exporter, url = start_exporter(simulator.url, "--update-interval", "1", "--request-timeout", "30")
+def test_metrics_answer_while_every_call_to_binance_hangs(simulator):
+    exporter, url = start_exporter(simulator.url, "--update-interval", "1", "--request-timeout", "300")
     latencies = []
     try:
         wait_for(lambda: up(url))
         for path in ("/api/v3/depth", "/api/v3/ticker/bookTicker", "/api/v3/ticker/24hr", "/api/v3/exchangeInfo"):
-            simulator.inject(Fault(path, delay=30))
+            simulator.inject(Fault(path, delay=600))
         wait_for(lambda: not up(url))  # a cycle gave up on its hanging requests
         for _ in range(20):
             started = time.monotonic()
-            assert http_get(url + "/metrics")[0] == 200
+            assert http_get(url + "/metrics", timeout=300)[0] == 200
             latencies.append(time.monotonic() - started)
     finally:
         stop_process(exporter)
-    # Never waits for Binance's 30 s hang (how fast it answers is measured by make bench).
-    assert max(latencies) < 1.0
+    # Never waits for Binance's hang (how fast it answers is measured by make bench).
+    assert max(latencies) < 30
 
 
 def test_a_rate_limited_exporter_sends_nothing_until_retry_after_then_recovers(simulator):
@@ -289,20 +291,22 @@ def test_a_rate_limited_exporter_sends_nothing_until_retry_after_then_recovers(s
             "/api/v3/ticker/bookTicker",
             status=429,
             body=b'{"code":-1003,"msg":"Too much request weight used"}',
-            headers={"Retry-After": "2"},
+            headers={"Retry-After": "5"},
             times=1,
         )
     )
     exporter, url = start_exporter(simulator.url, "--update-interval", "0.5")
+    rate_limited = ("binance_exporter_rate_limited_total", (("code", "429"),))
     try:
-        wait_for(lambda: scrape(url).get(("binance_exporter_rate_limited_total", (("code", "429"),)), 0) >= 1)
-        assert scrape(url)[("binance_up", ())] == 0
+        # The first scrape that shows the 429 shows the exporter down: it is paused for 5 s.
+        metrics = wait_for(lambda: (m := scrape(url)).get(rate_limited, 0) >= 1 and m)
+        assert metrics[("binance_up", ())] == 0
         wait_for(lambda: up(url))
     finally:
         status, _, err = stop_process(exporter)
     assert status == 0
     assert simulator.violations == 0
-    assert "sending nothing to Binance for 2 s" in err
+    assert "sending nothing to Binance for 5 s" in err
 
 
 def test_several_base_urls_fail_over_to_one_that_answers(simulator):
@@ -398,3 +402,65 @@ def test_sighup_is_logged_and_ignored(binance):
         status, _, err = stop_process(exporter)
     assert status == 0
     assert "SIGHUP received 1 time(s): ignored, there is nothing to reload" in err
+
+
+def start_demo(*variables):
+    """``make demo`` with make's ``variables``, in a session of its own so
+    that the test can stop all of it. ``-o``: never reinstall the .venv the
+    tests themselves run in."""
+    return subprocess.Popen(  # pylint: disable=consider-using-with  # stopped by stop_demo
+        ["make", "--no-print-directory", "-o", ".venv/.installed", "demo", *variables],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def stop_demo(demo):
+    if demo.poll() is None:
+        os.killpg(demo.pid, signal.SIGTERM)
+    out, err = demo.communicate(timeout=30)
+    return demo.returncode, out, err
+
+
+def test_make_demo_runs_the_exporter_on_port_against_the_fake_on_sim_port():
+    port, sim_port = free_port(), free_port()
+    demo = start_demo(f"PORT={port}", f"SIM_PORT={sim_port}")
+    try:
+        wait_for(lambda: up(f"http://127.0.0.1:{port}"), timeout=60)
+    finally:
+        _, _, err = stop_demo(demo)
+    assert f"reading http://127.0.0.1:{sim_port} every" in err
+
+
+def test_make_demo_stops_at_once_when_the_fake_binance_cannot_listen():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()  # accepts connections, answers nothing
+        sim_port = taken.getsockname()[1]
+        demo = start_demo(f"PORT={free_port()}", f"SIM_PORT={sim_port}")
+        try:
+            demo.wait(timeout=60)
+        finally:
+            status, _, err = stop_demo(demo)
+    assert status == 2
+    assert err.splitlines()[0] == (
+        f"python -m binance_exporter.simulator: error: cannot listen on 127.0.0.1:{sim_port}: Address already in use"
+    )
+    assert "binance-exporter" not in err  # never started
+
+
+def test_make_demo_refuses_a_sim_port_where_a_fake_binance_answers_already(simulator):
+    sim_port = simulator.server.server_address[1]
+    demo = start_demo(f"PORT={free_port()}", f"SIM_PORT={sim_port}")
+    try:
+        demo.wait(timeout=60)
+    finally:
+        status, _, err = stop_demo(demo)
+    assert status == 2
+    assert err.splitlines()[0] == (
+        f"make demo: port {sim_port} is in use (a demo running already?); choose another: make demo SIM_PORT=..."
+    )
+    assert simulator.stats()["requests"] == {"/api/v3/ping": 1}  # asked once, then nothing

@@ -14,7 +14,7 @@ from binance_exporter.request_gate import RequestGate
 from binance_exporter.scheduler import Schedule, Scheduler, WorkerPool
 from binance_exporter.simulated_market import LISTED_SYMBOLS, Market, synthetic_symbols
 from binance_exporter.simulator import BinanceSimulator, Fault
-from .helpers import FakeClock, http_get, wait_for
+from .helpers import FakeClock, http_get
 
 
 @pytest.fixture
@@ -101,14 +101,28 @@ def test_a_failed_hourly_exchange_info_refresh_keeps_the_known_symbols(scheduler
     assert scheduler.run_cycle().up
 
 
-def test_the_book_requests_of_a_cycle_run_concurrently(scheduler, simulator):
-    scheduler.run_cycle()  # rankings
-    for symbol in ("ETHBTC", "BNBBTC", "SOLBTC", "XRPBTC", "LINKBTC"):
-        simulator.inject(Fault("/api/v3/depth", symbol=symbol, delay=0.6))
-    simulator.inject(Fault("/api/v3/ticker/bookTicker", delay=0.6))
-    started = time.monotonic()
-    assert scheduler.run_cycle().up
-    assert time.monotonic() - started < 2.0  # six 0.6 s requests, one after another, would take 3.6 s
+def test_the_book_requests_of_a_cycle_run_concurrently(simulator, clock):
+    # Each book request waits for all six to be under way: one after another, the first would wait in vain.
+    all_under_way = threading.Barrier(6, timeout=5)
+
+    class WaitingSource(BinanceClient):
+        """A source whose book requests go out only once all of them have started."""
+
+        def order_book(self, symbol, time_left=None):
+            all_under_way.wait()
+            return super().order_book(symbol, time_left)
+
+        def book_tops(self, symbols, time_left=None):
+            all_under_way.wait()
+            return super().book_tops(symbols, time_left)
+
+    source = WaitingSource(simulator.url, timeout=1.0, gate=RequestGate(clock=clock), sleep=lambda _: None)
+    sched = Scheduler(source, Schedule(10, 60), clock=clock, wall_clock=clock)
+    try:
+        assert sched.run_cycle().up
+    finally:
+        sched.close()
+    assert not all_under_way.broken
 
 
 def test_spread_delta_is_the_absolute_change_since_the_previous_cycle(scheduler, simulator, clock):
@@ -215,59 +229,78 @@ def test_binance_unreachable_at_start_gives_down_snapshots_until_it_answers(simu
 
 
 def test_a_cycle_never_waits_past_the_next_cycle(simulator):
-    sched = Scheduler(BinanceClient(simulator.url, timeout=5.0), Schedule(update_interval=0.5, rank_interval=60))
+    sched = Scheduler(BinanceClient(simulator.url, timeout=300.0), Schedule(update_interval=2, rank_interval=60))
     try:
-        sched.run_cycle()
-        simulator.inject(Fault("/api/v3/depth", symbol="ETHBTC", delay=3.0))
+        assert sched.run_cycle().up
+        simulator.inject(Fault("/api/v3/depth", symbol="ETHBTC", delay=600))
         started = time.monotonic()
         snapshot = sched.run_cycle()
-        assert time.monotonic() - started < 1.0
-        assert not snapshot.up
+        elapsed = time.monotonic() - started
     finally:
         sched.close()
+    assert elapsed < 60  # gave up at the 2 s deadline: the answer takes 600 s, the client would wait 300 s
+    assert not snapshot.up
+    assert {r.symbol: r.cycle for r in snapshot.notionals}["BNBBTC"] == 2  # the others were not held up
 
 
 def test_snapshots_carry_request_counts_and_weight(scheduler):
-    wait_for(lambda: time.time() % 60 < 55, timeout=10)  # one weight minute for the whole cycle
     snapshot = scheduler.run_cycle()
     assert ("/api/v3/depth", "200", 5) in snapshot.api.requests
     assert snapshot.api.weight_used == 20 + 80 + 5 * 25 + 4
     assert snapshot.cycle_duration is not None and snapshot.cycle_duration >= 0
 
 
-def run_until_published(sched, count):
-    """Runs ``sched.run`` on a thread until ``count`` snapshots are out, then
-    stops it; returns them."""
-    published, stop = [], threading.Event()
-    thread = threading.Thread(target=sched.run, args=(stop, published.append))
-    thread.start()
+class StopAfter(threading.Event):
+    """The stop event of ``Scheduler.run``, set once ``count`` snapshots are
+    published; its waits return at once, recording how long ``run`` asked
+    to wait, and each cycle takes ``cycle_seconds`` of ``clock``."""
+
+    def __init__(self, count, clock, cycle_seconds=0.0):
+        super().__init__()
+        self.count, self.clock, self.cycle_seconds = count, clock, cycle_seconds
+        self.published, self.waits = [], []
+
+    def publish(self, snapshot):
+        self.published.append(snapshot)
+        self.clock.advance(self.cycle_seconds)
+        if len(self.published) == self.count:
+            self.set()
+
+    def wait(self, timeout=None):
+        self.waits.append(timeout)
+        self.clock.advance(timeout)
+        return self.is_set()
+
+
+def run_until_published(sched, stop):
+    """Runs ``sched.run`` until ``stop`` is set; returns what it published."""
     try:
-        wait_for(lambda: len(published) >= count, timeout=5)
+        sched.run(stop, stop.publish)
     finally:
-        stop.set()
-        thread.join(timeout=2)
         sched.close()
-    assert not thread.is_alive()
-    return published
+    return stop.published
 
 
-def test_run_publishes_a_snapshot_every_interval_until_stopped(simulator):
-    sched = Scheduler(BinanceClient(simulator.url, timeout=1.0), Schedule(update_interval=0.5, rank_interval=60))
-    published = run_until_published(sched, 3)
-    assert [s.cycle for s in published[:3]] == [1, 2, 3]
+def test_run_publishes_a_snapshot_every_interval_until_stopped(simulator, clock):
+    sched = Scheduler(client_for(simulator, clock), Schedule(update_interval=10, rank_interval=60), clock=clock)
+    stop = StopAfter(3, clock, cycle_seconds=3)
+    published = run_until_published(sched, stop)
+    assert [s.cycle for s in published] == [1, 2, 3]
     assert all(s.up for s in published)
+    assert stop.waits == [7, 7, 7]  # a cycle every 10 s, however long each took
 
 
-def test_an_unexpected_error_in_a_cycle_is_logged_and_survived(simulator, caplog):
+def test_an_unexpected_error_in_a_cycle_is_logged_and_survived(simulator, clock, caplog):
     class BrokenSource(BinanceClient):
         """A source whose ranking call has a bug."""
 
         def tickers_24h(self, time_left=None):
             raise RuntimeError("a bug")
 
-    sched = Scheduler(BrokenSource(simulator.url, timeout=1.0), Schedule(update_interval=0.05, rank_interval=60))
-    published = run_until_published(sched, 2)
-    assert not published[-1].up
+    source = BrokenSource(simulator.url, timeout=1.0, gate=RequestGate(clock=clock), sleep=lambda _: None)
+    sched = Scheduler(source, Schedule(update_interval=10, rank_interval=60), clock=clock)
+    published = run_until_published(sched, StopAfter(2, clock))
+    assert [s.up for s in published] == [False, False]
     assert "update cycle 1 failed" in caplog.text and "a bug" in caplog.text
 
 

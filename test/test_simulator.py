@@ -1,17 +1,25 @@
 """The fake Binance speaks Binance's protocol: shapes, parameters, errors,
 weights, and a market that moves."""
 
+import contextlib
+import gzip
 import http.client
 import json
+import socket
+import threading
 import time
+import tracemalloc
 import urllib.error
 import urllib.request
+import zlib
 from decimal import Decimal as D
 
 import pytest
+import requests
 
 from binance_exporter.simulated_market import LISTED_SYMBOLS, Market, from_units, synthetic_symbols, to_units
-from binance_exporter.simulator import BinanceSimulator, Fault, depth_weight, main, ticker_weight
+from binance_exporter.simulated_faults import ENDLESS_LEVEL, FAULT_FIELDS, accepts_gzip
+from binance_exporter.simulator import MAX_FAULTS, BinanceSimulator, Fault, depth_weight, main, ticker_weight
 from .helpers import FakeClock, http_get, start_module, stop_process, wait_for
 
 
@@ -147,13 +155,23 @@ def test_unknown_paths_are_404(simulator):
 
 def test_the_market_moves_with_time():
     clock = FakeClock()
-    market = Market(tick_seconds=1.0, clock=clock)
+    market = Market(tick_seconds=1.0, clock=clock, wall_clock=FakeClock(1_767_225_600.0))
     before = market.depth("BTCUSDT", 5), market.ticker("BTCUSDT")
     assert (market.depth("BTCUSDT", 5), market.ticker("BTCUSDT")) == before
     clock.advance(30)
     after = market.depth("BTCUSDT", 5), market.ticker("BTCUSDT")
     assert after[0]["bids"] != before[0]["bids"]
     assert after[1]["count"] != before[1]["count"]
+
+
+def test_served_times_come_from_the_wall_clock():
+    wall_clock = FakeClock(1_767_225_600.0)
+    market = Market(tick_seconds=0, wall_clock=wall_clock)
+    wall_clock.advance(0.25)
+    ticker = market.ticker("BTCUSDT")
+    assert ticker["closeTime"] == 1_767_225_600_250
+    assert ticker["openTime"] == 1_767_225_600_250 - 86_400_000
+    assert market.exchange_info(["BTCUSDT"])["serverTime"] == 1_767_225_600_250
 
 
 def test_the_same_seed_and_step_give_the_same_market():
@@ -261,7 +279,10 @@ def test_command_line_rejects_a_weight_limit_below_1(capsys):
 
 def control(sim, method, body=None):
     request = urllib.request.Request(
-        sim.url + "/sim/faults", data=None if body is None else body.encode(), method=method
+        sim.url + "/sim/faults",
+        data=None if body is None else body.encode(),
+        method=method,
+        headers={"Content-Type": "application/json"},
     )
     try:
         with urllib.request.urlopen(request, timeout=5) as response:
@@ -282,17 +303,52 @@ def test_faults_can_be_injected_and_cleared_over_http(simulator):
 @pytest.mark.parametrize(
     "body, message",
     [
-        ("[]", b"a fault is a JSON object"),
-        ('{"status": 500}', b"a fault is a JSON object"),
-        ('{"path": "/api/v3/depth", "status": "500"}', b"'status' is unknown or of the wrong type"),
-        ('{"path": "/api/v3/depth", "colour": "red"}', b"'colour' is unknown"),
-        ("not json", b"Expecting value"),
+        ("[]", "a fault is a JSON object with at least a path"),
+        ('{"status": 500}', "a fault is a JSON object with at least a path"),
+        ("not json", "a fault is a JSON object: Expecting value: line 1 column 1 (char 0)"),
+        ('{"path": "/api/v3/nothing"}', "fault field 'path' must be one of /api/v3/ping, /api/v3/exchangeInfo, "),
+        ('{"path": "/sim/stats"}', "fault field 'path' must be one of /api/v3/ping, "),
+        ('{"path": "/api/v3/depth", "colour": "red"}', "unknown fault field 'colour'; the fields are path, symbol, "),
+        ('{"path": "/api/v3/depth", "status": "500"}', "'status' must be an HTTP status from 100 to 599, not '500'"),
+        ('{"path": "/api/v3/depth", "status": 700}', "'status' must be an HTTP status from 100 to 599, not 700"),
+        ('{"path": "/api/v3/depth", "status": null}', "'status' must be an HTTP status from 100 to 599, not None"),
+        ('{"path": "/api/v3/depth", "delay": null}', "fault field 'delay' must be seconds, 0 or more, not None"),
+        ('{"path": "/api/v3/depth", "headers": null}', "fault field 'headers' must be an object of header names"),
+        ('{"path": "/api/v3/depth", "body": 5}', "fault field 'body' must be a string, not 5"),
+        ('{"path": "/api/v3/depth", "headers": {"X-A": 1}}', "fault field 'headers' must be an object of header names"),
+        ('{"path": "/api/v3/depth", "headers": {"X-A": "1\\r\\nX-B: 2"}}', "fault field 'headers' must be an object"),
+        ('{"path": "/api/v3/depth", "delay": -1}', "fault field 'delay' must be seconds, 0 or more, not -1"),
+        ('{"path": "/api/v3/depth", "delay": NaN}', "fault field 'delay' must be seconds, 0 or more, not nan"),
+        ('{"path": "/api/v3/depth", "times": 0}', "fault field 'times' must be a count, 1 or more, not 0"),
+        ('{"path": "/api/v3/depth", "times": true}', "fault field 'times' must be a count, 1 or more, not True"),
+        ('{"path": "/api/v3/depth", "times": 1.5}', "fault field 'times' must be a count, 1 or more, not 1.5"),
+        ('{"path": "/api/v3/depth", "reset": 1}', "fault field 'reset' must be true or false, not 1"),
+        ('{"path": "/api/v3/depth", "trickle_bytes_per_second": 0}', "'trickle_bytes_per_second' must be bytes per"),
+        ('{"path": "/api/v3/depth", "body_bytes": -1}', "fault field 'body_bytes' must be a byte count from 0 to"),
+        ('{"path": "/api/v3/depth", "gzip_bomb": 5000000000}', "'gzip_bomb' must be a byte count from 0 to"),
+        ('{"path": "/api/v3/depth", "reset": true, "status": 503}', "a reset sends no answer: leave out status"),
+        ('{"path": "/api/v3/depth", "endless": true, "body_bytes": 9}', "endless and body_bytes are different bodies"),
+        ('{"path": "/api/v3/depth", "gzip_bomb": 9, "gzip": true}', "a gzip_bomb is gzip-encoded already"),
+        ('{"path": "/api/v3/depth", "location": "/x"}', "a location goes with a redirect status (301, 302, 303, 307"),
+        ('{"path": "/api/v3/depth", "status": 302, "location": "x"}', "'location' must be a path or an http(s) URL"),
     ],
 )
-def test_a_bad_fault_is_refused(simulator, body, message):
+def test_a_bad_fault_is_refused_with_a_one_line_json_error(simulator, body, message):
     status, answer = control(simulator, "POST", body)
-    assert status == 400 and message in answer
+    assert status == 400 and b"\n" not in answer
+    assert message in json.loads(answer)["msg"]
     assert not simulator.faults
+
+
+def test_a_fault_past_the_size_limit_or_the_fault_limit_is_refused(simulator):
+    status, answer = control(simulator, "POST", json.dumps({"path": "/api/v3/ping", "body": "x" * 70000}))
+    assert status == 400 and json.loads(answer)["msg"].startswith("a fault is at most 65536 bytes")
+    for _ in range(MAX_FAULTS):
+        simulator.inject(Fault("/api/v3/ping", symbol="NEVER"))
+    status, answer = control(simulator, "POST", '{"path": "/api/v3/ping"}')
+    assert status == 400 and json.loads(answer)["msg"].startswith("100 faults are in force already")
+    assert control(simulator, "DELETE")[0] == 204
+    assert control(simulator, "POST", '{"path": "/api/v3/ping"}')[0] == 201
 
 
 def test_control_methods_elsewhere_are_404(simulator):
@@ -334,3 +390,259 @@ def test_command_line_rejects_bad_latency_or_symbol_count(args, capsys):
         main(args)
     assert exit_info.value.code == 2
     assert "--latency must be 0 or more" in capsys.readouterr().err
+
+
+@pytest.fixture
+def sim_clock():
+    """The fake Binance's clock, standing still: every request of a test
+    falls in the same weight minute, whenever the test runs."""
+    return FakeClock(6000.0)
+
+
+@contextlib.contextmanager
+def get(sim, path, headers=None):
+    """The response to a GET, its body still to be read; http.client, so
+    that nothing is decoded, followed or retried behind the test's back."""
+    connection = http.client.HTTPConnection(*sim.server.server_address[:2], timeout=10)
+    try:
+        connection.request("GET", path, headers=headers or {})
+        yield connection.getresponse()
+    finally:
+        connection.close()
+
+
+def raw_get(sim, path, timeout=10.0):
+    """A socket that has sent a GET of ``path`` and reads its answer raw."""
+    sock = socket.create_connection(sim.server.server_address[:2], timeout=timeout)
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: binance\r\n\r\n".encode())
+    return sock
+
+
+def test_faults_in_force_are_listed_with_how_often_they_answered(clocked):
+    sim, clock = clocked
+    assert control(sim, "POST", '{"path": "/api/v3/depth", "status": 503, "body": "busy", "times": 2}')[0] == 201
+    sim.inject(Fault("/api/v3/ping", delay=0.5, after=30))
+    assert http_get(sim.url + "/api/v3/depth?symbol=ETHBTC")[0] == 503
+    status, _, body = http_get(sim.url + "/sim/faults")
+    assert status == 200
+    assert json.loads(body) == [
+        {"path": "/api/v3/depth", "status": 503, "body": "busy", "times": 2}
+        | {"started": True, "fired": 1, "remaining": 1},
+        {"path": "/api/v3/ping", "delay": 0.5, "after": 30, "started": False, "fired": 0, "remaining": None},
+    ]
+    assert http_get(sim.url + "/api/v3/depth?symbol=ETHBTC")[0] == 503
+    clock.advance(30)
+    assert [(f["path"], f["started"]) for f in json.loads(http_get(sim.url + "/sim/faults")[2])] == [
+        ("/api/v3/ping", True)
+    ]
+    assert control(sim, "DELETE")[0] == 204
+    assert json.loads(http_get(sim.url + "/sim/faults")[2]) == []
+
+
+def test_normal_answers_are_gzipped_when_the_client_accepts_it(simulator):
+    plain = http_get(simulator.url + "/api/v3/depth?symbol=ETHBTC&limit=500")[2]
+    with get(simulator, "/api/v3/depth?symbol=ETHBTC&limit=500", {"Accept-Encoding": "gzip, br"}) as response:
+        compressed = response.read()
+    assert response.headers["Content-Encoding"] == "gzip"
+    assert int(response.headers["Content-Length"]) == len(compressed) < len(plain) / 2
+    assert gzip.decompress(compressed) == plain
+    assert response.headers["X-MBX-USED-WEIGHT-1M"] == "50"
+    with get(simulator, "/api/v3/ping", {"Accept-Encoding": "gzip;q=0, deflate"}) as response:
+        assert response.read() == b"{}" and "Content-Encoding" not in response.headers
+    answer = requests.get(simulator.url + "/api/v3/exchangeInfo", timeout=10)  # the exporter's HTTP library
+    assert answer.headers["Content-Encoding"] == "gzip"
+    assert len(answer.json()["symbols"]) == len(simulator.market.symbols)
+
+
+@pytest.mark.parametrize(
+    "header, accepted",
+    [
+        ("gzip", True),
+        ("gzip, deflate", True),
+        ("deflate, GZIP;q=0.5", True),
+        ("br, gzip;q=0", False),
+        ("gzip; q=0.0", False),
+        ("deflate", False),
+        ("", False),
+    ],
+)
+def test_accept_encoding_is_read_as_http_says(header, accepted):
+    assert accepts_gzip(header) is accepted
+
+
+def test_a_fault_body_is_sent_as_given_unless_gzip_is_true(simulator):
+    simulator.inject(Fault("/api/v3/depth", body=b"<html>busy</html>", status=503, times=1))
+    simulator.inject(Fault("/api/v3/ping", body=b'{"a":1}', gzip=True, times=1))
+    with get(simulator, "/api/v3/depth?symbol=ETHBTC", {"Accept-Encoding": "gzip"}) as response:
+        assert (response.status, response.read()) == (503, b"<html>busy</html>")
+    with get(simulator, "/api/v3/ping") as response:  # gzip whether asked for or not
+        assert response.headers["Content-Encoding"] == "gzip"
+        assert gzip.decompress(response.read()) == b'{"a":1}'
+
+
+def test_fault_kinds_compose_a_status_a_body_and_a_trickle(simulator):
+    fault = Fault("/api/v3/depth", status=503, body=b"busy", headers={"X-A": "1"}, trickle_bytes_per_second=900)
+    simulator.inject(fault)
+    status, headers, body = http_get(simulator.url + "/api/v3/depth?symbol=ETHBTC")
+    assert (status, headers["X-A"], body) == (503, "1", b"busy")
+
+
+def test_a_trickle_keeps_every_read_short_while_the_answer_takes_longer_than_a_read_timeout(simulator):
+    rate, read_timeout = 80, 2.0
+    simulator.inject(Fault("/api/v3/ping", trickle_bytes_per_second=rate, times=1))
+    started = time.monotonic()
+    with raw_get(simulator, "/api/v3/ping", timeout=read_timeout) as sock:  # no read may wait longer than this
+        answer = b""
+        while not answer.endswith(b"\r\n\r\n{}"):
+            answer += sock.recv(4096)
+    elapsed = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n") and b"\r\nContent-Length: 2\r\n" in answer
+    # The first rate // 10 bytes go at once, then rate bytes a second:
+    assert elapsed >= (len(answer) - rate // 10) / rate > read_timeout
+
+
+def test_a_trickle_stops_when_the_client_goes_away(simulator):
+    simulator.inject(Fault("/api/v3/ping", trickle_bytes_per_second=1))
+    with raw_get(simulator, "/api/v3/ping") as sock:
+        assert sock.recv(100) == b"H"  # then a byte a second, for minutes
+        assert simulator.stats()["in_progress"] == 1
+    wait_for(lambda: simulator.stats()["in_progress"] == 0)
+
+
+def test_a_delayed_answer_is_given_up_when_the_client_goes_away(simulator):
+    simulator.inject(Fault("/api/v3/ping", delay=600))
+    with raw_get(simulator, "/api/v3/ping"):
+        wait_for(lambda: simulator.stats()["in_progress"] == 1)
+    wait_for(lambda: simulator.stats()["in_progress"] == 0)  # not in 600 s
+
+
+def test_stopping_the_simulator_ends_a_trickling_answer_and_does_not_wait_for_it():
+    sim = BinanceSimulator(Market(tick_seconds=0)).start()
+    sim.inject(Fault("/api/v3/ping", trickle_bytes_per_second=1))
+    with raw_get(sim, "/api/v3/ping") as sock:
+        assert sock.recv(100) == b"H"
+        stopping = threading.Thread(target=sim.stop)
+        stopping.start()
+        stopping.join(timeout=10)
+        assert not stopping.is_alive()
+        received, deadline = b"", time.monotonic() + 10
+        while time.monotonic() < deadline and (data := sock.recv(100)):
+            received += data
+        assert data == b"", "the answer went on trickling"
+    assert len(received) < 20
+    wait_for(lambda: sim.in_progress == 0)
+
+
+def test_stopping_the_simulator_ends_an_endless_answer_to_a_client_that_does_not_read():
+    sim = BinanceSimulator(Market(tick_seconds=0)).start()
+    sim.inject(Fault("/api/v3/depth", endless=True))
+    with raw_get(sim, "/api/v3/depth?symbol=ETHBTC") as sock:  # never read: the server's writes block
+        wait_for(lambda: len(sock.recv(1 << 20, socket.MSG_PEEK | socket.MSG_DONTWAIT)) >= 1 << 16)
+        sim.stop()
+        wait_for(lambda: sim.in_progress == 0)
+
+
+def test_a_body_made_as_it_is_sent_can_be_gzipped_too(simulator):
+    simulator.inject(Fault("/api/v3/ping", body_bytes=1_000_000, gzip=True, times=1))
+    with get(simulator, "/api/v3/ping") as response:  # not asked for: a misbehaving server
+        assert response.headers["Transfer-Encoding"] == "chunked" and response.headers["Content-Encoding"] == "gzip"
+        inflated = gzip.decompress(response.read())
+    assert len(inflated) == 1_000_000 and inflated.startswith(b"{}  ") and not inflated.strip(b" {}")
+
+
+def test_an_endless_body_is_valid_chunks_until_the_client_goes_away(simulator):
+    simulator.inject(Fault("/api/v3/depth", endless=True))
+    with get(simulator, "/api/v3/depth?symbol=ETHBTC") as response:
+        assert response.headers["Transfer-Encoding"] == "chunked" and "Content-Length" not in response.headers
+        start = response.read(1 + 10 * len(ENDLESS_LEVEL))  # http.client decodes the chunks
+        assert start == b"[" + ENDLESS_LEVEL * 10
+        received = len(start)
+        while received < 20_000_000:
+            received += len(response.read(1 << 20))
+        assert not response.isclosed()
+    wait_for(lambda: simulator.stats()["in_progress"] == 0)
+
+
+def test_body_bytes_sends_exactly_that_many_bytes_without_holding_them(simulator):
+    simulator.inject(Fault("/api/v3/ping", body_bytes=200_000_000, times=1))
+    tracemalloc.start()
+    try:
+        with get(simulator, "/api/v3/ping") as response:
+            assert response.headers["Content-Length"] == "200000000"
+            buffer, received = bytearray(1 << 20), 0
+            while count := response.readinto(buffer):
+                if received == 0:
+                    assert buffer[:4] == b"{}  "  # the real answer, padded with spaces: still valid JSON
+                received += count
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert received == 200_000_000
+    assert peak < 10_000_000
+    simulator.inject(Fault("/api/v3/depth", body_bytes=10, times=1))
+    assert http_get(simulator.url + "/api/v3/depth?symbol=ETHBTC")[2] == b'{"lastUpda'  # cut short
+
+
+def test_a_gzip_bomb_is_small_on_the_wire_and_inflates_to_its_size(simulator):
+    size = 64 << 20
+    assert control(simulator, "POST", json.dumps({"path": "/api/v3/depth", "gzip_bomb": size}))[0] == 201
+    with get(simulator, "/api/v3/depth?symbol=ETHBTC", {"Accept-Encoding": "gzip"}) as response:
+        compressed = response.read()
+    assert response.headers["Content-Encoding"] == "gzip"
+    assert len(compressed) < size / 500
+    inflater, inflated, first = zlib.decompressobj(16 + zlib.MAX_WBITS), 0, None
+    piece = inflater.decompress(compressed, 1 << 20)
+    while piece:
+        first = first or piece
+        inflated += len(piece)
+        piece = inflater.decompress(inflater.unconsumed_tail, 1 << 20)
+    assert inflater.eof and inflated == size
+    assert first.startswith(b"[]  ")
+
+
+def test_a_redirect_goes_somewhere_new_each_time_and_loops(simulator):
+    simulator.inject(Fault("/api/v3/depth", status=302, location="/api/v3/depth/{n}"))
+    locations = []
+    path = "/api/v3/depth?symbol=ETHBTC"
+    for _ in range(3):
+        status, headers, _ = raw_http(simulator, path)
+        assert status == 302
+        path = headers["Location"]
+        locations.append(path)
+    assert locations == ["/api/v3/depth/1", "/api/v3/depth/2", "/api/v3/depth/3"]
+    assert raw_http(simulator, "/api/v3/ping")[0] == 200
+    with pytest.raises(requests.TooManyRedirects):
+        requests.get(simulator.url + "/api/v3/depth?symbol=ETHBTC", timeout=10)
+    assert simulator.stats()["requests"]["other"] == 2 + 30  # the fresh paths, counted together
+    simulator.clear_faults()
+    assert raw_http(simulator, "/api/v3/depth/5")[0] == 404
+
+
+def test_a_redirect_elsewhere_is_sent_as_given(simulator):
+    simulator.inject(Fault("/api/v3/ping", status=301, location="https://binance.example/api/v3/ping", times=1))
+    status, headers, _ = raw_http(simulator, "/api/v3/ping")
+    assert (status, headers["Location"]) == (301, "https://binance.example/api/v3/ping")
+
+
+def raw_http(sim, path):
+    """(status, headers, body) of a GET that follows no redirect."""
+    with get(sim, path) as response:
+        return response.status, dict(response.headers), response.read()
+
+
+def test_an_unreadable_retry_after_of_a_fault_bans_for_the_usual_time(clocked):
+    sim, clock = clocked
+    sim.inject(Fault("/api/v3/ping", status=429, body=b"{}", headers={"Retry-After": "soon"}, times=1))
+    assert http_get(sim.url + "/api/v3/ping")[0] == 429
+    clock.advance(119)
+    assert http_get(sim.url + "/api/v3/ping")[0] == 418
+
+
+def test_help_describes_the_simulator_and_every_fault_field(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "A Binance-compatible fake spot market server, for tests, demos and benchmarks.\n" in out
+    for name in FAULT_FIELDS:
+        assert f"\n  {name} " in out, name
