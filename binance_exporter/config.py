@@ -29,7 +29,7 @@ STATE_DIR_NAME = "binance-exporter"
 
 
 @dataclass(frozen=True)
-class Config:
+class Config:  # pylint: disable=too-many-instance-attributes  # one attribute per option
     """The exporter's settings."""
 
     port: int = 8080

@@ -302,7 +302,7 @@ def test_a_folded_header_is_refused_and_never_echoed(address):
         b"GET /metrics HTTP/1.1\r\nAccept: application/openmetrics-text; version=1.1.0\r\n x=1\r\n"
         b"Connection: close\r\n\r\n",
     )
-    head = answer.split(b"\r\n\r\n")[0]
+    head = answer.split(b"\r\n\r\n", maxsplit=1)[0]
     assert head.startswith(b"HTTP/1.1 400 Bad Request\r\n")
     assert b"\r\nContent-Type: text/plain; charset=utf-8\r\n" in head + b"\r\n" and b"x=1" not in head
 
