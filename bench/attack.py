@@ -1,33 +1,43 @@
-"""Attacks on the exporter's own HTTP server, each beside a normal scraper.
+"""Attacks on the exporter, from its clients and from "Binance", each
+beside a normal scraper.
 
     python bench/attack.py [--only NAME] [--duration S]
 
 For each attack: a fresh fake Binance and exporter process, on loopback; the
 attack runs in its own process for ``--duration`` seconds while a scraper in
 this one GETs /metrics every 0.2 s on a new connection; then the attack
-stops, and the exporter must answer /metrics and /healthz with 200 again.
-One row per attack: scrapes that got a 200 of those tried, the scraper's p50
-and p99 latency, the exporter's peak resident memory (VmHWM: each attack has
-a fresh process) and peak thread count, the lines it logged (at WARNING and
-above), whether it recovered, and what the attacker did. The two rows with
-no attack (default --top, and --top 100 as for unique-accept) are the
-scraper's latency without one, for comparison.
+stops, and the exporter must answer /metrics and /healthz with 200 again
+(/healthz: a whole update cycle has succeeded since).
+
+Attacks from downstream are clients misbehaving; attacks from upstream are
+the fake Binance misbehaving, through faults POSTed to its /sim/faults.
+
+One row per attack: scrapes that got a 200 of those tried, the share of
+them that said ``binance_up 1``, the scraper's p50 and p99 latency, the
+exporter's peak resident memory (VmHWM: each attack has a fresh process)
+and peak thread count, the lines it logged (at WARNING and above), the
+``endpoint`` label values it exported, the requests the fake Binance
+answered and the exporter counted (equal: nothing is sent behind the weight
+budget's back), whether it recovered, and what the attacker did. The two
+rows with no attack (default --top, and --top 100 as for unique-accept) are
+the scraper's latency without one, for comparison.
 
 Targets: scrape p99 <= 50 ms and peak RSS <= 150 MB during every attack,
-every scrape answered, and recovery after it.
+every scrape answered, at most the 4 endpoints, and recovery after it (after
+a 429, the pause Binance asked for, capped at 3 days, instead).
 
 An attack is a function ``attack(target, deadline) -> str`` (it attacks
 until the monotonic ``deadline`` and says what it did) plus an entry in
 ``ATTACKS`` saying how to start the exporter and the fake Binance for it.
-Attacks from upstream make the fake Binance misbehave through
-``POST target.binance + "/sim/faults"``.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import http.client
 import itertools
+import json
 import math
 import multiprocessing
 import resource
@@ -37,9 +47,10 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # before the standard library's own "test" package
@@ -71,6 +82,13 @@ BIG_HEAD = (
 )
 
 UNIQUE_ACCEPT_CLIENTS = 8
+
+ENDPOINTS = 4  # the endpoint label's fixed set
+LONGEST_PAUSE = 3 * 24 * 3600  # the exporter's cap on Retry-After
+# The symbol the upstream attacks aim at: in the BTC top list, so its book is read every cycle.
+VICTIM = "ETHBTC"
+LONG_NUMBER = "1." + "1" * 399  # 400 significant digits
+UP = b"\nbinance_up 1.0\n"
 
 
 @dataclass(frozen=True)
@@ -187,6 +205,57 @@ def unique_accept(target: Target, deadline: float) -> str:
     return f"{next(numbers) - 1} requests, each its own Accept; {len(failed)} failed"
 
 
+def _binance(target: Target, path: str, method: str = "GET", body: Optional[dict] = None) -> Any:
+    """The fake Binance's JSON answer to ``method path``."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(target.binance + path, data=data, method=method)
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        return json.loads(answer.read() or b"null")
+
+
+def upstream(faults: Callable[[Target], list[dict]], target: Target, deadline: float) -> str:
+    """The fake Binance answers with ``faults(target)`` until ``deadline``,
+    then with real answers again."""
+    for fault in faults(target):
+        _binance(target, "/sim/faults", "POST", fault)
+    time.sleep(max(0.0, deadline - time.monotonic()))
+    fired = sum(fault["fired"] for fault in _binance(target, "/sim/faults"))
+    _binance(target, "/sim/faults", "DELETE")
+    return f"{fired} faulty answers"
+
+
+def fault(**spec: Any) -> Callable[[Target], list[dict]]:
+    """One fault, as given."""
+    return lambda target: [spec]
+
+
+def mutated(path: str, change: Callable[[Any], None], **spec: Any) -> Callable[[Target], list[dict]]:
+    """A fault whose body is the fake Binance's real answer to ``path``, changed by ``change``."""
+
+    def faults(target: Target) -> list[dict]:
+        answer = _binance(target, path)
+        change(answer)
+        return [{"path": path.split("?")[0], "body": json.dumps(answer), **spec}]
+
+    return faults
+
+
+def _victim_ticker(answer: list[dict]) -> dict:
+    return next(ticker for ticker in answer if ticker["symbol"] == VICTIM)
+
+
+def _lone_surrogate(answer: list[dict]) -> None:
+    _victim_ticker(answer)["symbol"] = "\ud800" + VICTIM
+
+
+def _huge_count(answer: list[dict]) -> None:
+    _victim_ticker(answer)["count"] = 10**400
+
+
+def _long_price(answer: dict) -> None:
+    answer["asks"][0][0] = LONG_NUMBER
+
+
 @dataclass(frozen=True)
 class Attack:
     """An attack, and how the exporter and the fake Binance run for it."""
@@ -195,6 +264,7 @@ class Attack:
     exporter_args: tuple[str, ...] = ()
     simulator_args: tuple[str, ...] = ()
     open_files: Optional[int] = None  # the exporter's RLIMIT_NOFILE; None leaves it as it is
+    pauses: bool = False  # Binance asks for a pause: the exporter recovers when it ends, not at once
 
 
 ATTACKS = {
@@ -206,6 +276,42 @@ ATTACKS = {
     "slowloris-low-ulimit": Attack(slowloris, ("--web.max-connections", "1024"), open_files=256),
     "big-headers": Attack(big_headers),
     "unique-accept": Attack(unique_accept, ("--top", "100"), ("--extra-symbols", "100")),
+    # Upstream: the fake Binance misbehaves.
+    "trickle-tickers": Attack(
+        functools.partial(upstream, fault(path="/api/v3/ticker/24hr", trickle_bytes_per_second=1))
+    ),
+    "trickle-depth": Attack(
+        functools.partial(upstream, fault(path="/api/v3/depth", symbol=VICTIM, trickle_bytes_per_second=1))
+    ),
+    "endless-depth": Attack(functools.partial(upstream, fault(path="/api/v3/depth", endless=True))),
+    "200MB-tickers": Attack(functools.partial(upstream, fault(path="/api/v3/ticker/24hr", body_bytes=200_000_000))),
+    "gzip-bomb-depth": Attack(functools.partial(upstream, fault(path="/api/v3/depth", gzip_bomb=1_000_000_000))),
+    "redirect-other-host": Attack(
+        functools.partial(
+            upstream, fault(path="/api/v3/ticker/bookTicker", status=302, location="http://localhost:1/bookTicker")
+        )
+    ),
+    "redirect-loop": Attack(
+        functools.partial(upstream, fault(path="/api/v3/depth", status=302, location="/api/v3/depth"))
+    ),
+    "redirect-fresh-path": Attack(
+        functools.partial(upstream, fault(path="/api/v3/depth", status=302, location="/api/v3/depth/{n}"))
+    ),
+    "nested-json-depth": Attack(
+        functools.partial(upstream, fault(path="/api/v3/depth", body="[" * 100_000 + "]" * 100_000))
+    ),
+    "400-digit-price": Attack(
+        functools.partial(upstream, mutated(f"/api/v3/depth?symbol={VICTIM}&limit=100", _long_price, symbol=VICTIM))
+    ),
+    "lone-surrogate-symbol": Attack(functools.partial(upstream, mutated("/api/v3/ticker/24hr", _lone_surrogate))),
+    "count-10^400": Attack(functools.partial(upstream, mutated("/api/v3/ticker/24hr", _huge_count))),
+    "retry-after-1e12": Attack(
+        functools.partial(
+            upstream,
+            fault(path="/api/v3/ticker/bookTicker", status=429, body="{}", headers={"Retry-After": "1e12"}, times=1),
+        ),
+        pauses=True,
+    ),
 }
 
 
@@ -225,7 +331,10 @@ class Stack:
         binance = self.simulator.stdout.readline().split()[-1]
         self.target = Target(free_port(), binance)
         self.log = tempfile.TemporaryFile("w+")  # pylint: disable=consider-using-with  # closed by close()
+        # Its own state directory: a pause an attack asks for must not outlive the attack.
+        self.state_dir = tempfile.TemporaryDirectory()  # pylint: disable=consider-using-with  # closed by close()
         exporter_args = ["--port", str(self.target.port), "--address", "127.0.0.1", "--base-url", binance]
+        exporter_args += ["--state-dir", self.state_dir.name]
         exporter_args += ["--loglevel", "WARNING", *EXPORTER_ARGS, *attack.exporter_args]
         limit = attack.open_files
 
@@ -235,7 +344,7 @@ class Stack:
 
         # pylint: disable-next=consider-using-with,subprocess-popen-preexec-fn  # stopped by close(); no threads yet
         self.exporter = subprocess.Popen(
-            [sys.executable, "-m", "binance_exporter.exporter", *exporter_args],
+            [sys.executable, "-m", "binance_exporter", *exporter_args],
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
             stderr=self.log,
@@ -243,20 +352,29 @@ class Stack:
         )
         wait_for(lambda: self.get("/healthz")[0] == 200, timeout=60)
 
-    def get(self, path: str, timeout: float = SCRAPE_TIMEOUT) -> tuple[int, float]:
-        """(status, seconds) of one GET on a new connection; status 0 if it failed."""
+    def get(self, path: str, timeout: float = SCRAPE_TIMEOUT) -> tuple[int, float, bytes]:
+        """(status, seconds, body) of one GET on a new connection; status 0 if it failed."""
         started = time.perf_counter()
         connection = http.client.HTTPConnection(*self.target.address, timeout=timeout)
+        body = b""
         try:
             connection.request("GET", path)
             response = connection.getresponse()
-            response.read()
+            body = response.read()
             status = response.status
         except (OSError, http.client.HTTPException):
             status = 0
         finally:
             connection.close()
-        return status, time.perf_counter() - started
+        return status, time.perf_counter() - started, body
+
+    def samples(self) -> list[tuple[str, str]]:
+        """(name with labels, value) of each sample on /metrics now."""
+        status, _, body = self.get("/metrics")
+        if status != 200:
+            raise RuntimeError(f"/metrics answered {status}")
+        lines = body.decode().splitlines()
+        return [tuple(line.rsplit(" ", 1)) for line in lines if line and not line.startswith("#")]
 
     def status(self, field: str) -> int:
         """A field of /proc/<exporter>/status, e.g. VmHWM (kB) or Threads."""
@@ -276,6 +394,7 @@ class Stack:
                 process.kill()
                 process.wait()
         self.simulator.stdout.close()
+        self.state_dir.cleanup()
         self.log.seek(0)
         lines = len(self.log.readlines())
         self.log.close()
@@ -294,9 +413,9 @@ def _attacker(attack: Attack, target: Target, deadline: float, report: "multipro
     report.put(attack.run(target, deadline))
 
 
-def scrape_while(stack: Stack, attacker: multiprocessing.Process) -> tuple[list[tuple[int, float]], int]:
-    """GET /metrics every 0.2 s while ``attacker`` runs: (status, seconds)
-    of each scrape, and the exporter's peak thread count meanwhile."""
+def scrape_while(stack: Stack, attacker: multiprocessing.Process) -> tuple[list[tuple[int, float, bytes]], int]:
+    """GET /metrics every 0.2 s while ``attacker`` runs: (status, seconds,
+    body) of each scrape, and the exporter's peak thread count meanwhile."""
     threads = [stack.status("Threads")]
     stop_sampling = threading.Event()
 
@@ -317,14 +436,38 @@ def scrape_while(stack: Stack, attacker: multiprocessing.Process) -> tuple[list[
     return scrapes, max(threads)
 
 
-def recovery(stack: Stack) -> str:
-    """How long until /metrics and /healthz both answer 200 again, or "no"."""
+def recovery(stack: Stack, attack: Attack) -> str:
+    """How long until /metrics and /healthz both answer 200 again, or "no".
+    After a 429: whether the exporter pauses as long as capped, "no" if not."""
     ended = time.monotonic()
+    if attack.pauses:
+        paused_until = dict(stack.samples()).get("binance_exporter_paused_until_timestamp_seconds", "0")
+        days = (float(paused_until) - time.time()) / (24 * 3600)
+        return f"paused {days:.2f} days, as capped" if abs(days - 3) < 0.01 else "no"
     try:
         wait_for(lambda: stack.get("/metrics")[0] == 200 and stack.get("/healthz")[0] == 200, timeout=RECOVERY_TIMEOUT)
     except AssertionError:
         return "no"
     return f"yes, {time.monotonic() - ended:.1f} s"
+
+
+def endpoint_labels(stack: Stack) -> int:
+    """How many ``endpoint`` label values /metrics has."""
+    return len({name.split('endpoint="')[1].split('"')[0] for name, _ in stack.samples() if 'endpoint="' in name})
+
+
+def requests_answered_and_counted(stack: Stack) -> str:
+    """The requests the fake Binance answered / those the exporter counted,
+    read between two equal counts of the exporter's (no cycle in between)."""
+    counted = None
+    for _ in range(20):
+        before = sum(float(v) for n, v in stack.samples() if n.startswith("binance_exporter_api_requests_total"))
+        answered = sum(_binance(stack.target, "/sim/stats")["requests"].values())
+        counted = sum(float(v) for n, v in stack.samples() if n.startswith("binance_exporter_api_requests_total"))
+        if counted == before:
+            return f"{answered}/{counted:.0f}"
+        time.sleep(0.1)
+    return f"?/{counted:.0f}"
 
 
 def run_attack(name: str, duration: float) -> dict[str, object]:
@@ -339,21 +482,29 @@ def run_attack(name: str, duration: float) -> dict[str, object]:
         attacker.start()
         scrapes, threads = scrape_while(stack, attacker)
         attacker.join()
-        note = report.get(timeout=10) if attacker.exitcode == 0 else f"attacker exited with {attacker.exitcode}"
-        recovered = recovery(stack)
-        peak_rss_mb = stack.status("VmHWM") / 1024
+        note = report.get(timeout=30) if attacker.exitcode == 0 else f"attacker exited with {attacker.exitcode}"
+        after = {
+            "recovered": recovery(stack, attack),
+            "peak RSS MB": round(stack.status("VmHWM") / 1024, 1),
+            "endpoints": endpoint_labels(stack),
+            "requests fake/exporter": requests_answered_and_counted(stack),
+        }
     finally:
         log_lines = stack.close()
-    latencies = [1000 * seconds for status, seconds in scrapes if status == 200]
+    answered = [body for status, _, body in scrapes if status == 200]
+    latencies = [1000 * seconds for status, seconds, _ in scrapes if status == 200]
     return {
         "attack": name,
-        "scrapes ok": f"{len(latencies)}/{len(scrapes)}",
+        "scrapes ok": f"{len(answered)}/{len(scrapes)}",
+        "up": f"{sum(UP in body for body in answered) / max(1, len(answered)):.0%}",
         "p50 ms": round(percentile(latencies, 0.50), 1),
         "p99 ms": round(percentile(latencies, 0.99), 1),
-        "peak RSS MB": round(peak_rss_mb, 1),
+        "peak RSS MB": after["peak RSS MB"],
         "threads": threads,
         "log lines": log_lines,
-        "recovered": recovered,
+        "endpoints": after["endpoints"],
+        "requests fake/exporter": after["requests fake/exporter"],
+        "recovered": after["recovered"],
         "attacker": note,
     }
 
@@ -369,8 +520,10 @@ def missed_targets(row: dict[str, object]) -> list[str]:
         missed.append(f"{row['attack']}: scrape p99 {p99} ms > {TARGET_P99_MS:g} ms")
     if rss > TARGET_RSS_MB:
         missed.append(f"{row['attack']}: peak RSS {rss} MB > {TARGET_RSS_MB:g} MB")
+    if int(str(row["endpoints"])) > ENDPOINTS:
+        missed.append(f"{row['attack']}: {row['endpoints']} endpoint label values > {ENDPOINTS}")
     if row["recovered"] == "no":
-        missed.append(f"{row['attack']}: no 200 from /metrics and /healthz within {RECOVERY_TIMEOUT:g} s after")
+        missed.append(f"{row['attack']}: no recovery within {RECOVERY_TIMEOUT:g} s after, or not the capped pause")
     return missed
 
 
