@@ -224,17 +224,21 @@ def _body(response: requests.Response, max_bytes: int) -> bytes:
     inflate = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS) if encoding == "gzip" else None
     parts: list[bytes] = []
     received = decoded = 0
-    for chunk in response.raw.stream(READ_CHUNK, decode_content=False):
-        received += len(chunk)
-        if inflate is not None:
-            try:
-                chunk = inflate.decompress(chunk, max_bytes - decoded + 1)
-            except zlib.error as exc:
-                raise AnswerRefused(f"HTTP {status}: body is not valid gzip: {exc}") from exc
-        decoded += len(chunk)
-        if received > max_bytes or decoded > max_bytes:
-            raise AnswerRefused(f"HTTP {status}: body is over the {max_bytes} byte limit")
-        parts.append(chunk)
+    try:
+        for chunk in response.raw.stream(READ_CHUNK, decode_content=False):
+            received += len(chunk)
+            if inflate is not None:
+                try:
+                    chunk = inflate.decompress(chunk, max_bytes - decoded + 1)
+                except zlib.error as exc:
+                    raise AnswerRefused(f"HTTP {status}: body is not valid gzip: {exc}") from exc
+            decoded += len(chunk)
+            if received > max_bytes or decoded > max_bytes:
+                raise AnswerRefused(f"HTTP {status}: body is over the {max_bytes} byte limit")
+            parts.append(chunk)
+    except BaseException:
+        parts.clear()  # freed now, not whenever the traceback that holds this frame goes
+        raise
     if inflate is not None and not inflate.eof:
         raise AnswerRefused(f"HTTP {status}: the gzip body was cut short", retryable=True)
     return b"".join(parts)

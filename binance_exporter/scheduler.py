@@ -336,7 +336,10 @@ class Scheduler:
             logger.exception("%s: unexpected error", what)
             raise MarketDataError(f"unexpected error: {exc!r}", "internal") from exc
         _log_failure(what, error)
-        raise error
+        try:
+            raise error
+        finally:
+            del error  # error -> its traceback -> this frame -> error: a cycle holding the failed answer
 
     def run_cycle(self) -> Snapshot:
         """Runs one update cycle and publishes (and returns) its snapshot.

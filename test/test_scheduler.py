@@ -2,9 +2,11 @@
 snapshot holds, and how failures, staleness and list changes show."""
 
 import dataclasses
+import gc
 import json
 import threading
 import time
+import tracemalloc
 from decimal import Decimal as D
 
 import pytest
@@ -510,3 +512,20 @@ def test_longer_top_lists(clock):
     assert len(snapshot.notionals) == len(snapshot.spreads) == 20
     assert any(symbol.startswith("SYN") for symbol in snapshot.rankings[0].symbols)
     assert "USDTTRY" not in snapshot.rankings[1].symbols
+
+
+def test_refused_bodies_are_freed_at_once_not_kept_cycle_after_cycle(scheduler, simulator, clock):
+    simulator.inject(Fault("/api/v3/depth", endless=True))  # every book's body is refused at 2 MiB
+    assert not scheduler.run_cycle().notionals  # connections, pools and caches warm
+    gc.collect()
+    gc.disable()  # what a collection would free some time later must be freed at once
+    tracemalloc.start()
+    try:
+        for _ in range(5):
+            clock.advance(10)
+            assert not scheduler.run_cycle().notionals
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        gc.enable()
+    assert held < 4 * 2**20  # 5 cycles of 5 refused books: 50 MiB if they were kept
