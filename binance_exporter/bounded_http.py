@@ -237,7 +237,10 @@ def _body(response: requests.Response, max_bytes: int) -> bytes:
                 raise AnswerRefused(f"HTTP {status}: body is over the {max_bytes} byte limit")
             parts.append(chunk)
     except BaseException:
-        parts.clear()  # freed now, not whenever the traceback that holds this frame goes
+        # Freed now: a traceback holds this frame, and it may be part of a
+        # reference cycle (an error kept by a future that a caught frame holds).
+        parts.clear()
+        chunk = b""
         raise
     if inflate is not None and not inflate.eof:
         raise AnswerRefused(f"HTTP {status}: the gzip body was cut short", retryable=True)

@@ -336,10 +336,7 @@ class Scheduler:
             logger.exception("%s: unexpected error", what)
             raise MarketDataError(f"unexpected error: {exc!r}", "internal") from exc
         _log_failure(what, error)
-        try:
-            raise error
-        finally:
-            del error  # error -> its traceback -> this frame -> error: a cycle holding the failed answer
+        raise error
 
     def run_cycle(self) -> Snapshot:
         """Runs one update cycle and publishes (and returns) its snapshot.

@@ -514,8 +514,9 @@ def test_longer_top_lists(clock):
     assert "USDTTRY" not in snapshot.rankings[1].symbols
 
 
-def test_refused_bodies_are_freed_at_once_not_kept_cycle_after_cycle(scheduler, simulator, clock):
-    simulator.inject(Fault("/api/v3/depth", endless=True))  # every book's body is refused at 2 MiB
+@pytest.mark.parametrize("body", [{"endless": True}, {"gzip_bomb": 100_000_000}])
+def test_refused_bodies_are_freed_at_once_not_kept_cycle_after_cycle(scheduler, simulator, clock, body):
+    simulator.inject(Fault("/api/v3/depth", **body))  # every book's body is refused at 2 MiB
     assert not scheduler.run_cycle().notionals  # connections, pools and caches warm
     gc.collect()
     gc.disable()  # what a collection would free some time later must be freed at once
