@@ -17,10 +17,10 @@ them that said ``binance_up 1``, the scraper's p50 and p99 latency, the
 exporter's peak resident memory (VmHWM: each attack has a fresh process)
 and peak thread count, the lines it logged (at WARNING and above), the
 ``endpoint`` label values it exported, the requests the fake Binance
-answered and the exporter counted (equal: nothing is sent behind the weight
-budget's back), whether it recovered, and what the attacker did. The two
-rows with no attack (default --top, and --top 100 as for unique-accept) are
-the scraper's latency without one, for comparison.
+answered and the exporter counted (equal but for one in flight when read:
+nothing is sent behind the weight budget's back), whether it recovered, and
+what the attacker did. The two rows with no attack (top 5, and top 100 as
+for unique-accept) are the scraper's latency without one, for comparison.
 
 Targets: scrape p99 <= 50 ms and peak RSS <= 150 MB during every attack,
 every scrape answered, at most the 4 endpoints, and recovery after it (after
