@@ -13,6 +13,7 @@ import urllib.error
 import urllib.request
 import zlib
 from decimal import Decimal as D
+from pathlib import Path
 
 import pytest
 import requests
@@ -20,7 +21,7 @@ import requests
 from binance_exporter.simulated_market import LISTED_SYMBOLS, Market, from_units, synthetic_symbols, to_units
 from binance_exporter.simulated_faults import ENDLESS_LEVEL, FAULT_FIELDS, accepts_gzip
 from binance_exporter.simulator import MAX_FAULTS, BinanceSimulator, Fault, depth_weight, main, ticker_weight
-from .helpers import FakeClock, http_get, start_module, stop_process, wait_for
+from .helpers import ROOT, FakeClock, http_get, start_module, stop_process, wait_for
 
 
 def get_json(sim: BinanceSimulator, path: str):
@@ -646,3 +647,10 @@ def test_help_describes_the_simulator_and_every_fault_field(capsys):
     assert "A Binance-compatible fake spot market server, for tests, demos and benchmarks.\n" in out
     for name in FAULT_FIELDS:
         assert f"\n  {name} " in out, name
+
+
+def test_the_readme_lists_every_fault_field_and_no_other():
+    readme = Path(ROOT, "README.md").read_text(encoding="utf-8")
+    table = readme[readme.index("The fields:\n\n| field | what it does |") :].split("\n\n")[1]
+    listed = [line.split("`")[1] for line in table.splitlines()[2:]]
+    assert listed == list(FAULT_FIELDS)
