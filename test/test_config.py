@@ -163,16 +163,16 @@ def test_help_names_every_option_and_its_env_var(capsys):
     assert "--web.max-connections WEB_MAX_CONNECTIONS" in words and "env BINANCE_EXPORTER_WEB_MAX_CONNECTIONS" in words
 
 
+def run_module(module, *args):
+    """The finished ``python -m module args`` process, its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True, text=True, timeout=30, check=False
+    )
+
+
 @pytest.mark.parametrize("module", ["binance_exporter.exporter", "binance_exporter"])
 def test_the_real_process_reports_bad_input_without_a_traceback(module):
-    result = subprocess.run(
-        [sys.executable, "-m", module, "--update-interval", "-1"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    result = run_module(module, "--update-interval", "-1")
     assert result.returncode == 2
     assert (
         result.stderr == "binance-exporter: error: --update-interval must be a positive number of seconds, not '-1'\n"
@@ -181,14 +181,7 @@ def test_the_real_process_reports_bad_input_without_a_traceback(module):
 
 
 def test_the_real_process_refuses_settings_that_overspend_the_weight_budget():
-    result = subprocess.run(
-        [sys.executable, "-m", "binance_exporter", "--update-interval", "2", "--top", "10"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    result = run_module("binance_exporter", "--update-interval", "2", "--top", "10")
     assert result.returncode == 2
     assert result.stderr.startswith("binance-exporter: error: --update-interval 2 with --top 10 and --rank-interval")
     assert result.stderr.endswith("raise --update-interval, lower --top or raise --weight-budget\n")

@@ -425,6 +425,16 @@ def stop_demo(demo):
     return demo.returncode, out, err
 
 
+def run_demo_to_its_end(sim_port):
+    """(exit status, stderr) of a ``make demo`` on ``sim_port`` that is expected to stop by itself."""
+    demo = start_demo(f"PORT={free_port()}", f"SIM_PORT={sim_port}")
+    try:
+        demo.wait(timeout=60)
+    finally:
+        status, _, err = stop_demo(demo)
+    return status, err
+
+
 def test_make_demo_runs_the_exporter_on_port_against_the_fake_on_sim_port():
     port, sim_port = free_port(), free_port()
     demo = start_demo(f"PORT={port}", f"SIM_PORT={sim_port}")
@@ -440,11 +450,7 @@ def test_make_demo_stops_at_once_when_the_fake_binance_cannot_listen():
         taken.bind(("127.0.0.1", 0))
         taken.listen()  # accepts connections, answers nothing
         sim_port = taken.getsockname()[1]
-        demo = start_demo(f"PORT={free_port()}", f"SIM_PORT={sim_port}")
-        try:
-            demo.wait(timeout=60)
-        finally:
-            status, _, err = stop_demo(demo)
+        status, err = run_demo_to_its_end(sim_port)
     assert status == 2
     assert err.splitlines()[0] == (
         f"python -m binance_exporter.simulator: error: cannot listen on 127.0.0.1:{sim_port}: Address already in use"
@@ -454,11 +460,7 @@ def test_make_demo_stops_at_once_when_the_fake_binance_cannot_listen():
 
 def test_make_demo_refuses_a_sim_port_where_a_fake_binance_answers_already(simulator):
     sim_port = simulator.server.server_address[1]
-    demo = start_demo(f"PORT={free_port()}", f"SIM_PORT={sim_port}")
-    try:
-        demo.wait(timeout=60)
-    finally:
-        status, _, err = stop_demo(demo)
+    status, err = run_demo_to_its_end(sim_port)
     assert status == 2
     assert err.splitlines()[0] == (
         f"make demo: port {sim_port} is in use (a demo running already?); choose another: make demo SIM_PORT=..."
