@@ -17,6 +17,7 @@ looks like this (abridged)::
 from __future__ import annotations
 
 import threading
+import zlib
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Optional
 
@@ -34,6 +35,10 @@ _EVERY_UPDATE = "refreshed every update interval"
 _OPENMETRICS_EOF = b"# EOF\n"  # ends an OpenMetrics body; the process metrics follow the snapshot's
 _EVERY_RANKING = "refreshed every rank interval"
 _AT_START = "fixed at start"
+# zlib's default level: within a few percent of the smallest body, at a
+# fraction of level 9's time (prometheus-client's own server uses 9).
+GZIP_LEVEL = 6
+GZIP_WINDOW_BITS = 16 + zlib.MAX_WBITS  # a gzip header and trailer, not zlib's
 
 
 def _gauge(name: str, documentation: str, labels: tuple[str, ...] = ()) -> GaugeMetricFamily:
@@ -246,8 +251,9 @@ class MetricsPage:
         self._lock = threading.Lock()
         self._rendered: tuple[Optional[Snapshot], dict[ExpositionFormat, bytes]] = (None, {})
 
-    def render(self, accept: Optional[str]) -> tuple[bytes, str]:
-        """(body, content type) for a scrape sending ``accept``."""
+    def render(self, accept: Optional[str], compress: bool = False) -> tuple[bytes, str]:
+        """(body, content type) for a scrape sending ``accept``; the body
+        gzip-compressed when ``compress`` is true."""
         exposition = choose_format(accept)
         snapshot = self._current()
         with self._lock:
@@ -257,6 +263,30 @@ class MetricsPage:
             if exposition not in rendered:
                 registry = CollectorRegistry()
                 registry.register(SnapshotCollector(lambda: snapshot))
-                rendered[exposition] = exposition.encode(registry).removesuffix(_OPENMETRICS_EOF)
-            body = rendered[exposition]
-        return body + exposition.encode(self._process), exposition.content_type
+                rendered[exposition] = _Rendered(exposition.encode(registry).removesuffix(_OPENMETRICS_EOF))
+            snapshot_part = rendered[exposition]
+        process_part = exposition.encode(self._process)
+        if compress:
+            return snapshot_part.gzip(process_part), exposition.content_type
+        return snapshot_part.text + process_part, exposition.content_type
+
+
+class _Rendered:
+    """A snapshot's metrics in one format, as text and as the start of a
+    gzip stream: a scrape asking for gzip compresses only what follows (the
+    process metrics), on a copy of the compressor left where the snapshot's
+    text ends."""
+
+    def __init__(self, text: bytes):
+        self.text = text
+        self._lock = threading.Lock()
+        self._compressed: Optional[tuple[bytes, Any]] = None  # compressed so far, and the compressor
+
+    def gzip(self, rest: bytes) -> bytes:
+        """The gzip stream (one member) of this text followed by ``rest``."""
+        with self._lock:
+            if self._compressed is None:  # the first scrape asking for gzip compresses the snapshot's part
+                compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, GZIP_WINDOW_BITS)
+                self._compressed = (compressor.compress(self.text), compressor)
+            compressed, compressor = self._compressed[0], self._compressed[1].copy()
+        return compressed + compressor.compress(rest) + compressor.flush()

@@ -45,6 +45,7 @@ class Config:  # pylint: disable=too-many-instance-attributes  # one attribute p
     output_format: str = "text"
     state_dir: str = ""  # "" until parse_args fills in default_state_dir()
     web_max_connections: int = Limits.max_connections
+    web_config_file: str = ""
 
 
 def _whole_number(low: int, high: int) -> Callable[[str], int]:
@@ -164,6 +165,13 @@ OPTIONS = (
         "web_max_connections",
         _whole_number(1, 65535),
         "HTTP connections open at once; at the limit a new one closes the one that has waited longest on its client",
+    ),
+    _Option(
+        "--web.config.file",
+        "web_config_file",
+        _non_empty,
+        "web configuration file (the YAML of node_exporter's --web.config.file): TLS, basic authentication, "
+        "response headers",
     ),
 )
 

@@ -30,6 +30,7 @@ from binance_exporter.request_gate import BINANCE_WEIGHT_LIMIT, RequestGate
 from binance_exporter.scheduler import STALE_AFTER_INTERVALS, Schedule, Scheduler
 from binance_exporter.signals import SignalRecord
 from binance_exporter.snapshot import Snapshot
+from binance_exporter.web_config import WebConfig, WebConfigError, load_web_config
 
 logger = logging.getLogger("binance_exporter.exporter")  # __name__ is __main__ under -m
 
@@ -136,28 +137,48 @@ def run_once(config: Config, signals: SignalRecord) -> int:
     return 0
 
 
+def read_web_config(config: Config) -> WebConfig:
+    """The web configuration file's settings (none without the flag); a
+    file that cannot be used is a one-line error (exit status 2)."""
+    if not config.web_config_file:
+        return WebConfig()
+    try:
+        web = load_web_config(config.web_config_file)
+    except WebConfigError as exc:
+        config_error(f"--web.config.file {config.web_config_file}: {exc}")
+    if web.users and web.tls is None:
+        logger.warning("basic_auth_users without tls_server_config: passwords cross the network in clear text")
+    return web
+
+
 def serve(config: Config, signals: SignalRecord) -> int:
     """Serves /metrics and updates until a stop signal; returns 0."""
+    web = read_web_config(config)
     scheduler = build_scheduler(config)
+    printer = ReportPrinter(config.output_format, sys.stdout)
+    stop = threading.Event()
+    updates = threading.Thread(target=scheduler.run, args=(stop, printer.publish), name="scheduler", daemon=True)
     metrics = MetricsPage(lambda: scheduler.snapshot)
-    health = Health(lambda: scheduler.snapshot, STALE_AFTER_INTERVALS * config.update_interval)
+    health = Health(
+        lambda: scheduler.snapshot, STALE_AFTER_INTERVALS * config.update_interval, updating=updates.is_alive
+    )
+    host = f"[{config.address}]" if ":" in config.address else config.address
     try:
         limits = Limits(max_connections=config.web_max_connections)
-        server = ExporterHTTPServer((config.address, config.port), metrics, health, limits).start()
+        server = ExporterHTTPServer((config.address, config.port), metrics, health, limits, web).start()
     except OSError as exc:
-        config_error(f"cannot listen on {config.address}:{config.port}: {exc.strerror or exc}")
+        config_error(f"cannot listen on {host}:{config.port}: {exc.strerror or exc}")
     logger.info(
-        "binance-exporter %s serving http://%s:%d/metrics, reading %s every %g s (rankings every %g s)",
+        "binance-exporter %s serving %s://%s:%d/metrics, reading %s every %g s (rankings every %g s)",
         __version__,
-        config.address,
+        web.scheme,
+        host,
         config.port,
         ", ".join(config.base_urls),
         config.update_interval,
         config.rank_interval,
     )
-    printer = ReportPrinter(config.output_format, sys.stdout)
-    stop = threading.Event()
-    threading.Thread(target=scheduler.run, args=(stop, printer.publish), name="scheduler", daemon=True).start()
+    updates.start()
     signals.wait()
     stop.set()
     logger.info("stopping on %s", signals.stop_name)

@@ -1,12 +1,16 @@
-"""The exporter's HTTP endpoints: ``/``, ``/metrics`` and ``/healthz``.
+"""The exporter's HTTP endpoints: ``/``, ``/metrics``, ``/-/healthy``,
+``/-/ready`` and ``/healthz``, over HTTP or HTTPS, with basic
+authentication when the web configuration file asks for it.
 
 One thread serves every connection, and never waits on a client or on
 Binance: sockets are non-blocking, and every answer comes from memory
-(``/metrics`` from the snapshot rendered once per cycle, ``/healthz`` from
-the clock) in about a millisecond. What a client can hold is bounded:
+(``/metrics`` from the snapshot rendered once per cycle, the health
+endpoints from the clock) in about a millisecond. Checking a password
+(bcrypt, tens of milliseconds) is the one slow step: it runs on a thread of
+its own, once per user and password. What a client can hold is bounded:
 
-- its request head (request line and headers) must arrive within
-  ``Limits.head_timeout`` of connecting (on a kept-alive connection, of its
+- its TLS handshake and request head (request line and headers) must
+  arrive within ``Limits.head_timeout`` of connecting (on a kept-alive connection, of its
   first byte) and be at most ``Limits.max_head_bytes`` long (431 otherwise);
 - a kept-alive connection may idle ``Limits.idle_timeout`` between
   requests, and a client has ``Limits.write_timeout`` to read an answer;
@@ -14,7 +18,9 @@ the clock) in about a millisecond. What a client can hold is bounded:
   closing the connection that has waited longest on its client, so a
   scraper, which sends its request at once, always gets in;
 - out of file descriptors, the server closes that same connection rather
-  than spin on a listening socket it cannot accept from.
+  than spin on a listening socket it cannot accept from;
+- at most ``MAX_PENDING_AUTH_CHECKS`` passwords wait to be checked: past
+  that, a request with credentials never checked before gets a 429.
 
 ``parse_request`` turns a request head into a ``Request``, with no I/O.
 """
@@ -28,10 +34,12 @@ import re
 import resource
 import selectors
 import socket
+import ssl
 import struct
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from email.utils import formatdate
 from http import HTTPStatus
@@ -41,6 +49,7 @@ from urllib.parse import urlsplit
 from binance_exporter import __version__
 from binance_exporter.collector import MetricsPage
 from binance_exporter.snapshot import Snapshot
+from binance_exporter.web_config import BasicAuth, Credentials, WebConfig
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +73,10 @@ RESERVED_DESCRIPTORS = 64
 LINGER_BYTES = 64 * 1024
 # An attack should cost a line in the log a minute, not a line a connection.
 WARNING_INTERVAL = 60.0
+# Requests whose password waits for its check; a legitimate scraper's is
+# checked once and remembered, so only new passwords ever wait.
+MAX_PENDING_AUTH_CHECKS = 16
+AUTHENTICATE = ("WWW-Authenticate", 'Basic realm="binance-exporter", charset="UTF-8"')
 
 LANDING_PAGE = f"""<!DOCTYPE html>
 <html lang="en">
@@ -73,7 +86,9 @@ LANDING_PAGE = f"""<!DOCTYPE html>
 <p>Prometheus exporter for Binance spot market data, version {__version__}.</p>
 <ul>
 <li><a href="metrics">/metrics</a>: the metrics, in Prometheus text format</li>
-<li><a href="healthz">/healthz</a>: 200 while updates succeed, 503 when they have gone stale</li>
+<li><a href="-/healthy">/-/healthy</a>: liveness, 200 while the exporter serves and updates</li>
+<li><a href="-/ready">/-/ready</a>: readiness, 200 while the data is fresh, 503 with the reason otherwise
+(<a href="healthz">/healthz</a> is the same, and will go)</li>
 </ul>
 </body>
 </html>
@@ -105,15 +120,29 @@ class Limits:
 
 
 class Health:
-    """Whether the last successful update is recent enough."""
+    """Liveness (the process serves and its update thread runs) and
+    readiness (the last successful update is recent enough)."""
 
-    def __init__(self, current: Callable[[], Snapshot], max_age: float, clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        current: Callable[[], Snapshot],
+        max_age: float,
+        clock: Callable[[], float] = time.time,
+        updating: Callable[[], bool] = lambda: True,
+    ):
         self._current = current
         self.max_age = max_age
         self._clock = clock
+        self._updating = updating
 
-    def check(self) -> tuple[bool, str]:
-        """(healthy, explanation)."""
+    def live(self) -> tuple[bool, str]:
+        """(alive, explanation): false only when a restart would help, never because Binance is away."""
+        if not self._updating():
+            return False, "the update thread has stopped"
+        return True, "ok: serving and updating"
+
+    def ready(self) -> tuple[bool, str]:
+        """(ready, explanation)."""
         last = self._current().last_success
         if last is None:
             return False, "no successful update yet"
@@ -140,6 +169,8 @@ class Request:
     version: str
     accept: Optional[str]
     keep_alive: bool  # the client wants the connection kept, and sent no body
+    accept_encoding: Optional[str] = None
+    authorization: Optional[str] = None
 
     @property
     def path(self) -> str:
@@ -183,7 +214,33 @@ def parse_request(head: bytes) -> Request:
     has_body = int(length) > 0 or "transfer-encoding" in fields
     options = {part.strip().lower() for part in fields.get("connection", "").split(",")}
     wants_keep_alive = "keep-alive" in options if version.group(2) == "0" else "close" not in options
-    return Request(parts[0], parts[1], parts[2], fields.get("accept"), wants_keep_alive and not has_body)
+    return Request(
+        parts[0],
+        parts[1],
+        parts[2],
+        fields.get("accept"),
+        wants_keep_alive and not has_body,
+        fields.get("accept-encoding"),
+        fields.get("authorization"),
+    )
+
+
+def accepts_gzip(accept_encoding: Optional[str]) -> bool:
+    """Whether an ``Accept-Encoding`` field lets the answer be gzip-compressed
+    (``gzip`` or ``*`` with a quality above 0, and gzip not refused)."""
+    qualities = {}
+    for coding in (accept_encoding or "").split(","):
+        name, *parameters = (part.strip() for part in coding.split(";"))
+        quality = 1.0
+        for parameter in parameters:
+            key, _, value = parameter.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        qualities[name.lower()] = quality
+    return qualities.get("gzip", qualities.get("x-gzip", qualities.get("*", 0.0))) > 0
 
 
 def _header_fields(lines: list[str]) -> dict[str, str]:
@@ -207,10 +264,13 @@ class Response:
     status: int
     content_type: str
     body: bytes
-    allow: Optional[str] = None
+    headers: tuple[tuple[str, str], ...] = ()
 
-    def encode(self, send_body: bool, keep_alive: bool, version: str) -> bytes:
-        """The answer as sent: status line, headers, and the body unless ``send_body`` is false (HEAD)."""
+    def encode(
+        self, send_body: bool, keep_alive: bool, version: str, extra_headers: tuple[tuple[str, str], ...] = ()
+    ) -> bytes:
+        """The answer as sent: status line, headers (its own, then
+        ``extra_headers``), and the body unless ``send_body`` is false (HEAD)."""
         lines = [
             f"HTTP/1.1 {self.status} {HTTPStatus(self.status).phrase}",
             f"Server: {SERVER}",
@@ -218,8 +278,7 @@ class Response:
             f"Content-Type: {self.content_type}",
             f"Content-Length: {len(self.body)}",
         ]
-        if self.allow:
-            lines.append(f"Allow: {self.allow}")
+        lines.extend(f"{name}: {value}" for name, value in (*self.headers, *extra_headers))
         if not keep_alive:
             lines.append("Connection: close")
         elif version == "HTTP/1.0":
@@ -227,10 +286,21 @@ class Response:
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (self.body if send_body else b"")
 
 
+_UNAUTHORIZED = Response(401, TEXT, b"unauthorized: this exporter asks for a user name and password\n", (AUTHENTICATE,))
+_TOO_MANY_CHECKS = Response(429, TEXT, b"too many passwords waiting to be checked; try again\n", (("Retry-After", "1"),))
+# Each health endpoint and the check it answers with.
+HEALTH_PATHS: dict[str, Callable[[Health], tuple[bool, str]]] = {
+    "/-/healthy": Health.live,
+    "/-/ready": Health.ready,
+    "/healthz": Health.ready,  # the name before /-/ready; kept for one release
+}
+
+
 class _Phase(enum.Enum):
     """What a connection waits for from its client; the value says it in logs."""
 
     HEAD = "to send its request head"
+    AUTH = "for its password to be checked"
     IDLE = "to send another request"
     ANSWER = "to read its answer"
     CLOSE = "to close"
@@ -239,11 +309,23 @@ class _Phase(enum.Enum):
 class _Connection:
     """One client connection and what the server holds for it."""
 
-    __slots__ = ("sock", "peer", "phase", "since", "received", "unsent", "keep_alive", "discarded", "open")
+    __slots__ = (
+        "sock",
+        "peer",
+        "phase",
+        "since",
+        "received",
+        "unsent",
+        "keep_alive",
+        "discarded",
+        "open",
+        "handshaking",
+    )
 
-    def __init__(self, sock: socket.socket, peer: str):
+    def __init__(self, sock: socket.socket, peer: str, handshaking: bool = False):
         self.sock = sock
         self.peer = peer
+        self.handshaking = handshaking  # a TLS handshake is under way
         self.phase = _Phase.HEAD
         self.since = 0.0  # when the current phase began, time.monotonic()
         self.received = bytearray()
@@ -272,13 +354,20 @@ def _connection_limit(wanted: int) -> int:
 
 
 def _listening_socket(address: tuple[str, int]) -> socket.socket:
-    """A non-blocking socket listening on ``address``; raises OSError (with
-    the system's own message) if it cannot be bound."""
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    """A non-blocking socket listening on ``address``, an IPv4 or IPv6
+    address or a host name (``::`` listens on IPv4 too where the host
+    allows); raises OSError (with the system's own message) if it cannot be
+    bound."""
+    host, port = address
+    family, _, _, _, sockaddr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    listener = socket.socket(family, socket.SOCK_STREAM)
     try:
+        if family == socket.AF_INET6:
+            with contextlib.suppress(OSError):  # a host without IPv4 serves IPv6 only
+                listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)  # accepted sockets inherit it
-        listener.bind(address)
+        listener.bind(sockaddr)
         listener.listen(LISTEN_BACKLOG)
     except OSError:
         listener.close()
@@ -288,14 +377,29 @@ def _listening_socket(address: tuple[str, int]) -> socket.socket:
 
 
 class ExporterHTTPServer:
-    """Serves the exporter's endpoints on one thread, within ``limits``."""
+    """Serves the exporter's endpoints on one thread, within ``limits``, as ``web`` asks."""
 
-    def __init__(self, address: tuple[str, int], metrics: MetricsPage, health: Health, limits: Limits = Limits()):
+    def __init__(  # pylint: disable=too-many-arguments
+        self,
+        address: tuple[str, int],
+        metrics: MetricsPage,
+        health: Health,
+        limits: Limits = Limits(),
+        web: WebConfig = WebConfig(),
+    ):
         self.metrics = metrics
         self.health = health
+        self.web = web
+        self._auth = BasicAuth(web.users) if web.users else None
+        self._auth_checks = ThreadPoolExecutor(max_workers=1, thread_name_prefix="password-check")
+        self._auth_pending = 0
+        # Checks done, handed from the checking thread to the serving thread.
+        self._auth_done: deque[tuple[_Connection, Request, Credentials, bool]] = deque()
+        self._stopping = False
         self.limits = replace(limits, max_connections=_connection_limit(limits.max_connections))
         self._timeouts = {
             _Phase.HEAD: limits.head_timeout,
+            _Phase.AUTH: limits.write_timeout,
             _Phase.IDLE: limits.idle_timeout,
             _Phase.ANSWER: limits.write_timeout,
             _Phase.CLOSE: limits.head_timeout,
@@ -325,9 +429,11 @@ class ExporterHTTPServer:
 
     def stop(self) -> None:
         """Stops serving and closes every socket."""
+        self._stopping = True
         self._wake.send(b"\0")
         if self._thread is not None:
             self._thread.join()
+        self._auth_checks.shutdown(wait=True, cancel_futures=True)
         for queue in self._waiting.values():
             for connection in list(queue):
                 self._close(connection)
@@ -342,8 +448,11 @@ class ExporterHTTPServer:
             ready.sort(key=lambda event: event[0].fileobj is not self._listener)
             for key, _ in ready:
                 if key.fileobj is self._wakeup:
-                    return  # stop() was called
-                if key.fileobj is self._listener:
+                    if self._stopping:
+                        return
+                    self._wakeup.recv(4096)
+                    self._answer_checked()
+                elif key.fileobj is self._listener:
                     self._accept()
                 elif key.data is not None and key.data.open:
                     self._on_ready(key.data)
@@ -394,7 +503,9 @@ class ExporterHTTPServer:
         sock.setblocking(False)
         # Headers and body are one write, but a large body goes in several.
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        connection = _Connection(sock, peer)
+        if self.web.tls is not None:
+            sock = self.web.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        connection = _Connection(sock, peer, handshaking=self.web.tls is not None)
         self._selector.register(sock, selectors.EVENT_READ, connection)
         self._enter(connection, _Phase.HEAD)
         self._on_ready(connection)  # a scraper's request is usually there already: answer it this round
@@ -452,7 +563,9 @@ class ExporterHTTPServer:
 
     def _on_ready(self, connection: _Connection) -> None:
         try:
-            if connection.phase is _Phase.ANSWER:
+            if connection.handshaking:
+                self._handshake(connection)
+            elif connection.phase is _Phase.ANSWER:
                 self._write(connection)
             else:
                 self._read(connection)
@@ -460,13 +573,41 @@ class ExporterHTTPServer:
             logger.exception("closed %s after an unexpected error", connection.peer)
             self._close(connection)
 
+    def _handshake(self, connection: _Connection) -> None:
+        sock = connection.sock
+        assert isinstance(sock, ssl.SSLSocket)
+        try:
+            sock.do_handshake()
+        except ssl.SSLWantReadError:
+            self._selector.modify(sock, selectors.EVENT_READ, connection)
+            return
+        except ssl.SSLWantWriteError:
+            self._selector.modify(sock, selectors.EVENT_WRITE, connection)
+            return
+        except (ssl.SSLError, OSError) as exc:
+            # A client without a valid certificate, or not speaking TLS: its business, at debug level.
+            self._close(connection, f"TLS handshake failed: {getattr(exc, 'reason', None) or exc}")
+            return
+        if self.web.client_allowed_sans and not self._san_allowed(sock):
+            self._close(connection, "its certificate names none of client_allowed_sans")
+            return
+        connection.handshaking = False
+        self._selector.modify(sock, selectors.EVENT_READ, connection)
+        self._read(connection)  # the request may have come with the handshake's last message
+
+    def _san_allowed(self, sock: ssl.SSLSocket) -> bool:
+        names = (value for _, value in (sock.getpeercert() or {}).get("subjectAltName", ()))
+        return any(name in self.web.client_allowed_sans for name in names)
+
     def _read(self, connection: _Connection) -> None:
         lingering = connection.phase is _Phase.CLOSE
         wanted = LINGER_BYTES if lingering else self.limits.max_head_bytes + 1 - len(connection.received)
         try:
             data = connection.sock.recv(wanted)
-        except BlockingIOError:
+        except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
             return
+        except ssl.SSLZeroReturnError:  # the client closed its TLS session
+            data = b""
         except OSError as exc:
             self._close(connection, f"read failed: {exc}")
             return
@@ -480,7 +621,8 @@ class ExporterHTTPServer:
             if connection.phase is _Phase.IDLE:
                 self._enter(connection, _Phase.HEAD)
             connection.received += data
-            self._answer_if_complete(connection)
+            if connection.phase is _Phase.HEAD:  # not while its password is being checked
+                self._answer_if_complete(connection)
 
     def _answer_if_complete(self, connection: _Connection) -> None:
         end = end_of_head(connection.received)
@@ -489,31 +631,76 @@ class ExporterHTTPServer:
                 body = f"request head larger than {self.limits.max_head_bytes} bytes\n".encode()
                 self._reply(connection, Response(431, TEXT, body), keep_alive=False)
             return
-        head, pipelined = bytes(connection.received[: end[0]]), len(connection.received) > end[1]
-        connection.received.clear()
+        head = bytes(connection.received[: end[0]])
+        del connection.received[: end[1]]  # what remains was pipelined
         try:
             request = parse_request(head)
         except BadRequest as exc:
             self._reply(connection, Response(exc.status, TEXT, f"{exc}\n".encode()), keep_alive=False)
             return
-        response = self._answer(request)
+        if self._auth is None:
+            self._respond(connection, request, self._answer(request))
+            return
+        credentials = Credentials.parse(request.authorization)
+        known = self._auth.known(credentials) if credentials else False
+        if known is not None:
+            self._respond(connection, request, self._answer(request) if known else _UNAUTHORIZED)
+        elif self._auth_pending >= MAX_PENDING_AUTH_CHECKS:
+            self._warn("auth", "%d passwords are waiting to be checked: refusing new ones with 429", self._auth_pending)
+            self._respond(connection, replace(request, keep_alive=False), _TOO_MANY_CHECKS)
+        else:
+            assert credentials is not None
+            self._check_password(connection, request, credentials)
+
+    def _check_password(self, connection: _Connection, request: Request, credentials: Credentials) -> None:
+        """Checks the password on the checking thread; the answer follows in ``_answer_checked``."""
+        self._auth_pending += 1
+        self._enter(connection, _Phase.AUTH)
+        auth = self._auth
+        assert auth is not None
+
+        def check() -> None:
+            outcome = False
+            try:
+                outcome = auth.check(credentials)
+            except Exception:  # pylint: disable=broad-exception-caught  # a bug refuses one request, never all
+                logger.exception("cannot check the password of %s", connection.peer)
+            self._auth_done.append((connection, request, credentials, outcome))
+            with contextlib.suppress(OSError):  # the server is stopping
+                self._wake.send(b"\0")
+
+        self._auth_checks.submit(check)
+
+    def _answer_checked(self) -> None:
+        while self._auth_done:
+            connection, request, credentials, outcome = self._auth_done.popleft()
+            self._auth_pending -= 1
+            assert self._auth is not None
+            self._auth.remember(credentials, outcome)
+            if connection.open and connection.phase is _Phase.AUTH:
+                self._enter(connection, _Phase.HEAD)
+                self._respond(connection, request, self._answer(request) if outcome else _UNAUTHORIZED)
+
+    def _respond(self, connection: _Connection, request: Request, response: Response) -> None:
         logger.debug(
             '%s "%s %s %s" %d', connection.peer, request.method, request.target, request.version, response.status
         )
         # Pipelined requests are answered one per connection: the client sends the rest again on a new one.
-        keep_alive = request.keep_alive and not pipelined
+        keep_alive = request.keep_alive and not connection.received
         self._reply(connection, response, keep_alive, request.method != "HEAD", request.version)
 
     def _answer(self, request: Request) -> Response:
         if request.method not in ("GET", "HEAD"):
-            return Response(405, TEXT, b"method not allowed; use GET or HEAD\n", allow="GET, HEAD")
+            return Response(405, TEXT, b"method not allowed; use GET or HEAD\n", (("Allow", "GET, HEAD"),))
         path = request.path
         try:
             if path == "/metrics":
-                body, content_type = self.metrics.render(request.accept)
-                return Response(200, content_type, body)
-            if path == "/healthz":
-                healthy, text = self.health.check()
+                compress = accepts_gzip(request.accept_encoding)
+                body, content_type = self.metrics.render(request.accept, compress)
+                encoding = (("Content-Encoding", "gzip"),) if compress else ()
+                return Response(200, content_type, body, (*encoding, ("Vary", "Accept-Encoding")))
+            if path in HEALTH_PATHS:
+                healthy, text = HEALTH_PATHS[path](self.health)
                 return Response(200 if healthy else 503, TEXT, f"{text}\n".encode())
         except Exception:  # pylint: disable=broad-exception-caught  # a failed render is a 500, not a dead server
             logger.exception("cannot answer %s %s", request.method, path)
@@ -530,14 +717,14 @@ class ExporterHTTPServer:
         send_body: bool = True,
         version: str = "HTTP/1.1",
     ) -> None:
-        connection.unsent = memoryview(response.encode(send_body, keep_alive, version))
+        connection.unsent = memoryview(response.encode(send_body, keep_alive, version, self.web.headers))
         connection.keep_alive = keep_alive
         self._write(connection)
 
     def _write(self, connection: _Connection) -> None:
         try:
             sent = connection.sock.send(connection.unsent)
-        except BlockingIOError:
+        except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
             sent = 0
         except OSError as exc:  # the client reset or went away
             self._close(connection, f"write failed: {exc}")
@@ -549,6 +736,9 @@ class ExporterHTTPServer:
         elif connection.keep_alive:
             self._enter(connection, _Phase.IDLE)
         else:
+            if isinstance(connection.sock, ssl.SSLSocket):
+                with contextlib.suppress(OSError):  # sends TLS's close_notify; the peer's is not awaited
+                    connection.sock.unwrap()
             try:
                 connection.sock.shutdown(socket.SHUT_WR)
             except OSError as exc:

@@ -29,14 +29,14 @@ class LargePage:
 
     body = b"x" * (16 * 1024 * 1024)
 
-    def render(self, accept):  # pylint: disable=unused-argument  # MetricsPage's signature
+    def render(self, accept, compress=False):  # pylint: disable=unused-argument  # MetricsPage's signature
         return self.body, "text/plain; version=0.0.4; charset=utf-8"
 
 
 class FailingPage:
     """A /metrics page whose rendering fails, as a bug would make it."""
 
-    def render(self, accept):
+    def render(self, accept, compress=False):  # pylint: disable=unused-argument  # MetricsPage's signature
         raise RuntimeError(f"cannot render for {accept}")
 
 
