@@ -43,7 +43,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from email.utils import formatdate
 from http import HTTPStatus
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 from urllib.parse import urlsplit
 
 from binance_exporter import __version__
@@ -287,7 +287,9 @@ class Response:
 
 
 _UNAUTHORIZED = Response(401, TEXT, b"unauthorized: this exporter asks for a user name and password\n", (AUTHENTICATE,))
-_TOO_MANY_CHECKS = Response(429, TEXT, b"too many passwords waiting to be checked; try again\n", (("Retry-After", "1"),))
+_TOO_MANY_CHECKS = Response(
+    429, TEXT, b"too many passwords waiting to be checked; try again\n", (("Retry-After", "1"),)
+)
 # Each health endpoint and the check it answers with.
 HEALTH_PATHS: dict[str, Callable[[Health], tuple[bool, str]]] = {
     "/-/healthy": Health.live,
@@ -376,7 +378,46 @@ def _listening_socket(address: tuple[str, int]) -> socket.socket:
     return listener
 
 
-class ExporterHTTPServer:
+class _PasswordChecks:
+    """Checks passwords on a thread of its own, one at a time, and hands
+    the outcomes back to the serving thread, which ``wake`` wakes up."""
+
+    def __init__(self, auth: BasicAuth, wake: Callable[[], None]):
+        self.auth = auth
+        self._wake = wake
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="password-check")
+        self.pending = 0  # submitted, and not yet taken back by finished()
+        self._done: deque[tuple[_Connection, Request, Credentials, bool]] = deque()
+
+    def submit(self, connection: _Connection, request: Request, credentials: Credentials) -> None:
+        """Checks ``credentials``; the outcome comes back from ``finished``."""
+        self.pending += 1
+
+        def check() -> None:
+            outcome = False
+            try:
+                outcome = self.auth.check(credentials)
+            except Exception:  # pylint: disable=broad-exception-caught  # a bug refuses one request, never all
+                logger.exception("cannot check the password of %s", connection.peer)
+            self._done.append((connection, request, credentials, outcome))
+            self._wake()
+
+        self._thread.submit(check)
+
+    def finished(self) -> Iterator[tuple[_Connection, Request, bool]]:
+        """The checks done since the last call, each outcome remembered."""
+        while self._done:
+            connection, request, credentials, outcome = self._done.popleft()
+            self.pending -= 1
+            self.auth.remember(credentials, outcome)
+            yield connection, request, outcome
+
+    def stop(self) -> None:
+        """Drops the checks not begun and waits for the one under way."""
+        self._thread.shutdown(wait=True, cancel_futures=True)
+
+
+class ExporterHTTPServer:  # pylint: disable=too-many-instance-attributes  # its sockets, queues and settings
     """Serves the exporter's endpoints on one thread, within ``limits``, as ``web`` asks."""
 
     def __init__(  # pylint: disable=too-many-arguments
@@ -390,11 +431,7 @@ class ExporterHTTPServer:
         self.metrics = metrics
         self.health = health
         self.web = web
-        self._auth = BasicAuth(web.users) if web.users else None
-        self._auth_checks = ThreadPoolExecutor(max_workers=1, thread_name_prefix="password-check")
-        self._auth_pending = 0
-        # Checks done, handed from the checking thread to the serving thread.
-        self._auth_done: deque[tuple[_Connection, Request, Credentials, bool]] = deque()
+        self._passwords = _PasswordChecks(BasicAuth(web.users), self._wake_up) if web.users else None
         self._stopping = False
         self.limits = replace(limits, max_connections=_connection_limit(limits.max_connections))
         self._timeouts = {
@@ -430,16 +467,21 @@ class ExporterHTTPServer:
     def stop(self) -> None:
         """Stops serving and closes every socket."""
         self._stopping = True
-        self._wake.send(b"\0")
+        self._wake_up()
         if self._thread is not None:
             self._thread.join()
-        self._auth_checks.shutdown(wait=True, cancel_futures=True)
+        if self._passwords is not None:
+            self._passwords.stop()
         for queue in self._waiting.values():
             for connection in list(queue):
                 self._close(connection)
         self._selector.close()
         for sock in (self._listener, self._wakeup, self._wake):
             sock.close()
+
+    def _wake_up(self) -> None:
+        with contextlib.suppress(OSError):  # closed: the server has stopped
+            self._wake.send(b"\0")
 
     def _serve(self) -> None:
         while True:
@@ -638,45 +680,25 @@ class ExporterHTTPServer:
         except BadRequest as exc:
             self._reply(connection, Response(exc.status, TEXT, f"{exc}\n".encode()), keep_alive=False)
             return
-        if self._auth is None:
+        if self._passwords is None:
             self._respond(connection, request, self._answer(request))
             return
         credentials = Credentials.parse(request.authorization)
-        known = self._auth.known(credentials) if credentials else False
+        known = self._passwords.auth.known(credentials) if credentials else False
         if known is not None:
             self._respond(connection, request, self._answer(request) if known else _UNAUTHORIZED)
-        elif self._auth_pending >= MAX_PENDING_AUTH_CHECKS:
-            self._warn("auth", "%d passwords are waiting to be checked: refusing new ones with 429", self._auth_pending)
+        elif self._passwords.pending >= MAX_PENDING_AUTH_CHECKS:
+            self._warn("auth", "%d passwords wait to be checked: new ones get a 429", MAX_PENDING_AUTH_CHECKS)
             self._respond(connection, replace(request, keep_alive=False), _TOO_MANY_CHECKS)
         else:
             assert credentials is not None
-            self._check_password(connection, request, credentials)
-
-    def _check_password(self, connection: _Connection, request: Request, credentials: Credentials) -> None:
-        """Checks the password on the checking thread; the answer follows in ``_answer_checked``."""
-        self._auth_pending += 1
-        self._enter(connection, _Phase.AUTH)
-        auth = self._auth
-        assert auth is not None
-
-        def check() -> None:
-            outcome = False
-            try:
-                outcome = auth.check(credentials)
-            except Exception:  # pylint: disable=broad-exception-caught  # a bug refuses one request, never all
-                logger.exception("cannot check the password of %s", connection.peer)
-            self._auth_done.append((connection, request, credentials, outcome))
-            with contextlib.suppress(OSError):  # the server is stopping
-                self._wake.send(b"\0")
-
-        self._auth_checks.submit(check)
+            self._enter(connection, _Phase.AUTH)
+            self._passwords.submit(connection, request, credentials)
 
     def _answer_checked(self) -> None:
-        while self._auth_done:
-            connection, request, credentials, outcome = self._auth_done.popleft()
-            self._auth_pending -= 1
-            assert self._auth is not None
-            self._auth.remember(credentials, outcome)
+        if self._passwords is None:
+            return
+        for connection, request, outcome in self._passwords.finished():
             if connection.open and connection.phase is _Phase.AUTH:
                 self._enter(connection, _Phase.HEAD)
                 self._respond(connection, request, self._answer(request) if outcome else _UNAUTHORIZED)

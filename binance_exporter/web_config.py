@@ -48,6 +48,7 @@ TLS_VERSIONS = {
 # exporter-toolkit's names (Go's tls.ClientAuthType) and what they mean
 # here. Go can ask for a certificate without verifying it; Python's ssl
 # cannot, and an unverified certificate proves nothing: those two are refused.
+TLS_VERSION_DEFAULTS = (("min_version", "TLS12"), ("max_version", "TLS13"))
 CLIENT_AUTH_TYPES = {
     "NoClientCert": ssl.CERT_NONE,
     "VerifyClientCertIfGiven": ssl.CERT_OPTIONAL,
@@ -163,32 +164,24 @@ def _tls(section: Mapping[str, Any], directory: str) -> tuple[ssl.SSLContext, fr
     cert_file, key_file = (_string(section, key, prefix) for key in ("cert_file", "key_file"))
     if not cert_file or not key_file:
         raise WebConfigError(f"{prefix}cert_file and {prefix}key_file are both needed for TLS")
-    auth_type = _string(section, "client_auth_type", prefix, "NoClientCert")
-    if auth_type in UNVERIFIED_CLIENT_AUTH_TYPES:
-        raise WebConfigError(
-            f"{prefix}client_auth_type {auth_type} accepts certificates without verifying them, which proves "
-            "nothing: use RequireAndVerifyClientCert (or VerifyClientCertIfGiven) with client_ca_file"
-        )
-    if auth_type not in CLIENT_AUTH_TYPES:
-        raise WebConfigError(f"{prefix}client_auth_type must be one of {'|'.join(CLIENT_AUTH_TYPES)}, not {auth_type!r}")
-    ca_file = _string(section, "client_ca_file", prefix)
-    if CLIENT_AUTH_TYPES[auth_type] != ssl.CERT_NONE and not ca_file:
-        raise WebConfigError(f"{prefix}client_auth_type {auth_type} needs client_ca_file to verify certificates with")
-    if ca_file and auth_type == "NoClientCert":
-        raise WebConfigError(f"{prefix}client_ca_file is set but client_auth_type asks for no client certificate")
-    versions = [_tls_version(section, key, prefix, default) for key, default in (("min_version", "TLS12"), ("max_version", "TLS13"))]
+    verify_mode, ca_file = _client_verification(section, prefix)
+    versions = [_tls_version(section, key, prefix, default) for key, default in TLS_VERSION_DEFAULTS]
     if versions[0] > versions[1]:
         raise WebConfigError(f"{prefix}min_version is above max_version")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version, context.maximum_version = versions
     if section.get("prefer_server_cipher_suites", True) is not False:
         context.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
-    cert_file, key_file, ca_file = (os.path.join(directory, name) if name else "" for name in (cert_file, key_file, ca_file))
+    cert_file, key_file, ca_file = (
+        os.path.join(directory, name) if name else "" for name in (cert_file, key_file, ca_file)
+    )
     try:
         context.load_cert_chain(cert_file, key_file)
     except (OSError, ssl.SSLError) as exc:
-        raise WebConfigError(f"cannot load {prefix}cert_file {cert_file} with key_file {key_file}: {_reason(exc)}") from exc
-    context.verify_mode = CLIENT_AUTH_TYPES[auth_type]
+        raise WebConfigError(
+            f"cannot load {prefix}cert_file {cert_file} with key_file {key_file}: {_reason(exc)}"
+        ) from exc
+    context.verify_mode = verify_mode
     if ca_file:
         try:
             context.load_verify_locations(cafile=ca_file)
@@ -200,6 +193,26 @@ def _tls(section: Mapping[str, Any], directory: str) -> tuple[ssl.SSLContext, fr
     if sans and context.verify_mode == ssl.CERT_NONE:
         raise WebConfigError(f"{prefix}client_allowed_sans needs client certificates (client_auth_type)")
     return context, frozenset(sans)
+
+
+def _client_verification(section: Mapping[str, Any], prefix: str) -> tuple[ssl.VerifyMode, str]:
+    """(how client certificates are verified, the CA file to verify them with)."""
+    auth_type = _string(section, "client_auth_type", prefix, "NoClientCert")
+    if auth_type in UNVERIFIED_CLIENT_AUTH_TYPES:
+        raise WebConfigError(
+            f"{prefix}client_auth_type {auth_type} accepts certificates without verifying them, which proves "
+            "nothing: use RequireAndVerifyClientCert (or VerifyClientCertIfGiven) with client_ca_file"
+        )
+    if auth_type not in CLIENT_AUTH_TYPES:
+        raise WebConfigError(
+            f"{prefix}client_auth_type must be one of {'|'.join(CLIENT_AUTH_TYPES)}, not {auth_type!r}"
+        )
+    ca_file = _string(section, "client_ca_file", prefix)
+    if CLIENT_AUTH_TYPES[auth_type] != ssl.CERT_NONE and not ca_file:
+        raise WebConfigError(f"{prefix}client_auth_type {auth_type} needs client_ca_file to verify certificates with")
+    if ca_file and auth_type == "NoClientCert":
+        raise WebConfigError(f"{prefix}client_ca_file is set but client_auth_type asks for no client certificate")
+    return CLIENT_AUTH_TYPES[auth_type], ca_file
 
 
 def _tls_version(section: Mapping[str, Any], key: str, prefix: str, default: str) -> ssl.TLSVersion:
@@ -227,7 +240,9 @@ def _users(section: object) -> dict[str, bytes]:
                 "passwords are stored hashed, see the README on how to make one"
             )
         if not 4 <= int(match.group(1)) <= MAX_BCRYPT_COST:
-            raise WebConfigError(f"basic_auth_users.{name}: bcrypt cost {match.group(1)} is outside 04 to {MAX_BCRYPT_COST}")
+            raise WebConfigError(
+                f"basic_auth_users.{name}: bcrypt cost {match.group(1)} is outside 04 to {MAX_BCRYPT_COST}"
+            )
         users[name] = hashed.encode("ascii")
     return users
 
@@ -239,7 +254,9 @@ def _headers(section: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
     headers = []
     for name, value in _mapping(section.get("headers") or {}, "http_server_config.headers").items():
         if name not in ALLOWED_HEADERS:
-            raise WebConfigError(f"http_server_config.headers: {name} cannot be set (allowed: {', '.join(ALLOWED_HEADERS)})")
+            raise WebConfigError(
+                f"http_server_config.headers: {name} cannot be set (allowed: {', '.join(ALLOWED_HEADERS)})"
+            )
         allowed = ALLOWED_HEADERS[name]
         if not isinstance(value, str) or "\r" in value or "\n" in value or (allowed and value not in allowed):
             expected = f"one of {'|'.join(allowed)}" if allowed else "a one-line string"

@@ -3,20 +3,26 @@
 unreachable Binance and stops cleanly on SIGTERM and SIGINT; and
 ``make demo``, which runs both."""
 
+import base64
 import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from decimal import Decimal as D
 
+import bcrypt
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from binance_exporter.simulator import Fault
+from .certificates import make_pki
 from .helpers import ROOT, free_port, http_get, start_module, stop_process, wait_for
 
 Q1 = ("ETHBTC", "BNBBTC", "SOLBTC", "XRPBTC", "LINKBTC")
@@ -466,3 +472,59 @@ def test_make_demo_refuses_a_sim_port_where_a_fake_binance_answers_already(simul
         f"make demo: port {sim_port} is in use (a demo running already?); choose another: make demo SIM_PORT=..."
     )
     assert simulator.stats()["requests"] == {"/api/v3/ping": 1}  # asked once, then nothing
+
+
+def test_served_over_tls_with_basic_auth_from_a_web_config_file(binance, tmp_path):
+    pki = make_pki(tmp_path)
+    hashed = bcrypt.hashpw(b"wonderland", bcrypt.gensalt(4)).decode()
+    web_config = tmp_path / "web.yml"
+    web_config.write_text(
+        f"tls_server_config:\n  cert_file: {pki.server_cert}\n  key_file: {pki.server_key}\n"
+        f"basic_auth_users:\n  prometheus: {hashed}\n"
+    )
+    exporter, url = start_exporter(binance, "--web.config.file", str(web_config))
+    url = url.replace("http://", "https://")
+    context = ssl.create_default_context(cafile=str(pki.ca))
+    token = base64.b64encode(b"prometheus:wonderland").decode()
+
+    def scrape_over_tls(password_token):
+        request = urllib.request.Request(url + "/metrics", headers={"Authorization": f"Basic {password_token}"})
+        try:
+            with urllib.request.urlopen(request, timeout=5, context=context) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+    try:
+        wait_for(lambda: b"\nbinance_up 1.0\n" in scrape_over_tls(token)[1])
+        assert scrape_over_tls(base64.b64encode(b"prometheus:guess").decode())[0] == 401
+    finally:
+        status, _, err = stop_process(exporter)
+    assert status == 0
+    assert f"serving {url}/metrics" in err
+
+
+def test_a_web_config_file_that_cannot_be_used_is_a_one_line_error(tmp_path):
+    web_config = tmp_path / "web.yml"
+    web_config.write_text("basic_auth_users:\n  prometheus: hunter2\n")
+    process = start_module("binance_exporter", "--port", str(free_port()), "--web.config.file", str(web_config))
+    process.wait(timeout=30)
+    status, _, err = stop_process(process)
+    assert status == 2
+    assert err == (
+        f"binance-exporter: error: --web.config.file {web_config}: basic_auth_users.prometheus is not a bcrypt hash "
+        "($2y$10$ and 53 more characters): passwords are stored hashed, see the README on how to make one\n"
+    )
+
+
+def test_it_listens_on_ipv6(binance):
+    port = free_port()
+    state_dir = tempfile.mkdtemp(dir=os.environ["XDG_STATE_HOME"])
+    exporter = start_module(
+        "binance_exporter", "--port", str(port), "--address", "::1", "--base-url", binance, "--state-dir", state_dir
+    )
+    try:
+        wait_for(lambda: http_get(f"http://[::1]:{port}/-/healthy")[0] == 200)
+    finally:
+        status, _, err = stop_process(exporter)
+    assert status == 0 and f"serving http://[::1]:{port}/metrics" in err

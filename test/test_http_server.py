@@ -1,6 +1,7 @@
 """The exporter's HTTP endpoints, served by the real server on a loopback
 port, and what misbehaving clients can and cannot do to it."""
 
+import gzip
 import http.client
 import logging
 import os
@@ -15,7 +16,15 @@ from contextlib import ExitStack
 import pytest
 from binance_exporter import __version__
 from binance_exporter.collector import MetricsPage
-from binance_exporter.http_server import BadRequest, ExporterHTTPServer, Health, Limits, end_of_head, parse_request
+from binance_exporter.http_server import (
+    BadRequest,
+    ExporterHTTPServer,
+    Health,
+    Limits,
+    accepts_gzip,
+    end_of_head,
+    parse_request,
+)
 from binance_exporter.snapshot import Snapshot
 from .helpers import ROOT, FakeClock, free_port, http_get, start_module, stop_process, wait_for
 
@@ -121,22 +130,91 @@ def test_metrics_can_be_negotiated_as_openmetrics(server):
         assert response.read().endswith(b"# EOF\n")
 
 
-def test_landing_page_links_to_metrics(server):
+def test_landing_page_links_to_metrics_and_health(server):
     status, headers, body = http_get(server + "/")
     assert status == 200 and headers["Content-Type"].startswith("text/html")
-    assert b'href="metrics"' in body
+    for link in (b"metrics", b"-/healthy", b"-/ready", b"healthz"):
+        assert b'href="' + link + b'"' in body
 
 
-def test_healthz_is_200_while_updates_are_recent_and_503_when_stale(server, state, clock):
-    assert http_get(server + "/healthz")[0] == 200
+@pytest.mark.parametrize("path", ["/-/ready", "/healthz"])
+def test_readiness_is_200_while_updates_are_recent_and_503_when_stale(server, state, clock, path):
+    assert http_get(server + path)[0] == 200
     clock.advance(24)  # 29 s after the last update
-    assert http_get(server + "/healthz")[0] == 200
+    assert http_get(server + path)[0] == 200
     clock.advance(1)
-    status, _, body = http_get(server + "/healthz")
-    assert status == 503 and b"stale" in body
+    status, _, body = http_get(server + path)
+    assert status == 503 and b"stale: last successful update 30.0 s ago (limit 30 s)" in body
     state["snapshot"] = Snapshot()
-    status, _, body = http_get(server + "/healthz")
+    status, _, body = http_get(server + path)
     assert status == 503 and b"no successful update yet" in body
+
+
+def test_liveness_does_not_depend_on_binance(server, state, clock):
+    state["snapshot"] = Snapshot()
+    clock.advance(3600)
+    status, _, body = http_get(server + "/-/healthy")
+    assert status == 200 and body == b"ok: serving and updating\n"
+
+
+def test_liveness_fails_when_the_update_thread_has_stopped(state):
+    health = Health(lambda: state["snapshot"], max_age=30, updating=lambda: False)
+    server = ExporterHTTPServer(("127.0.0.1", 0), MetricsPage(lambda: state["snapshot"]), health).start()
+    try:
+        status, _, body = http_get(f"http://127.0.0.1:{server.server_address[1]}/-/healthy")
+    finally:
+        server.stop()
+    assert status == 503 and body == b"the update thread has stopped\n"
+
+
+@pytest.mark.parametrize(
+    "accept_encoding, compressed",
+    [
+        ("gzip", True),
+        ("gzip, deflate, br", True),
+        ("br;q=1.0, GZIP;q=0.5", True),
+        ("*", True),
+        ("x-gzip", True),
+        ("gzip;q=0", False),
+        ("*, gzip;q=0", False),
+        ("gzip;q=nonsense", False),
+        ("identity", False),
+        ("", False),
+        (None, False),
+    ],
+)
+def test_gzip_is_used_when_the_scraper_accepts_it(accept_encoding, compressed):
+    assert accepts_gzip(accept_encoding) is compressed
+
+
+@pytest.mark.parametrize("accept", [None, "application/openmetrics-text; version=1.0.0"])
+def test_metrics_are_gzip_compressed_when_asked_and_say_so(server, accept):
+    headers = {"Accept-Encoding": "gzip", **({"Accept": accept} if accept else {})}
+    with urllib.request.urlopen(urllib.request.Request(server + "/metrics", headers=headers), timeout=5) as response:
+        assert response.headers["Content-Encoding"] == "gzip"
+        assert response.headers["Vary"] == "Accept-Encoding"
+        body = gzip.decompress(response.read())
+    plain = http_get(server + "/metrics") if accept is None else None
+    assert b"binance_up 1.0" in body and b"process_cpu_seconds_total" in body
+    if plain:
+        assert "Content-Encoding" not in plain[1] and plain[1]["Vary"] == "Accept-Encoding"
+        # The same lines, but for the process metrics measured a moment apart.
+        assert body.split(b"# HELP process_", 1)[0] == plain[2].split(b"# HELP process_", 1)[0]
+
+
+def test_the_server_listens_on_ipv6_and_dual_stack(state, clock):
+    health = Health(lambda: state["snapshot"], max_age=30, clock=clock)
+    page = MetricsPage(lambda: state["snapshot"])
+    for address, urls in [
+        ("::1", ["http://[::1]:{}/metrics"]),
+        ("::", ["http://[::1]:{}/metrics", "http://127.0.0.1:{}/metrics"]),
+    ]:
+        server = ExporterHTTPServer((address, 0), page, health).start()
+        try:
+            for url in urls:
+                assert http_get(url.format(server.server_address[1]))[0] == 200
+        finally:
+            server.stop()
 
 
 def test_unknown_paths_are_404(server):
@@ -157,7 +235,7 @@ def test_other_methods_are_405_with_allow(address, method):
 
 def test_the_server_header_names_the_exporter_and_nothing_else(server):
     _, headers, _ = http_get(server + "/healthz")
-    assert headers["Server"] == f"binance-exporter/{__version__}"
+    assert headers["Server"] == f"binance-exporter/{__version__}" and "Python" not in headers["Server"]
 
 
 def test_prometheus_keeps_its_connection_between_scrapes(address):
