@@ -18,7 +18,7 @@ import threading
 import time
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Mapping, Optional, Sequence, TextIO
+from typing import Callable, Mapping, Optional, Sequence, TextIO
 
 from binance_exporter import __version__
 from binance_exporter.binance_client import WEIGHTS, BinanceClient
@@ -30,7 +30,7 @@ from binance_exporter.request_gate import BINANCE_WEIGHT_LIMIT, RequestGate
 from binance_exporter.scheduler import STALE_AFTER_INTERVALS, Schedule, Scheduler
 from binance_exporter.signals import SignalRecord
 from binance_exporter.snapshot import Snapshot
-from binance_exporter.web_config import WebConfig, WebConfigError, load_web_config
+from binance_exporter.web_config import WebConfig, WebConfigError, WebConfigFile
 
 logger = logging.getLogger("binance_exporter.exporter")  # __name__ is __main__ under -m
 
@@ -137,16 +137,17 @@ def run_once(config: Config, signals: SignalRecord) -> int:
     return 0
 
 
-def read_web_config(config: Config) -> WebConfig:
-    """The web configuration file's settings (none without the flag); a
-    file that cannot be used is a one-line error (exit status 2)."""
+def read_web_config(config: Config) -> Callable[[], WebConfig]:
+    """The web configuration file's settings, kept current (none without
+    the flag); a file that cannot be used at start is a one-line error
+    (exit status 2)."""
     if not config.web_config_file:
-        return WebConfig()
+        return WebConfig
     try:
-        web = load_web_config(config.web_config_file)
+        web = WebConfigFile(config.web_config_file)
     except WebConfigError as exc:
         config_error(f"--web.config.file {config.web_config_file}: {exc}")
-    if web.users and web.tls is None:
+    if web.current.users and web.current.tls is None:
         logger.warning("basic_auth_users without tls_server_config: passwords cross the network in clear text")
     return web
 
@@ -171,7 +172,7 @@ def serve(config: Config, signals: SignalRecord) -> int:
     logger.info(
         "binance-exporter %s serving %s://%s:%d/metrics, reading %s every %g s (rankings every %g s)",
         __version__,
-        web.scheme,
+        web().scheme,
         host,
         config.port,
         ", ".join(config.base_urls),

@@ -43,7 +43,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from email.utils import formatdate
 from http import HTTPStatus
-from typing import Callable, Iterator, Optional
+from typing import Callable, Iterator, Mapping, Optional
 from urllib.parse import urlsplit
 
 from binance_exporter import __version__
@@ -380,36 +380,43 @@ def _listening_socket(address: tuple[str, int]) -> socket.socket:
 
 class _PasswordChecks:
     """Checks passwords on a thread of its own, one at a time, and hands
-    the outcomes back to the serving thread, which ``wake`` wakes up."""
+    the outcomes back to the serving thread, which ``wake`` wakes up. The
+    thread starts with the first check."""
 
-    def __init__(self, auth: BasicAuth, wake: Callable[[], None]):
-        self.auth = auth
+    def __init__(self, wake: Callable[[], None]):
+        self._auth = BasicAuth({})
         self._wake = wake
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="password-check")
         self.pending = 0  # submitted, and not yet taken back by finished()
-        self._done: deque[tuple[_Connection, Request, Credentials, bool]] = deque()
+        self._done: deque[tuple[BasicAuth, _Connection, Request, Credentials, bool]] = deque()
 
-    def submit(self, connection: _Connection, request: Request, credentials: Credentials) -> None:
-        """Checks ``credentials``; the outcome comes back from ``finished``."""
+    def auth_for(self, users: Mapping[str, bytes]) -> BasicAuth:
+        """The checker for ``users``: the same one while they stay the same."""
+        if self._auth.users != users:
+            self._auth = BasicAuth(users)
+        return self._auth
+
+    def submit(self, auth: BasicAuth, connection: _Connection, request: Request, credentials: Credentials) -> None:
+        """Checks ``credentials`` with ``auth``; the outcome comes back from ``finished``."""
         self.pending += 1
 
         def check() -> None:
             outcome = False
             try:
-                outcome = self.auth.check(credentials)
+                outcome = auth.check(credentials)
             except Exception:  # pylint: disable=broad-exception-caught  # a bug refuses one request, never all
                 logger.exception("cannot check the password of %s", connection.peer)
-            self._done.append((connection, request, credentials, outcome))
+            self._done.append((auth, connection, request, credentials, outcome))
             self._wake()
 
         self._thread.submit(check)
 
     def finished(self) -> Iterator[tuple[_Connection, Request, bool]]:
-        """The checks done since the last call, each outcome remembered."""
+        """The checks done since the last call, each outcome remembered by its checker."""
         while self._done:
-            connection, request, credentials, outcome = self._done.popleft()
+            auth, connection, request, credentials, outcome = self._done.popleft()
             self.pending -= 1
-            self.auth.remember(credentials, outcome)
+            auth.remember(credentials, outcome)
             yield connection, request, outcome
 
     def stop(self) -> None:
@@ -426,12 +433,12 @@ class ExporterHTTPServer:  # pylint: disable=too-many-instance-attributes  # its
         metrics: MetricsPage,
         health: Health,
         limits: Limits = Limits(),
-        web: WebConfig = WebConfig(),
+        web: Callable[[], WebConfig] = WebConfig,
     ):
         self.metrics = metrics
         self.health = health
-        self.web = web
-        self._passwords = _PasswordChecks(BasicAuth(web.users), self._wake_up) if web.users else None
+        self.web = web  # the current web configuration (WebConfigFile reads a changed file again)
+        self._passwords = _PasswordChecks(self._wake_up)
         self._stopping = False
         self.limits = replace(limits, max_connections=_connection_limit(limits.max_connections))
         self._timeouts = {
@@ -470,8 +477,7 @@ class ExporterHTTPServer:  # pylint: disable=too-many-instance-attributes  # its
         self._wake_up()
         if self._thread is not None:
             self._thread.join()
-        if self._passwords is not None:
-            self._passwords.stop()
+        self._passwords.stop()
         for queue in self._waiting.values():
             for connection in list(queue):
                 self._close(connection)
@@ -545,9 +551,10 @@ class ExporterHTTPServer:  # pylint: disable=too-many-instance-attributes  # its
         sock.setblocking(False)
         # Headers and body are one write, but a large body goes in several.
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if self.web.tls is not None:
-            sock = self.web.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-        connection = _Connection(sock, peer, handshaking=self.web.tls is not None)
+        tls = self.web().tls
+        if tls is not None:
+            sock = tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        connection = _Connection(sock, peer, handshaking=tls is not None)
         self._selector.register(sock, selectors.EVENT_READ, connection)
         self._enter(connection, _Phase.HEAD)
         self._on_ready(connection)  # a scraper's request is usually there already: answer it this round
@@ -630,7 +637,7 @@ class ExporterHTTPServer:  # pylint: disable=too-many-instance-attributes  # its
             # A client without a valid certificate, or not speaking TLS: its business, at debug level.
             self._close(connection, f"TLS handshake failed: {getattr(exc, 'reason', None) or exc}")
             return
-        if self.web.client_allowed_sans and not self._san_allowed(sock):
+        if self.web().client_allowed_sans and not self._san_allowed(sock):
             self._close(connection, "its certificate names none of client_allowed_sans")
             return
         connection.handshaking = False
@@ -639,7 +646,7 @@ class ExporterHTTPServer:  # pylint: disable=too-many-instance-attributes  # its
 
     def _san_allowed(self, sock: ssl.SSLSocket) -> bool:
         names = (value for _, value in (sock.getpeercert() or {}).get("subjectAltName", ()))
-        return any(name in self.web.client_allowed_sans for name in names)
+        return any(name in self.web().client_allowed_sans for name in names)
 
     def _read(self, connection: _Connection) -> None:
         lingering = connection.phase is _Phase.CLOSE
@@ -680,11 +687,13 @@ class ExporterHTTPServer:  # pylint: disable=too-many-instance-attributes  # its
         except BadRequest as exc:
             self._reply(connection, Response(exc.status, TEXT, f"{exc}\n".encode()), keep_alive=False)
             return
-        if self._passwords is None:
+        users = self.web().users
+        if not users:
             self._respond(connection, request, self._answer(request))
             return
+        auth = self._passwords.auth_for(users)
         credentials = Credentials.parse(request.authorization)
-        known = self._passwords.auth.known(credentials) if credentials else False
+        known = auth.known(credentials) if credentials else False
         if known is not None:
             self._respond(connection, request, self._answer(request) if known else _UNAUTHORIZED)
         elif self._passwords.pending >= MAX_PENDING_AUTH_CHECKS:
@@ -693,11 +702,9 @@ class ExporterHTTPServer:  # pylint: disable=too-many-instance-attributes  # its
         else:
             assert credentials is not None
             self._enter(connection, _Phase.AUTH)
-            self._passwords.submit(connection, request, credentials)
+            self._passwords.submit(auth, connection, request, credentials)
 
     def _answer_checked(self) -> None:
-        if self._passwords is None:
-            return
         for connection, request, outcome in self._passwords.finished():
             if connection.open and connection.phase is _Phase.AUTH:
                 self._enter(connection, _Phase.HEAD)
@@ -739,7 +746,7 @@ class ExporterHTTPServer:  # pylint: disable=too-many-instance-attributes  # its
         send_body: bool = True,
         version: str = "HTTP/1.1",
     ) -> None:
-        connection.unsent = memoryview(response.encode(send_body, keep_alive, version, self.web.headers))
+        connection.unsent = memoryview(response.encode(send_body, keep_alive, version, self.web().headers))
         connection.keep_alive = keep_alive
         self._write(connection)
 

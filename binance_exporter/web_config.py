@@ -4,7 +4,9 @@ and every exporter built on Prometheus's exporter-toolkit read.
 
 ``load_web_config(path)`` reads and checks the file, certificates
 included, and returns a ``WebConfig``; anything wrong raises
-``WebConfigError`` with one line that says what. Relative file names are
+``WebConfigError`` with one line that says what. ``WebConfigFile`` reads
+it again when it, or a file it names, changes: renewed certificates and
+changed passwords apply without a restart. Relative file names are
 taken from the configuration file's own directory, as exporter-toolkit
 does. What exporter-toolkit accepts but this exporter cannot honour
 (certificates inline, Go cipher-suite and curve names, client
@@ -17,16 +19,23 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import logging
 import os
 import re
 import ssl
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional
 
 import bcrypt
 import yaml
 
+logger = logging.getLogger(__name__)
+
+# How often the file and the files it names are read again to see whether
+# they changed: renewed certificates apply within this time.
+CHECK_INTERVAL = 5.0
 # A web configuration file is a few lines; a megabyte is no file of this kind.
 MAX_FILE_BYTES = 1024 * 1024
 # bcrypt's cost doubles the time of a check with each step: about 70 ms at
@@ -97,6 +106,7 @@ class WebConfig:
     client_allowed_sans: frozenset[str] = frozenset()
     users: Mapping[str, bytes] = field(default_factory=dict)  # user name: bcrypt hash
     headers: tuple[tuple[str, str], ...] = ()
+    files: tuple[str, ...] = ()  # the certificate, key and CA files it was made from
 
     @property
     def scheme(self) -> str:
@@ -125,13 +135,60 @@ def load_web_config(path: str) -> WebConfig:
         raise WebConfigError("rate_limit is not supported; --web.max-connections bounds what clients can hold")
     directory = os.path.dirname(os.path.abspath(path))
     tls_section = _mapping(document.get("tls_server_config") or {}, "tls_server_config")
-    tls, sans = _tls(tls_section, directory) if tls_section else (None, frozenset())
+    tls, sans, files = _tls(tls_section, directory) if tls_section else (None, frozenset(), ())
     return WebConfig(
         tls=tls,
         client_allowed_sans=sans,
         users=_users(document.get("basic_auth_users") or {}),
         headers=_headers(_mapping(document.get("http_server_config") or {}, "http_server_config")),
+        files=files,
     )
+
+
+class WebConfigFile:
+    """The configuration in a web configuration file, kept current: calling
+    it returns the configuration, after reading the file again if at least
+    ``CHECK_INTERVAL`` has passed and it, or a certificate, key or CA file it
+    names, has changed since. A changed configuration that cannot be used is
+    logged once, and the last good one stays."""
+
+    def __init__(self, path: str, check_interval: float = CHECK_INTERVAL, clock: Callable[[], float] = time.monotonic):
+        self.path = path
+        self._check_interval = check_interval
+        self._clock = clock
+        self.current = load_web_config(path)  # raises WebConfigError: a file that cannot be used at start
+        self._contents = self._read(self.current.files)
+        self._checked_at = clock()
+
+    def _read(self, files: tuple[str, ...]) -> bytes:
+        """A digest of what the file and ``files`` hold now."""
+        digest = hashlib.sha256()
+        for name in (self.path, *files):
+            try:
+                with open(name, "rb") as file:
+                    digest.update(hashlib.sha256(file.read(MAX_FILE_BYTES + 1)).digest())
+            except OSError as exc:
+                digest.update(f"unreadable: {exc}".encode())
+        return digest.digest()
+
+    def __call__(self) -> WebConfig:
+        now = self._clock()
+        if now - self._checked_at < self._check_interval:
+            return self.current
+        self._checked_at = now
+        contents = self._read(self.current.files)
+        if contents != self._contents:
+            self._contents = contents
+            try:
+                self.current = load_web_config(self.path)
+            except WebConfigError as exc:
+                logger.error(
+                    "--web.config.file %s changed and cannot be used: %s; keeping the last good one", self.path, exc
+                )
+            else:
+                self._contents = self._read(self.current.files)
+                logger.info("--web.config.file %s changed: read again", self.path)
+        return self.current
 
 
 def _mapping(value: object, where: str) -> dict:
@@ -155,7 +212,7 @@ def _string(section: Mapping[str, Any], key: str, prefix: str, default: str = ""
     return value
 
 
-def _tls(section: Mapping[str, Any], directory: str) -> tuple[ssl.SSLContext, frozenset[str]]:
+def _tls(section: Mapping[str, Any], directory: str) -> tuple[ssl.SSLContext, frozenset[str], tuple[str, ...]]:
     prefix = "tls_server_config."
     _known_keys(section, _TLS_KEYS, prefix)
     for key, why in _UNSUPPORTED.items():
@@ -192,7 +249,7 @@ def _tls(section: Mapping[str, Any], directory: str) -> tuple[ssl.SSLContext, fr
         raise WebConfigError(f"{prefix}client_allowed_sans must be a list of strings")
     if sans and context.verify_mode == ssl.CERT_NONE:
         raise WebConfigError(f"{prefix}client_allowed_sans needs client certificates (client_auth_type)")
-    return context, frozenset(sans)
+    return context, frozenset(sans), tuple(name for name in (cert_file, key_file, ca_file) if name)
 
 
 def _client_verification(section: Mapping[str, Any], prefix: str) -> tuple[ssl.VerifyMode, str]:
@@ -301,8 +358,7 @@ class BasicAuth:
     def __init__(self, users: Mapping[str, bytes]):
         self.users = dict(users)
         self._outcomes: OrderedDict[bytes, bool] = OrderedDict()
-        cost = max((int(hashed[4:6]) for hashed in self.users.values()), default=4)
-        self._unknown_user_hash = bcrypt.hashpw(os.urandom(16).hex().encode(), bcrypt.gensalt(cost))
+        self._unknown_user_hash: Optional[bytes] = None  # made at the first check of an unknown user
 
     def _key(self, credentials: Credentials) -> bytes:
         hashed = self.users.get(credentials.user, b"")
@@ -318,8 +374,11 @@ class BasicAuth:
     def check(self, credentials: Credentials) -> bool:
         """Whether ``credentials`` name a user and that user's password."""
         hashed = self.users.get(credentials.user)
+        if hashed is None and self._unknown_user_hash is None:
+            cost = max((int(known[4:6]) for known in self.users.values()), default=4)
+            self._unknown_user_hash = bcrypt.hashpw(os.urandom(16).hex().encode(), bcrypt.gensalt(cost))
         try:
-            matches = bcrypt.checkpw(credentials.password, hashed or self._unknown_user_hash)
+            matches = bcrypt.checkpw(credentials.password, hashed or self._unknown_user_hash or b"")
         except ValueError:  # a password over bcrypt's 72 bytes
             matches = False
         return matches and hashed is not None

@@ -14,7 +14,7 @@ import pytest
 from binance_exporter.collector import MetricsPage
 from binance_exporter.http_server import MAX_PENDING_AUTH_CHECKS, ExporterHTTPServer, Health
 from binance_exporter.snapshot import Snapshot
-from binance_exporter.web_config import BasicAuth, load_web_config
+from binance_exporter.web_config import BasicAuth, WebConfigFile
 from .certificates import make_pki
 from .helpers import wait_for
 
@@ -37,13 +37,14 @@ def serve(tmp_path):
     """Starts a server with the given web configuration file text; returns its port."""
     servers = []
 
-    def start(text):
+    def start(text, check_interval=5.0):
         path = tmp_path / "web.yml"
         path.write_text(text)
         snapshot = Snapshot(up=True, last_success=time.time())
         health = Health(lambda: snapshot, max_age=30)
         page = MetricsPage(lambda: snapshot)
-        server = ExporterHTTPServer(("127.0.0.1", 0), page, health, web=load_web_config(str(path))).start()
+        web = WebConfigFile(str(path), check_interval)
+        server = ExporterHTTPServer(("127.0.0.1", 0), page, health, web=web).start()
         servers.append(server)
         return server.server_address[1]
 
@@ -210,3 +211,13 @@ def test_a_check_that_fails_on_a_bug_refuses_that_request_only(serve, alice_hash
     port = serve(f"basic_auth_users:\n  alice: {alice_hash}\n")
     assert get(port, user="alice")[0] == 401
     assert "cannot check the password" in caplog.text
+
+
+def test_users_and_tls_from_a_changed_file_apply_without_a_restart(serve, pki, alice_hash, tmp_path):
+    port = serve("", check_interval=0)
+    assert get(port)[0] == 200
+    (tmp_path / "web.yml").write_text(f"basic_auth_users:\n  alice: {alice_hash}\n")
+    assert get(port)[0] == 401
+    assert get(port, user="alice")[0] == 200
+    (tmp_path / "web.yml").write_text(tls_text(pki))
+    assert get(port, context=client_context(pki))[0] == 200

@@ -2,6 +2,7 @@
 and the password checks of basic authentication."""
 
 import base64
+import logging
 import ssl
 
 import bcrypt
@@ -13,9 +14,11 @@ from binance_exporter.web_config import (
     Credentials,
     WebConfig,
     WebConfigError,
+    WebConfigFile,
     load_web_config,
 )
 from .certificates import make_pki
+from .helpers import FakeClock
 
 # Cost 4, bcrypt's lowest: tests check behaviour, not hashing time.
 ALICE_HASH = bcrypt.hashpw(b"wonderland", bcrypt.gensalt(4)).decode()
@@ -193,3 +196,50 @@ def test_outcomes_are_remembered_up_to_a_bound_least_recently_used_first():
         auth.remember(Credentials("mallory", str(number).encode()), False)
     assert auth.known(bad) is None  # used least recently: forgotten first
     assert auth.known(good) is True
+
+
+def test_a_changed_file_is_read_again_after_the_check_interval(tmp_path, caplog):
+    caplog.set_level(logging.INFO, "binance_exporter.web_config")
+    clock = FakeClock()
+    path = write(tmp_path, "")
+    web = WebConfigFile(path, check_interval=5, clock=clock)
+    assert web().users == {}
+    write(tmp_path, f"basic_auth_users:\n  alice: {ALICE_HASH}\n")
+    clock.advance(4.9)
+    assert web().users == {}
+    clock.advance(0.1)
+    assert web().users == {"alice": ALICE_HASH.encode()}
+    assert f"--web.config.file {path} changed: read again" in caplog.text
+
+
+def test_a_changed_file_that_cannot_be_used_is_logged_once_and_the_last_good_one_stays(tmp_path, caplog):
+    clock = FakeClock()
+    path = write(tmp_path, f"basic_auth_users:\n  alice: {ALICE_HASH}\n")
+    web = WebConfigFile(path, check_interval=5, clock=clock)
+    write(tmp_path, "basic_auth_users:\n  alice: hunter2\n")
+    for _ in range(3):
+        clock.advance(5)
+        assert web().users == {"alice": ALICE_HASH.encode()}
+    assert caplog.text.count("changed and cannot be used: basic_auth_users.alice is not a bcrypt hash") == 1
+
+
+def test_a_renewed_certificate_is_read_again(tmp_path):
+    (tmp_path / "first").mkdir()
+    (tmp_path / "renewed").mkdir()
+    first, renewed = make_pki(tmp_path / "first"), make_pki(tmp_path / "renewed")
+    cert, key = tmp_path / "server.pem", tmp_path / "server.key"
+    cert.write_bytes(first.server_cert.read_bytes())
+    key.write_bytes(first.server_key.read_bytes())
+    clock = FakeClock()
+    web = WebConfigFile(write(tmp_path, f"tls_server_config:\n  cert_file: {cert}\n  key_file: {key}\n"), 5, clock)
+    before = web().tls
+    assert web.current.files == (str(cert), str(key))
+    cert.write_bytes(renewed.server_cert.read_bytes())
+    key.write_bytes(renewed.server_key.read_bytes())
+    clock.advance(5)
+    assert web().tls is not before
+
+
+def test_a_file_that_cannot_be_used_at_start_is_an_error(tmp_path):
+    with pytest.raises(WebConfigError, match="not a bcrypt hash"):
+        WebConfigFile(write(tmp_path, "basic_auth_users:\n  alice: hunter2\n"))
