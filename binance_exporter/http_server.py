@@ -290,6 +290,7 @@ _UNAUTHORIZED = Response(401, TEXT, b"unauthorized: this exporter asks for a use
 _TOO_MANY_CHECKS = Response(
     429, TEXT, b"too many passwords waiting to be checked; try again\n", (("Retry-After", "1"),)
 )
+_HTTPS_ONLY = Response(400, TEXT, b"this server speaks HTTPS only: ask https:// rather than http://\n")
 # Each health endpoint and the check it answers with.
 HEALTH_PATHS: dict[str, Callable[[Health], tuple[bool, str]]] = {
     "/-/healthy": Health.live,
@@ -635,7 +636,10 @@ class ExporterHTTPServer:  # pylint: disable=too-many-instance-attributes  # its
             return
         except (ssl.SSLError, OSError) as exc:
             # A client without a valid certificate, or not speaking TLS: its business, at debug level.
-            self._close(connection, f"TLS handshake failed: {getattr(exc, 'reason', None) or exc}")
+            if getattr(exc, "reason", None) == "HTTP_REQUEST":
+                self._answer_in_plain_text(connection, sock)
+            else:
+                self._close(connection, f"TLS handshake failed: {getattr(exc, 'reason', None) or exc}")
             return
         if self.web().client_allowed_sans and not self._san_allowed(sock):
             self._close(connection, "its certificate names none of client_allowed_sans")
@@ -643,6 +647,15 @@ class ExporterHTTPServer:  # pylint: disable=too-many-instance-attributes  # its
         connection.handshaking = False
         self._selector.modify(sock, selectors.EVENT_READ, connection)
         self._read(connection)  # the request may have come with the handshake's last message
+
+    def _answer_in_plain_text(self, connection: _Connection, sock: ssl.SSLSocket) -> None:
+        """Tells a client that sent plain HTTP to the TLS port to use HTTPS, as Go's servers do."""
+        self._selector.unregister(sock)
+        connection.sock = socket.socket(fileno=sock.detach())
+        connection.sock.setblocking(False)
+        connection.handshaking = False
+        self._selector.register(connection.sock, selectors.EVENT_READ, connection)
+        self._reply(connection, _HTTPS_ONLY, keep_alive=False)
 
     def _san_allowed(self, sock: ssl.SSLSocket) -> bool:
         names = (value for _, value in (sock.getpeercert() or {}).get("subjectAltName", ()))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import difflib
 import hashlib
 import logging
 import os
@@ -200,7 +201,9 @@ def _mapping(value: object, where: str) -> dict:
 def _known_keys(section: Mapping[str, Any], known: tuple[str, ...], prefix: str) -> None:
     for key in section:
         if key not in known:
-            raise WebConfigError(f"unknown setting {prefix}{key} (known: {', '.join(known)})")
+            closest = difflib.get_close_matches(key, known, n=1)
+            hint = f"did you mean {prefix}{closest[0]}?" if closest else f"known: {', '.join(known)}"
+            raise WebConfigError(f"unknown setting {prefix}{key}; {hint}")
 
 
 def _string(section: Mapping[str, Any], key: str, prefix: str, default: str = "") -> str:

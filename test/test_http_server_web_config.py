@@ -90,10 +90,10 @@ def test_every_endpoint_is_served_over_tls(serve, pki):
     assert status == 200 and b"binance_up 1.0" in body
 
 
-def test_a_plain_http_client_on_the_tls_port_gets_no_answer_and_the_server_goes_on(serve, pki):
+def test_a_plain_http_client_on_the_tls_port_is_told_to_use_https_and_the_server_goes_on(serve, pki):
     port = serve(tls_text(pki))
-    with pytest.raises((http.client.RemoteDisconnected, ConnectionResetError, http.client.BadStatusLine)):
-        get(port)
+    status, _, body = get(port)
+    assert status == 400 and body == b"this server speaks HTTPS only: ask https:// rather than http://\n"
     assert get(port, context=client_context(pki))[0] == 200
 
 
@@ -166,14 +166,20 @@ def test_passwords_waiting_to_be_checked_are_bounded_and_scrapers_already_checke
     serve, alice_hash, monkeypatch
 ):
     release = threading.Event()
-    check = BasicAuth.check
+    check, known = BasicAuth.check, BasicAuth.known
+    looked_up = []  # the serving thread looks up remembered outcomes, then hands what is unknown to a check
 
     def slow_check(self, credentials):
         if credentials.user != "alice":
             release.wait(30)
         return check(self, credentials)
 
+    def recorded_known(self, credentials):
+        looked_up.append(credentials.user)
+        return known(self, credentials)
+
     monkeypatch.setattr(BasicAuth, "check", slow_check)
+    monkeypatch.setattr(BasicAuth, "known", recorded_known)
     port = serve(f"basic_auth_users:\n  alice: {alice_hash}\n")
     assert get(port, user="alice")[0] == 200  # checked and remembered
     waiting = []
@@ -182,7 +188,8 @@ def test_passwords_waiting_to_be_checked_are_bounded_and_scrapers_already_checke
         token = base64.b64encode(f"mallory:{number}".encode()).decode()
         sock.sendall(f"GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {token}\r\n\r\n".encode())
         waiting.append(sock)
-    wait_for(lambda: get(port, user="mallory", password=b"one more")[0] == 429)
+    wait_for(lambda: looked_up.count("mallory") == MAX_PENDING_AUTH_CHECKS)
+    assert get(port, user="mallory", password=b"one more")[0] == 429
     assert get(port, user="alice")[0] == 200  # remembered: never waits behind the others
     release.set()
     for sock in waiting:

@@ -85,7 +85,9 @@ def test_a_2y_hash_as_htpasswd_makes_it_is_accepted(tmp_path):
     [
         ("[1, 2", "not valid YAML at line 1"),
         ("- a\n- b\n", "the file must be a mapping"),
-        ("tls_config: {}\n", "unknown setting tls_config (known: tls_server_config, http_server_config"),
+        ("tls_config: {}\n", "unknown setting tls_config; did you mean tls_server_config?"),
+        ("users: {}\n", "unknown setting users; known: tls_server_config, http_server_config, basic_auth_users"),
+        ("tls_server_config:\n  certfile: a\n", "unknown setting tls_server_config.certfile; did you mean tls_server_"),
         ("rate_limit: {interval: 1s, burst: 20}\n", "rate_limit is not supported"),
         ("tls_server_config:\n  cert_file: a.pem\n", "cert_file and tls_server_config.key_file are both needed"),
         ("tls_server_config:\n  cert: '---'\n", "tls_server_config.cert: certificates inline are not supported"),
