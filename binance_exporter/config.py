@@ -169,7 +169,7 @@ OPTIONS = (
     _Option(
         "--web.config.file",
         "web_config_file",
-        _non_empty,
+        str.strip,  # empty: no file
         "web configuration file (the YAML of node_exporter's --web.config.file): TLS, basic authentication, "
         "response headers",
     ),

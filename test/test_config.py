@@ -28,6 +28,7 @@ def test_defaults():
         output_format="text",
         state_dir=os.path.join(tempfile.gettempdir(), "binance-exporter"),
         web_max_connections=128,
+        web_config_file="",
     )
 
 
@@ -63,6 +64,8 @@ def test_the_state_dir_follows_xdg_state_home():
         ("--format", "json", "BINANCE_EXPORTER_FORMAT", "output_format", "json"),
         ("--state-dir", "/var/lib/be", "BINANCE_EXPORTER_STATE_DIR", "state_dir", "/var/lib/be"),
         ("--web.max-connections", "16", "BINANCE_EXPORTER_WEB_MAX_CONNECTIONS", "web_max_connections", 16),
+        ("--web.config.file", "/etc/web.yml", "BINANCE_EXPORTER_WEB_CONFIG_FILE", "web_config_file", "/etc/web.yml"),
+        ("--web.config.file", " ", "BINANCE_EXPORTER_WEB_CONFIG_FILE", "web_config_file", ""),  # none
     ],
 )
 def test_each_option_from_flag_and_from_env(flag, value, env, field, expected):
