@@ -34,6 +34,7 @@ until the monotonic ``deadline`` and says what it did) plus an entry in
 from __future__ import annotations
 
 import argparse
+import base64
 import functools
 import http.client
 import itertools
@@ -52,10 +53,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+import bcrypt
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # before the standard library's own "test" package
 
-# pylint: disable-next=wrong-import-position  # needs the path above
+# pylint: disable-next=wrong-import-position,wrong-import-order  # needs the path above; "test" is not the standard library's
 from test.helpers import free_port, wait_for
 
 SCRAPE_EVERY = 0.2
@@ -69,6 +72,9 @@ TARGET_RSS_MB = 150.0
 EXPORTER_ARGS = ("--update-interval", "2", "--rank-interval", "10", "--weight-budget", "6000")
 TOP_100 = ("--top", "100", "--update-interval", "30", "--rank-interval", "60")
 SIMULATOR_ARGS = ("--weight-limit", "1000000000")
+SCRAPER_USER, SCRAPER_PASSWORD = "prometheus", "the scraper's own password"
+# Twice the 16 password checks the exporter lets wait at once.
+PASSWORD_GUESSING_CLIENTS = 32
 
 SLOWLORIS_CONNECTIONS = 1030
 SLOWLORIS_BYTE_EVERY = 4.0
@@ -208,6 +214,37 @@ def unique_accept(target: Target, deadline: float) -> str:
     return f"{next(numbers) - 1} requests, each its own Accept; {len(failed)} failed"
 
 
+def password_guessing(target: Target, deadline: float) -> str:
+    """Requests as fast as 32 clients can send them, each with a password
+    never tried before: each costs a bcrypt check, or a 429 when 16 wait."""
+    numbers = itertools.count(1)
+    statuses: dict[int, int] = {}
+
+    def client() -> None:
+        connection = http.client.HTTPConnection(*target.address, timeout=10)
+        while time.monotonic() < deadline:
+            token = base64.b64encode(f"{SCRAPER_USER}:guess-{next(numbers)}".encode()).decode()
+            try:
+                connection.request("GET", "/metrics", headers={"Authorization": f"Basic {token}"})
+                response = connection.getresponse()
+                response.read()
+                statuses[response.status] = statuses.get(response.status, 0) + 1
+                if response.getheader("Connection") == "close":
+                    connection.close()
+            except (OSError, http.client.HTTPException):
+                statuses[0] = statuses.get(0, 0) + 1
+                connection.close()
+        connection.close()
+
+    threads = [threading.Thread(target=client) for _ in range(PASSWORD_GUESSING_CLIENTS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    answers = ", ".join(f"{count} {status or 'failed'}" for status, count in sorted(statuses.items()))
+    return f"{next(numbers) - 1} wrong passwords: {answers}"
+
+
 def _binance(target: Target, path: str, method: str = "GET", body: Optional[dict] = None) -> Any:
     """The fake Binance's JSON answer to ``method path``."""
     data = None if body is None else json.dumps(body).encode()
@@ -268,6 +305,7 @@ class Attack:
     simulator_args: tuple[str, ...] = ()
     open_files: Optional[int] = None  # the exporter's RLIMIT_NOFILE; None leaves it as it is
     pauses: bool = False  # Binance asks for a pause: the exporter recovers when it ends, not at once
+    basic_auth: bool = False  # the exporter asks for a password (SCRAPER_PASSWORD, bcrypt cost 10)
 
 
 ATTACKS = {
@@ -279,6 +317,7 @@ ATTACKS = {
     "slowloris-low-ulimit": Attack(slowloris, ("--web.max-connections", "1024"), open_files=256),
     "big-headers": Attack(big_headers),
     "unique-accept": Attack(unique_accept, TOP_100, ("--extra-symbols", "100")),
+    "password-guessing": Attack(password_guessing, basic_auth=True),
     # Upstream: the fake Binance misbehaves.
     "trickle-tickers": Attack(
         functools.partial(upstream, fault(path="/api/v3/ticker/24hr", trickle_bytes_per_second=1))
@@ -339,6 +378,14 @@ class Stack:
         exporter_args = ["--port", str(self.target.port), "--address", "127.0.0.1", "--base-url", binance]
         exporter_args += ["--state-dir", self.state_dir.name]
         exporter_args += ["--loglevel", "WARNING", *EXPORTER_ARGS, *attack.exporter_args]
+        self.headers = {}
+        if attack.basic_auth:
+            web_config = Path(self.state_dir.name) / "web.yml"
+            hashed = bcrypt.hashpw(SCRAPER_PASSWORD.encode(), bcrypt.gensalt(10)).decode()
+            web_config.write_text(f"basic_auth_users:\n  {SCRAPER_USER}: {hashed}\n", encoding="utf-8")
+            exporter_args += ["--web.config.file", str(web_config)]
+            token = base64.b64encode(f"{SCRAPER_USER}:{SCRAPER_PASSWORD}".encode()).decode()
+            self.headers["Authorization"] = f"Basic {token}"
         limit = attack.open_files
 
         def limit_open_files() -> None:
@@ -361,7 +408,7 @@ class Stack:
         connection = http.client.HTTPConnection(*self.target.address, timeout=timeout)
         body = b""
         try:
-            connection.request("GET", path)
+            connection.request("GET", path, headers=self.headers)
             response = connection.getresponse()
             body = response.read()
             status = response.status

@@ -711,7 +711,7 @@ class ExporterHTTPServer:  # pylint: disable=too-many-instance-attributes  # its
             self._respond(connection, request, self._answer(request) if known else _UNAUTHORIZED)
         elif self._passwords.pending >= MAX_PENDING_AUTH_CHECKS:
             self._warn("auth", "%d passwords wait to be checked: new ones get a 429", MAX_PENDING_AUTH_CHECKS)
-            self._respond(connection, replace(request, keep_alive=False), _TOO_MANY_CHECKS)
+            self._respond(connection, request, _TOO_MANY_CHECKS)
         else:
             assert credentials is not None
             self._enter(connection, _Phase.AUTH)
