@@ -18,6 +18,12 @@ from urllib.parse import urlsplit
 
 from binance_exporter import __version__
 from binance_exporter.http_server import Limits
+from binance_exporter.market import (
+    DEFAULT_QUOTE_VOLUME_ASSETS,
+    DEFAULT_TRADE_COUNT_ASSETS,
+    MAX_LISTS_PER_RANKING,
+    is_name,
+)
 
 ENV_PREFIX = "BINANCE_EXPORTER_"
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
@@ -40,6 +46,8 @@ class Config:  # pylint: disable=too-many-instance-attributes  # one attribute p
     request_timeout: float = 5.0
     weight_budget: int = 1200
     top: int = 5
+    quote_volume_assets: tuple[str, ...] = DEFAULT_QUOTE_VOLUME_ASSETS
+    trade_count_assets: tuple[str, ...] = DEFAULT_TRADE_COUNT_ASSETS
     loglevel: str = "INFO"
     once: bool = False
     output_format: str = "text"
@@ -88,6 +96,25 @@ def _base_urls(text: str) -> tuple[str, ...]:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"must be http:// or https:// URLs, separated by commas, not {url!r}")
     return tuple(url.rstrip("/") for url in urls)
+
+
+def _quote_assets(text: str) -> tuple[str, ...]:
+    if not text.strip():
+        raise ValueError("must name at least one quote asset")
+    assets = tuple(asset.strip() for asset in text.split(","))
+    if "" in assets:
+        raise ValueError(f"must be quote assets separated by commas, with no empty item, not {text!r}")
+    for asset in assets:
+        if not is_name(asset):
+            hint = f" ({asset.upper()!r}?)" if is_name(asset.upper()) else ""
+            raise ValueError(
+                f"must be quote assets as Binance names them, upper-case letters and digits, not {asset!r}{hint}"
+            )
+    if repeated := next((asset for i, asset in enumerate(assets) if asset in assets[:i]), None):
+        raise ValueError(f"names {repeated} twice")
+    if len(assets) > MAX_LISTS_PER_RANKING:
+        raise ValueError(f"must name at most {MAX_LISTS_PER_RANKING} quote assets, not {len(assets)}")
+    return assets
 
 
 def _non_empty(text: str) -> str:
@@ -151,6 +178,20 @@ OPTIONS = (
         "request weight the exporter may use per minute (Binance allows 6000 per IP)",
     ),
     _Option("--top", "top", _whole_number(1, 100), "how many symbols each top list holds"),
+    _Option(
+        "--quote-volume-assets",
+        "quote_volume_assets",
+        _quote_assets,
+        "quote assets, separated by commas, each with a top list of its symbols by 24 h quote volume "
+        f"and their order book notionals; at most {MAX_LISTS_PER_RANKING}",
+    ),
+    _Option(
+        "--trade-count-assets",
+        "trade_count_assets",
+        _quote_assets,
+        "quote assets, separated by commas, each with a top list of its symbols by 24 h trade count "
+        f"and their spreads; at most {MAX_LISTS_PER_RANKING}",
+    ),
     _Option("--loglevel", "loglevel", _choice(LOG_LEVELS, str.upper), "|".join(LOG_LEVELS)),
     _Option("--format", "output_format", _choice(FORMATS, str.lower), "format of the printed report: text|json"),
     _Option(

@@ -25,6 +25,7 @@ from binance_exporter.binance_client import WEIGHTS, BinanceClient
 from binance_exporter.collector import MetricsPage
 from binance_exporter.config import Config, config_error, parse_args
 from binance_exporter.http_server import ExporterHTTPServer, Health, Limits
+from binance_exporter.market import top_lists
 from binance_exporter.report import render_report, render_spread_lines
 from binance_exporter.request_gate import BINANCE_WEIGHT_LIMIT, RequestGate
 from binance_exporter.scheduler import STALE_AFTER_INTERVALS, Schedule, Scheduler
@@ -85,9 +86,19 @@ class ReportPrinter:
             pass  # not a file descriptor: nothing is flushed at exit
 
 
+def schedule_for(config: Config) -> Schedule:
+    """The update schedule and top lists the configuration asks for."""
+    return Schedule(
+        config.update_interval,
+        config.rank_interval,
+        top_n=config.top,
+        top_lists=top_lists(config.quote_volume_assets, config.trade_count_assets),
+    )
+
+
 def weight_per_minute(config: Config) -> float:
     """The request weight the settings spend per minute when every request succeeds."""
-    return Schedule(config.update_interval, config.rank_interval, top_n=config.top).weight_per_minute(WEIGHTS)
+    return schedule_for(config).weight_per_minute(WEIGHTS)
 
 
 def build_scheduler(config: Config) -> Scheduler:
@@ -96,10 +107,14 @@ def build_scheduler(config: Config) -> Scheduler:
     error (exit status 2)."""
     needed = weight_per_minute(config)
     if needed > config.weight_budget:
+        # Each Q1 list's books cost the most: with several, they are named.
+        several = len(config.quote_volume_assets) > 1
+        assets = f", --quote-volume-assets {','.join(config.quote_volume_assets)}" if several else ""
+        fewer = ", name fewer --quote-volume-assets" if several else ""
         config_error(
-            f"--update-interval {config.update_interval:g} with --top {config.top} and --rank-interval "
+            f"--update-interval {config.update_interval:g} with --top {config.top}{assets} and --rank-interval "
             f"{config.rank_interval:g} needs {math.ceil(needed)} request weight a minute, over --weight-budget "
-            f"{config.weight_budget}: raise --update-interval, lower --top or raise --weight-budget"
+            f"{config.weight_budget}: raise --update-interval, lower --top{fewer} or raise --weight-budget"
         )
     if config.weight_budget > BINANCE_WEIGHT_LIMIT:
         logger.warning(
@@ -109,8 +124,7 @@ def build_scheduler(config: Config) -> Scheduler:
         )
     gate = RequestGate(config.weight_budget, state_dir=Path(config.state_dir))
     client = BinanceClient(config.base_urls, config.request_timeout, gate)
-    schedule = Schedule(config.update_interval, config.rank_interval, top_n=config.top)
-    return Scheduler(client, schedule)
+    return Scheduler(client, schedule_for(config))
 
 
 def run_once(config: Config, signals: SignalRecord) -> int:

@@ -15,6 +15,12 @@ The definitions, as the README states them:
   price levels (highest bids, lowest asks), or all of them when fewer.
 * Q4: spread = best ask - best bid.
 * Q5: spread delta = |spread - previous spread| of the same symbol.
+
+Q1 and Q2 are top lists: a ranking of the symbols of one quote asset. The
+exporter keeps one Q1 list per asset of ``--quote-volume-assets`` (default
+BTC) and one Q2 list per asset of ``--trade-count-assets`` (default USDT),
+each ranked as above; Q3 is answered for every symbol of a Q1 list, Q4 and
+Q5 for every symbol of a Q2 list.
 """
 
 from __future__ import annotations
@@ -29,6 +35,12 @@ TOP_N = 5
 BOOK_DEPTH = 200
 BY_QUOTE_VOLUME = "quote_volume"  # Q1's ranking
 BY_TRADE_COUNT = "trade_count"  # Q2's ranking
+DEFAULT_QUOTE_VOLUME_ASSETS = ("BTC",)  # Q1's lists
+DEFAULT_TRADE_COUNT_ASSETS = ("USDT",)  # Q2's lists
+# Lists of one ranking at most: each holds up to --top symbols, each with its
+# own series, and each Q1 list costs a depth request per symbol per cycle.
+MAX_LISTS_PER_RANKING = 10
+MAX_NAME_LENGTH = 40
 
 # Binance sends at most 8 decimals; 28 digits (Python's default) could round
 # a large book's notional, so sums run in a context wide enough to be exact,
@@ -40,6 +52,14 @@ EXACT = decimal.Context(
 )
 
 PriceLevel = tuple[Decimal, Decimal]
+
+
+def is_name(text: str) -> bool:
+    """Whether ``text`` is a symbol or asset name as Binance spells them:
+    upper-case letters and digits (Binance has listed names in other scripts
+    too), never punctuation, space or control characters, at most
+    ``MAX_NAME_LENGTH`` long."""
+    return len(text) <= MAX_NAME_LENGTH and text.isalnum() and text == text.upper()
 
 
 @dataclass(frozen=True)
@@ -88,6 +108,30 @@ class BookTop:
 
 
 @dataclass(frozen=True)
+class TopList:
+    """A top list to keep: the ranking (``BY_QUOTE_VOLUME`` for Q1,
+    ``BY_TRADE_COUNT`` for Q2) and the quote asset whose symbols it ranks."""
+
+    name: str
+    quote_asset: str
+
+
+def top_lists(
+    quote_volume_assets: Sequence[str] = DEFAULT_QUOTE_VOLUME_ASSETS,
+    trade_count_assets: Sequence[str] = DEFAULT_TRADE_COUNT_ASSETS,
+) -> tuple[TopList, ...]:
+    """The top lists in the order they are ranked, exported and printed:
+    a Q1 list per quote asset of ``quote_volume_assets``, then a Q2 list
+    per quote asset of ``trade_count_assets``, each in the order given."""
+    return tuple(TopList(BY_QUOTE_VOLUME, asset) for asset in quote_volume_assets) + tuple(
+        TopList(BY_TRADE_COUNT, asset) for asset in trade_count_assets
+    )
+
+
+DEFAULT_TOP_LISTS = top_lists()
+
+
+@dataclass(frozen=True)
 class Ranking:
     """One top list: which tickers lead by which measure, best first."""
 
@@ -99,6 +143,11 @@ class Ranking:
     def symbols(self) -> tuple[str, ...]:
         """The ranked symbols, best first."""
         return tuple(t.symbol for t in self.tickers)
+
+    @property
+    def top_list(self) -> TopList:
+        """Which top list this is."""
+        return TopList(self.name, self.quote_asset)
 
 
 def top_symbols(
@@ -126,7 +175,7 @@ def top_symbols(
 def top_symbols_by_quote_volume(
     tickers: Iterable[Ticker24h],
     symbols: Mapping[str, SymbolInfo],
-    quote_asset: str = "BTC",
+    quote_asset: str = DEFAULT_QUOTE_VOLUME_ASSETS[0],
     count: int = TOP_N,
 ) -> Ranking:
     """Q1: the top symbols of ``quote_asset`` by 24 h quote volume."""
@@ -137,12 +186,37 @@ def top_symbols_by_quote_volume(
 def top_symbols_by_trade_count(
     tickers: Iterable[Ticker24h],
     symbols: Mapping[str, SymbolInfo],
-    quote_asset: str = "USDT",
+    quote_asset: str = DEFAULT_TRADE_COUNT_ASSETS[0],
     count: int = TOP_N,
 ) -> Ranking:
     """Q2: the top symbols of ``quote_asset`` by 24 h trade count."""
     top = top_symbols(tickers, symbols, quote_asset, lambda t: t.trade_count, count)
     return Ranking(BY_TRADE_COUNT, quote_asset, top)
+
+
+def rank_top_lists(
+    tickers: Iterable[Ticker24h],
+    symbols: Mapping[str, SymbolInfo],
+    lists: Sequence[TopList] = DEFAULT_TOP_LISTS,
+    count: int = TOP_N,
+) -> tuple[Ranking, ...]:
+    """Each of ``lists`` ranked from the same 24 h tickers, in order. A
+    quote asset with no TRADING symbol has an empty list."""
+    ranked = list(tickers)
+    rank = {BY_QUOTE_VOLUME: top_symbols_by_quote_volume, BY_TRADE_COUNT: top_symbols_by_trade_count}
+    return tuple(rank[top_list.name](ranked, symbols, top_list.quote_asset, count) for top_list in lists)
+
+
+def listed_symbols(rankings: Iterable[Ranking], name: str) -> dict[str, str]:
+    """The symbols of the rankings called ``name`` (Q1's or Q2's lists),
+    each once, in list order, with the quote asset of the list that holds
+    them: the symbols whose books (Q3) or spreads (Q4, Q5) are read."""
+    listed: dict[str, str] = {}
+    for ranking in rankings:
+        if ranking.name == name:
+            for symbol in ranking.symbols:
+                listed.setdefault(symbol, ranking.quote_asset)
+    return listed
 
 
 def best_levels(levels: Sequence[PriceLevel], side: str, depth: int = BOOK_DEPTH) -> list[PriceLevel]:

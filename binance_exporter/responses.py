@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any, Callable, TypeVar
 
 from binance_exporter.errors import MarketDataError
-from binance_exporter.market import BookTop, OrderBook, PriceLevel, SymbolInfo, Ticker24h, printable
+from binance_exporter.market import BookTop, OrderBook, PriceLevel, SymbolInfo, Ticker24h, is_name, printable
 
 # Binance formats numbers as plain, unsigned decimals ("0.00001234") with at
 # most 8 decimals and far fewer than 20 integer digits. Exponents, signs,
@@ -23,7 +23,6 @@ from binance_exporter.market import BookTop, OrderBook, PriceLevel, SymbolInfo, 
 _DECIMAL = re.compile(r"[0-9]{1,20}(\.[0-9]{1,20})?")
 # Counts are 64-bit integers at Binance.
 MAX_COUNT = 2**63 - 1
-MAX_NAME_LENGTH = 40
 _Parsed = TypeVar("_Parsed")
 
 
@@ -49,11 +48,9 @@ def _text(record: Any, name: str, what: str) -> str:
 
 
 def _name(record: Any, name: str, what: str) -> str:
-    """A symbol or asset name: upper-case letters and digits (Binance has
-    listed names in other scripts too), never punctuation, space or control
-    characters, at most ``MAX_NAME_LENGTH`` long."""
+    """A symbol or asset name (``market.is_name``)."""
     value = _text(record, name, what)
-    if len(value) > MAX_NAME_LENGTH or not value.isalnum() or value != value.upper():
+    if not is_name(value):
         raise MarketDataError(f"{what}: field {name!r} is not a symbol or asset name: {_shown(value)}")
     return value
 

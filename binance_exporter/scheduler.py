@@ -4,9 +4,12 @@ each cycle publishes.
 Each cycle (every ``update_interval`` seconds):
 
 1. refreshes exchange info when it is an hour old (or missing);
-2. refreshes the rankings (Q1, Q2) when they are ``rank_interval`` old;
+2. refreshes the rankings (every Q1 and Q2 list) when they are
+   ``rank_interval`` old, all from one request;
 3. fetches the order book of every Q1 symbol and the book tops of all Q2
-   symbols concurrently, so a cycle costs about one round trip;
+   symbols (a request per ``BOOK_TICKER_BATCH`` of them) concurrently, so a
+   cycle costs about one round trip; a symbol in several lists is fetched
+   once;
 4. publishes a new ``Snapshot``.
 
 A failure costs only what failed: other symbols still update, the next
@@ -30,17 +33,19 @@ from binance_exporter.request_gate import RequestSkipped
 from binance_exporter.market import (
     BY_QUOTE_VOLUME,
     BY_TRADE_COUNT,
+    DEFAULT_TOP_LISTS,
     TOP_N,
     BookTop,
     OrderBook,
     Ranking,
     SymbolInfo,
     Ticker24h,
+    TopList,
+    listed_symbols,
+    rank_top_lists,
     side_notional,
     spread,
     spread_delta,
-    top_symbols_by_quote_volume,
-    top_symbols_by_trade_count,
 )
 from binance_exporter.snapshot import ApiCounts, BookNotional, Snapshot, SpreadReading
 
@@ -48,6 +53,10 @@ logger = logging.getLogger(__name__)
 
 STALE_AFTER_INTERVALS = 3
 EXCHANGE_INFO_INTERVAL = 3600.0
+# Symbols per bookTicker request: --top 100's whole list, as one request
+# always asked for; more lists take more requests rather than longer URLs.
+BOOK_TICKER_BATCH = 100
+MAX_WORKERS = 16
 
 
 class MarketSource(Protocol):
@@ -119,13 +128,33 @@ class Schedule:
     rank_interval: float = 60.0
     exchange_info_interval: float = EXCHANGE_INFO_INTERVAL
     top_n: int = TOP_N
+    top_lists: tuple[TopList, ...] = DEFAULT_TOP_LISTS
+
+    def lists(self, name: str) -> int:
+        """How many top lists rank by ``name``."""
+        return sum(1 for top_list in self.top_lists if top_list.name == name)
+
+    @property
+    def depths_per_cycle(self) -> int:
+        """Order books a cycle fetches at most: one per symbol of each Q1
+        list (lists of distinct quote assets share no symbol)."""
+        return self.lists(BY_QUOTE_VOLUME) * self.top_n
+
+    @property
+    def book_ticker_requests_per_cycle(self) -> int:
+        """bookTicker requests a cycle makes at most, for the Q2 lists' symbols."""
+        return math.ceil(self.lists(BY_TRADE_COUNT) * self.top_n / BOOK_TICKER_BATCH)
 
     def weight_per_minute(self, weights: Mapping[str, int]) -> float:
         """The request weight this schedule spends per minute when every
         request succeeds, at the ``weights`` of the endpoints: each cycle
-        a depth per Q1 symbol and one bookTicker for Q2; each ranking all
-        24 h tickers; exchange info hourly."""
-        cycle = self.top_n * weights["/api/v3/depth"] + weights["/api/v3/ticker/bookTicker"]
+        a depth per symbol of the Q1 lists and a bookTicker per
+        ``BOOK_TICKER_BATCH`` symbols of the Q2 lists; each ranking all 24 h
+        tickers; exchange info hourly."""
+        cycle = (
+            self.depths_per_cycle * weights["/api/v3/depth"]
+            + self.book_ticker_requests_per_cycle * weights["/api/v3/ticker/bookTicker"]
+        )
         ranking = weights["/api/v3/ticker/24hr"]
         exchange_info = weights["/api/v3/exchangeInfo"]
         return 60 * (
@@ -202,10 +231,12 @@ class Scheduler:
     ):
         self.source = source
         self.schedule = schedule
-        self.snapshot = Snapshot()
+        self.snapshot = Snapshot(top_lists=schedule.top_lists)
         self._clock = clock
         self._wall_clock = wall_clock
-        self._pool = WorkerPool(min(schedule.top_n + 1, 16))
+        # Enough workers for all of a cycle's requests at once, up to MAX_WORKERS.
+        requests = schedule.depths_per_cycle + schedule.book_ticker_requests_per_cycle
+        self._pool = WorkerPool(min(max(requests, 1), MAX_WORKERS))
         self._cycle = 0
         self._symbols: Optional[tuple[float, Mapping[str, SymbolInfo]]] = None  # (fetched at, symbols)
         self._rankings: Optional[tuple[float, tuple[Ranking, ...]]] = None  # (fetched at, rankings)
@@ -225,8 +256,9 @@ class Scheduler:
         )
 
     def _ranked(self, name: str) -> tuple[str, ...]:
-        """The symbols of a ranking, less those Binance no longer lists."""
-        return next((r.symbols for r in self._current_rankings() if r.name == name), ())
+        """The symbols of the lists of a ranking, each once, less those
+        Binance no longer lists."""
+        return tuple(listed_symbols(self._current_rankings(), name))
 
     def _time_left(self) -> float:
         return max(0.0, self._deadline - self._clock())
@@ -256,26 +288,34 @@ class Scheduler:
         except MarketDataError as exc:
             _log_failure("rankings not refreshed", exc)
             return False
-        symbols = self._symbols[1]
-        rankings = (
-            top_symbols_by_quote_volume(tickers, symbols, "BTC", self.schedule.top_n),
-            top_symbols_by_trade_count(tickers, symbols, "USDT", self.schedule.top_n),
-        )
+        rankings = rank_top_lists(tickers, self._symbols[1], self.schedule.top_lists, self.schedule.top_n)
+        previous = {ranking.top_list: ranking for ranking in self._rankings[1]} if self._rankings else {}
         if self._rankings is None or rankings != self._rankings[1]:
             for ranking in rankings:
-                logger.info("top %s %s: %s", ranking.quote_asset, ranking.name, ", ".join(ranking.symbols))
+                if ranking.tickers:
+                    logger.info("top %s %s: %s", ranking.quote_asset, ranking.name, ", ".join(ranking.symbols))
+                elif previous.get(ranking.top_list) != ranking:  # said once, when the list becomes empty
+                    logger.warning(
+                        "top %s %s: none, no TRADING symbol is quoted in %s",
+                        ranking.quote_asset,
+                        ranking.name,
+                        ranking.quote_asset,
+                    )
         self._rankings = (now, rankings)
-        self._readings.new_ranking(rankings[0].symbols, rankings[1].symbols)
+        self._readings.new_ranking(
+            tuple(listed_symbols(rankings, BY_QUOTE_VOLUME)), tuple(listed_symbols(rankings, BY_TRADE_COUNT))
+        )
         return True
 
     def _refresh_books(self) -> bool:
         q1, q2 = self._ranked(BY_QUOTE_VOLUME), list(self._ranked(BY_TRADE_COUNT))
         time_left = self._time_left()
         books = {symbol: self._pool.submit(self.source.order_book, symbol, time_left) for symbol in q1}
-        tops = self._pool.submit(self.source.book_tops, q2, time_left) if q2 else None
+        batches = [q2[start : start + BOOK_TICKER_BATCH] for start in range(0, len(q2), BOOK_TICKER_BATCH)]
+        tops = [(batch, self._pool.submit(self.source.book_tops, batch, time_left)) for batch in batches]
         notionals_complete = self._collect_notionals(books)
-        spreads_complete = tops is not None and self._collect_spreads(q2, tops)
-        return bool(books) and notionals_complete and spreads_complete
+        spreads_complete = [self._collect_spreads(batch, future) for batch, future in tops]
+        return notionals_complete and all(spreads_complete)
 
     def _collect_notionals(self, books: Mapping[str, Future]) -> bool:
         complete = True
@@ -359,6 +399,7 @@ class Scheduler:
         rankings_fresh = now - fetched_at <= STALE_AFTER_INTERVALS * self.schedule.rank_interval
         self.snapshot = Snapshot(
             cycle=self._cycle,
+            top_lists=self.schedule.top_lists,
             rankings=self._current_rankings() if rankings_fresh else (),
             notionals=self._readings.fresh_notionals(self._ranked(BY_QUOTE_VOLUME), now),
             spreads=self._readings.fresh_spreads(self._ranked(BY_TRADE_COUNT), now),

@@ -48,6 +48,9 @@ class ListedSymbol:
 
 # Reference values loosely follow real markets; the traps are the point.
 # quote_volume and trades are the 24 h values around which the market drifts.
+# Besides BTC and USDT, four ETH-quoted symbols (fewer than a top 5), three
+# USDC-quoted ones (USDCUSDT is USDT-quoted) and BUSD, whose symbols are all
+# in BREAK (an asset with no TRADING symbol).
 _LISTING = """
 symbol       base     quote  status   price             tick        qty_step    quote_volume  trades   levels
 ETHBTC       ETH      BTC    TRADING  0.05123000        0.00001000  0.00010000  3100          240000   1000
@@ -73,6 +76,16 @@ USTCUSDT     USTC     USDT   BREAK    0.02000000        0.00001000  1.00000000  
 USDTTRY      USDT     TRY    TRADING  34.21000000       0.01000000  0.10000000  9000000000    9000000  1000
 BTCTRY       BTC      TRY    TRADING  2292000.00000000  1.00000000  0.00001000  2000000000    400000   1000
 ETHEUR       ETH      EUR    TRADING  3170.55000000     0.01000000  0.00010000  40000000      80000    1000
+BNBETH       BNB      ETH    TRADING  0.17250000        0.00001000  0.00100000  410           52000    1000
+LINKETH      LINK     ETH    TRADING  0.00426000        0.00000100  0.01000000  160           21000    1000
+XRPETH       XRP      ETH    TRADING  0.00015850        0.00000010  1.00000000  120           17000    1000
+ADAETH       ADA      ETH    TRADING  0.00010920        0.00000010  1.00000000  95            14000    1000
+BTCUSDC      BTC      USDC   TRADING  67010.12000000    0.01000000  0.00001000  420000000     610000   1000
+ETHUSDC      ETH      USDC   TRADING  3432.87000000     0.01000000  0.00010000  150000000     330000   1000
+SOLUSDC      SOL      USDC   TRADING  155.09000000      0.01000000  0.00100000  60000000      190000   1000
+USDCUSDT     USDC     USDT   TRADING  1.00010000        0.00010000  1.00000000  500000000     150000   1000
+BTCBUSD      BTC      BUSD   BREAK    67000.00000000    0.01000000  0.00001000  0             0        1000
+ETHBUSD      ETH      BUSD   BREAK    3430.00000000     0.01000000  0.00010000  0             0        1000
 """
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Optional
 
-from binance_exporter.market import BookTop, Ranking, Ticker24h
+from binance_exporter.market import DEFAULT_TOP_LISTS, BookTop, Ranking, Ticker24h, TopList
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,8 @@ class Snapshot:
     that fetched them: older ones are values kept from an earlier cycle
     because this one could not refresh them. ``update_interval`` is the
     configured time between cycles, in seconds (None before the first).
+    ``top_lists`` are the configured top lists, in order; ``rankings``
+    holds one ranking per list once they are known, () until then.
     """
 
     cycle: int = 0
@@ -80,10 +82,11 @@ class Snapshot:
     cycle_duration: Optional[float] = None
     update_interval: Optional[float] = None
     api: ApiCounts = field(default_factory=ApiCounts)
+    top_lists: tuple[TopList, ...] = DEFAULT_TOP_LISTS
 
-    def ranking(self, name: str) -> Optional[Ranking]:
-        """The ranking called ``name``, if there is one."""
-        return next((ranking for ranking in self.rankings if ranking.name == name), None)
+    def ranking(self, top_list: TopList) -> Optional[Ranking]:
+        """The ranking of ``top_list``, if it is known."""
+        return next((ranking for ranking in self.rankings if ranking.top_list == top_list), None)
 
     def notionals_this_cycle(self) -> dict[str, BookNotional]:
         """The Q3 readings this snapshot's own cycle fetched, by symbol."""

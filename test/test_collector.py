@@ -19,7 +19,7 @@ from binance_exporter.collector import (
     SnapshotCollector,
     choose_format,
 )
-from binance_exporter.market import BookTop, Ranking, Ticker24h
+from binance_exporter.market import BookTop, Ranking, Ticker24h, top_lists
 from binance_exporter.snapshot import ApiCounts, BookNotional, Snapshot, SpreadReading
 from .helpers import ROOT
 
@@ -133,6 +133,49 @@ def test_a_symbol_leaving_the_top_list_disappears_from_metrics():
     rank_labels = {"ranking": "trade_count", "quote_asset": "USDT", "symbol": "PEPEUSDT"}
     assert registry.get_sample_value("binance_top_symbol_rank", rank_labels) is None
     assert registry.get_sample_value("binance_spread", {"symbol": "BTCUSDT"}) == 0.01
+
+
+ETHUSDC = Ticker24h("ETHUSDC", D("52000"), D("180000000.5"), 420733)
+
+# A list per quote asset: BTCUSDT is in a quote volume and a trade count list, BUSD's list is empty.
+MANY_LISTS = replace(
+    SNAPSHOT,
+    top_lists=top_lists(("BTC", "USDT", "BUSD"), ("USDT", "USDC")),
+    rankings=(
+        SNAPSHOT.rankings[0],
+        Ranking("quote_volume", "USDT", (BTCUSDT,)),
+        Ranking("quote_volume", "BUSD", ()),
+        SNAPSHOT.rankings[1],
+        Ranking("trade_count", "USDC", (ETHUSDC,)),
+    ),
+    notionals=SNAPSHOT.notionals + (BookNotional("BTCUSDT", D("5000000.25"), D("4000000"), 2),),
+    spreads=SNAPSHOT.spreads + (spread_reading("ETHUSDC", "3432.87", "3432.89"),),
+)
+
+
+def test_each_list_has_its_ranks_under_its_quote_asset_and_each_symbol_its_series_once():
+    samples = [sample for family in scraped_families(MANY_LISTS) for sample in family.samples]
+    ranks = {
+        (s.labels["ranking"], s.labels["quote_asset"], s.labels["symbol"]): s.value
+        for s in samples
+        if s.name == "binance_top_symbol_rank"
+    }
+    assert ranks == {
+        ("quote_volume", "BTC", "ETHBTC"): 1,
+        ("quote_volume", "BTC", "WBTCBTC"): 2,
+        ("quote_volume", "USDT", "BTCUSDT"): 1,
+        ("trade_count", "USDT", "BTCUSDT"): 1,
+        ("trade_count", "USDT", "PEPEUSDT"): 2,
+        ("trade_count", "USDC", "ETHUSDC"): 1,
+    }  # nothing for BUSD
+    keys = [(s.name, tuple(sorted(s.labels.items()))) for s in samples]
+    assert len(keys) == len(set(keys))  # BTCUSDT's 24 h values once, though it is in two lists
+    registry = registry_for(MANY_LISTS)
+    assert registry.get_sample_value("binance_order_book_notional", {"symbol": "BTCUSDT", "side": "bid"}) == 5000000.25
+    assert registry.get_sample_value("binance_spread", {"symbol": "BTCUSDT"}) == 0.01
+    assert registry.get_sample_value("binance_spread", {"symbol": "ETHUSDC"}) == pytest.approx(0.02)
+    assert registry.get_sample_value("binance_trades_24h", {"symbol": "ETHUSDC"}) == 420733
+    assert registry.get_sample_value("binance_quote_volume_24h", {"symbol": "BTCUSDT"}) == 1340000000.5
 
 
 def test_an_empty_snapshot_exports_down_and_no_market_series():

@@ -2,14 +2,16 @@
 one-line error with exit status 2 for each kind of bad input."""
 
 import os
+import re
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
 
 import pytest
 
 from binance_exporter import __version__
-from binance_exporter.config import Config, parse_args
+from binance_exporter.config import OPTIONS, Config, parse_args
 from .helpers import ROOT
 
 
@@ -23,6 +25,8 @@ def test_defaults():
         request_timeout=5.0,
         weight_budget=1200,
         top=5,
+        quote_volume_assets=("BTC",),
+        trade_count_assets=("USDT",),
         loglevel="INFO",
         once=False,
         output_format="text",
@@ -60,6 +64,28 @@ def test_the_state_dir_follows_xdg_state_home():
         ("--request-timeout", "0.5", "BINANCE_EXPORTER_REQUEST_TIMEOUT", "request_timeout", 0.5),
         ("--weight-budget", "600", "BINANCE_EXPORTER_WEIGHT_BUDGET", "weight_budget", 600),
         ("--top", "100", "BINANCE_EXPORTER_TOP", "top", 100),
+        ("--quote-volume-assets", "ETH", "BINANCE_EXPORTER_QUOTE_VOLUME_ASSETS", "quote_volume_assets", ("ETH",)),
+        (
+            "--quote-volume-assets",
+            "BTC,ETH,USDC",
+            "BINANCE_EXPORTER_QUOTE_VOLUME_ASSETS",
+            "quote_volume_assets",
+            ("BTC", "ETH", "USDC"),
+        ),
+        (
+            "--trade-count-assets",
+            " USDT, FDUSD ,1INCH",
+            "BINANCE_EXPORTER_TRADE_COUNT_ASSETS",
+            "trade_count_assets",
+            ("USDT", "FDUSD", "1INCH"),
+        ),
+        (
+            "--trade-count-assets",
+            ",".join(f"A{i}" for i in range(10)),
+            "BINANCE_EXPORTER_TRADE_COUNT_ASSETS",
+            "trade_count_assets",
+            tuple(f"A{i}" for i in range(10)),
+        ),
         ("--loglevel", "debug", "BINANCE_EXPORTER_LOGLEVEL", "loglevel", "DEBUG"),
         ("--format", "json", "BINANCE_EXPORTER_FORMAT", "output_format", "json"),
         ("--state-dir", "/var/lib/be", "BINANCE_EXPORTER_STATE_DIR", "state_dir", "/var/lib/be"),
@@ -118,6 +144,31 @@ def test_once_from_flag_and_env(argv, env, once):
         (["--weight-budget", "1.5"], {}, "--weight-budget must be a whole number from 1 to 1000000"),
         (["--top", "0"], {}, "--top must be a whole number from 1 to 100, not '0'"),
         (["--top", "101"], {}, "--top must be a whole number from 1 to 100"),
+        (["--quote-volume-assets", ""], {}, "--quote-volume-assets must name at least one quote asset"),
+        ([], {"BINANCE_EXPORTER_QUOTE_VOLUME_ASSETS": " "}, "BINANCE_EXPORTER_QUOTE_VOLUME_ASSETS must name at least"),
+        (
+            ["--quote-volume-assets", "BTC,,ETH"],
+            {},
+            "--quote-volume-assets must be quote assets separated by commas, with no empty item, not 'BTC,,ETH'",
+        ),
+        (["--trade-count-assets", "USDT,"], {}, "--trade-count-assets must be quote assets separated by commas, with"),
+        (
+            ["--trade-count-assets", "usdc"],
+            {},
+            "--trade-count-assets must be quote assets as Binance names them, upper-case letters and digits, "
+            "not 'usdc' ('USDC'?)",
+        ),
+        (["--trade-count-assets", "USDT;USDC"], {}, "upper-case letters and digits, not 'USDT;USDC'\n"),
+        (["--quote-volume-assets", "BTC ETH"], {}, "upper-case letters and digits, not 'BTC ETH'\n"),
+        (["--quote-volume-assets", "BTC/USDT"], {}, "not 'BTC/USDT'\n"),
+        (["--quote-volume-assets", "B" * 41], {}, f"not '{'B' * 41}'\n"),
+        (["--quote-volume-assets", "BTC,ETH,BTC"], {}, "--quote-volume-assets names BTC twice\n"),
+        ([], {"BINANCE_EXPORTER_TRADE_COUNT_ASSETS": "USDT,USDT"}, "BINANCE_EXPORTER_TRADE_COUNT_ASSETS names USDT"),
+        (
+            ["--trade-count-assets", ",".join(f"A{i}" for i in range(11))],
+            {},
+            "--trade-count-assets must name at most 10 quote assets, not 11",
+        ),
         ([], {"BINANCE_EXPORTER_WEIGHT_BUDGET": "lots"}, "BINANCE_EXPORTER_WEIGHT_BUDGET must be a whole number"),
         (["--address", " "], {}, "--address must not be empty"),
         (["--state-dir", ""], {}, "--state-dir must not be empty"),
@@ -160,9 +211,13 @@ def test_help_names_every_option_and_its_env_var(capsys):
         "loglevel",
         "format",
         "state-dir",
+        "quote-volume-assets",
+        "trade-count-assets",
     ):
         assert f"--{name}" in out and f"BINANCE_EXPORTER_{name.upper().replace('-', '_')}" in out
     words = " ".join(out.split())  # argparse wraps lines
+    assert "(default: BTC; env BINANCE_EXPORTER_QUOTE_VOLUME_ASSETS)" in words
+    assert "(default: USDT; env BINANCE_EXPORTER_TRADE_COUNT_ASSETS)" in words
     assert "--web.max-connections WEB_MAX_CONNECTIONS" in words and "env BINANCE_EXPORTER_WEB_MAX_CONNECTIONS" in words
 
 
@@ -189,3 +244,33 @@ def test_the_real_process_refuses_settings_that_overspend_the_weight_budget():
     assert result.stderr.startswith("binance-exporter: error: --update-interval 2 with --top 10 and --rank-interval")
     assert result.stderr.endswith("raise --update-interval, lower --top or raise --weight-budget\n")
     assert result.stderr.count("\n") == 1
+
+
+def readme_flag_table():
+    """The README's flag table, as (flag, environment variable, default) rows."""
+    readme = Path(ROOT, "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("\n## Running it\n") :].split("\n## ")[1]
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in section.splitlines() if line[:1] == "|"]
+    return [(row[0].strip("`"), row[1], row[2]) for row in rows if row[0].startswith("`--")]
+
+
+def test_the_readme_flag_table_lists_every_option_with_its_variable_in_order():
+    table = readme_flag_table()
+    options = [(option.flag, f"`{option.env}`") for option in OPTIONS]
+    assert [(flag, env) for flag, env, _ in table if flag not in ("--once", "--version")] == options
+    assert [flag for flag, _, _ in table][-2:] == ["--once", "--version"]
+
+
+@pytest.mark.parametrize("flag, default", [("--quote-volume-assets", "`BTC`"), ("--trade-count-assets", "`USDT`")])
+def test_the_readme_flag_table_shows_the_default_quote_assets(flag, default):
+    assert {row[0]: row[2] for row in readme_flag_table()}[flag] == default
+    assert re.fullmatch(r"`(\w+)`", default)[1] == ",".join(getattr(Config(), flag[2:].replace("-", "_")))
+
+
+def test_the_real_process_refuses_a_malformed_list_of_quote_assets():
+    result = run_module("binance_exporter", "--quote-volume-assets", "BTC,eth")
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (
+        "binance-exporter: error: --quote-volume-assets must be quote assets as Binance names them, "
+        "upper-case letters and digits, not 'eth' ('ETH'?)\n"
+    )

@@ -247,6 +247,108 @@ def test_once_as_json(binance):
     assert [row["symbol"] for row in report["q4"]] == list(Q2)
 
 
+Q1_ETH = ("BNBETH", "LINKETH", "ADAETH", "XRPETH")
+Q2_USDC = ("BTCUSDC", "ETHUSDC", "SOLUSDC")
+MORE_LISTS = ("--quote-volume-assets", "BTC,ETH,BUSD", "--trade-count-assets", "USDT,USDC")
+
+
+def test_once_with_a_list_per_quote_asset_prints_every_list_and_fetches_each_book_once(simulator):
+    lists = (*MORE_LISTS, "--top", "4", "--update-interval", "30")  # within the default weight budget
+    process = start_module("binance_exporter", "--once", "--base-url", simulator.url, *lists)
+    process.wait(timeout=30)
+    status, out, err = stop_process(process)
+    assert status == 0, err
+    sections = [line for line in out.splitlines() if line[:2] in ("Q1", "Q2", "Q3", "Q4")]
+    assert sections == [
+        "Q1  Top BTC-quoted symbols by 24 h quote volume (BTC)",
+        "Q1  Top ETH-quoted symbols by 24 h quote volume (ETH)",
+        "Q1  Top BUSD-quoted symbols by 24 h quote volume (BUSD)",
+        "Q2  Top USDT-quoted symbols by 24 h trade count",
+        "Q2  Top USDC-quoted symbols by 24 h trade count",
+        "Q3  Notional of the best 200 price levels of each side (quote asset)",
+        "Q4  Spread: best ask - best bid (quote asset)",
+    ]
+    busd = out.splitlines().index(sections[2])
+    assert out.splitlines()[busd + 1] == "    none: no TRADING symbol is quoted in BUSD"
+    notionals = out.partition(sections[5])[2].partition(sections[6])[0]
+    assert [line.split()[0] for line in notionals.splitlines() if line] == list(Q1[:4] + Q1_ETH)
+    spreads = out.partition(sections[6])[2]
+    assert [line.split()[0] for line in spreads.splitlines() if line] == list(Q2[:4] + Q2_USDC)
+    assert "n/a" not in out
+    assert "top BUSD quote_volume: none, no TRADING symbol is quoted in BUSD" in err
+    # the 24 h tickers once for all lists, a depth per Q1 symbol, one bookTicker for all Q2 symbols
+    assert simulator.stats()["requests"] == {
+        "/api/v3/exchangeInfo": 1,
+        "/api/v3/ticker/24hr": 1,
+        "/api/v3/depth": 8,
+        "/api/v3/ticker/bookTicker": 1,
+    }
+
+
+def test_more_lists_at_settings_over_the_budget_are_refused_naming_them():
+    process = start_module("binance_exporter", "--quote-volume-assets", "BTC,ETH", "--base-url", "http://127.0.0.1:1")
+    process.wait(timeout=30)
+    status, out, err = stop_process(process)
+    assert (status, out) == (2, "")
+    assert err == (
+        "binance-exporter: error: --update-interval 10 with --top 5, --quote-volume-assets BTC,ETH and "
+        "--rank-interval 60 needs 1605 request weight a minute, over --weight-budget 1200: raise --update-interval, "
+        "lower --top, name fewer --quote-volume-assets or raise --weight-budget\n"
+    )
+
+
+def listed(*lists):
+    """(quote asset, symbol) of each symbol of ``lists`` of (quote asset, symbols), in order."""
+    return [(asset, symbol) for asset, symbols in lists for symbol in symbols]
+
+
+def ranks_of(metrics):
+    """The scraped ranks, by (ranking, quote asset, symbol)."""
+    return {
+        (labels["ranking"], labels["quote_asset"], labels["symbol"]): value
+        for (name, items), value in metrics.items()
+        if name == "binance_top_symbol_rank"
+        for labels in [dict(items)]
+    }
+
+
+def test_every_list_is_served_at_metrics_and_printed_as_json(binance):
+    exporter, url = start_exporter(binance, "--update-interval", "1", "--format", "json", *MORE_LISTS)
+    try:
+        wait_for(lambda: up(url))
+        metrics = scrape(url)
+    finally:
+        status, out, err = stop_process(exporter)
+    assert status == 0, err
+    assert ranks_of(metrics) == {  # and nothing for BUSD
+        (ranking, asset, symbol): rank
+        for ranking, asset, symbols in (
+            ("quote_volume", "BTC", Q1),
+            ("quote_volume", "ETH", Q1_ETH),
+            ("trade_count", "USDT", Q2),
+            ("trade_count", "USDC", Q2_USDC),
+        )
+        for rank, symbol in enumerate(symbols, start=1)
+    }
+    for symbol in Q1_ETH:
+        book = served(binance, f"/api/v3/depth?symbol={symbol}&limit=200")
+        for side, levels in (("bid", book["bids"]), ("ask", book["asks"])):
+            assert metrics[("binance_order_book_notional", (("side", side), ("symbol", symbol)))] == float(
+                notional(levels)
+            )
+    for top in served(binance, "/api/v3/ticker/bookTicker?symbols=" + json.dumps(list(Q2_USDC)).replace(" ", "")):
+        assert metrics[("binance_spread", (("symbol", top["symbol"]),))] == float(
+            D(top["askPrice"]) - D(top["bidPrice"])
+        )
+    report, *spread_lines = [json.loads(line) for line in out.splitlines()]
+    assert report["type"] == "report"
+    assert [(row["quote_asset"], row["symbol"]) for row in report["q1"]] == listed(("BTC", Q1), ("ETH", Q1_ETH))
+    assert [(row["quote_asset"], row["symbol"]) for row in report["q3"]] == listed(("BTC", Q1), ("ETH", Q1_ETH))
+    q2 = listed(("USDT", Q2), ("USDC", Q2_USDC))
+    assert [(row["quote_asset"], row["symbol"]) for row in report["q4"]] == q2
+    assert [(line["quote_asset"], line["symbol"]) for line in spread_lines[: len(q2)]] == q2
+
+
 def test_once_exits_1_when_binance_cannot_be_reached():
     process = start_module("binance_exporter.exporter", "--once", "--base-url", f"http://127.0.0.1:{free_port()}")
     process.wait(timeout=30)

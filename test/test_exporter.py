@@ -9,6 +9,7 @@ import pytest
 from binance_exporter.config import Config
 from binance_exporter.binance_client import BinanceClient
 from binance_exporter.exporter import ReportPrinter, build_scheduler, configure_logging, weight_per_minute
+from binance_exporter.market import DEFAULT_TOP_LISTS, top_lists
 from binance_exporter.scheduler import STALE_AFTER_INTERVALS
 from binance_exporter.snapshot import Snapshot
 from .test_report import SNAPSHOT
@@ -35,6 +36,35 @@ def test_settings_that_would_overspend_the_budget_are_a_one_line_error(capsys, t
     assert capsys.readouterr().err == (
         "binance-exporter: error: --update-interval 2 with --top 5 and --rank-interval 10 needs 4351 request "
         "weight a minute, over --weight-budget 1200: raise --update-interval, lower --top or raise --weight-budget\n"
+    )
+
+
+def test_every_lists_books_count_in_the_weight_the_settings_spend():
+    # 3 lists of 5 depths (25 each) and one bookTicker (4) for the 2 trade count lists every 10 s
+    two_more = Config(quote_volume_assets=("BTC", "ETH", "USDC"), trade_count_assets=("USDT", "USDC"))
+    assert weight_per_minute(two_more) == pytest.approx(6 * (3 * 5 * 25 + 4) + 80 + 20 / 60)
+
+
+def test_the_scheduler_keeps_the_configured_lists(tmp_path):
+    lists = {"quote_volume_assets": ("ETH", "BTC"), "trade_count_assets": ("USDC",)}
+    scheduler = build_scheduler(Config(update_interval=20, state_dir=str(tmp_path), **lists))
+    scheduler.close()
+    assert scheduler.schedule.top_lists == top_lists(("ETH", "BTC"), ("USDC",))
+    assert scheduler.snapshot.top_lists == scheduler.schedule.top_lists  # from before the first cycle
+    defaults = build_scheduler(Config(state_dir=str(tmp_path)))
+    defaults.close()
+    assert defaults.schedule.top_lists == DEFAULT_TOP_LISTS
+
+
+def test_lists_that_would_overspend_the_budget_are_named_in_the_error(capsys, tmp_path):
+    config = Config(quote_volume_assets=("BTC", "ETH"), trade_count_assets=("USDT", "USDC"), state_dir=str(tmp_path))
+    with pytest.raises(SystemExit) as exited:
+        build_scheduler(config)
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == (
+        "binance-exporter: error: --update-interval 10 with --top 5, --quote-volume-assets BTC,ETH and "
+        "--rank-interval 60 needs 1605 request weight a minute, over --weight-budget 1200: raise --update-interval, "
+        "lower --top, name fewer --quote-volume-assets or raise --weight-budget\n"
     )
 
 

@@ -7,15 +7,22 @@ import pytest
 from hypothesis import given, strategies as st
 
 from binance_exporter.market import (
+    DEFAULT_TOP_LISTS,
     EXACT,
     BookTop,
+    Ranking,
     SymbolInfo,
     Ticker24h,
+    TopList,
     best_levels,
     format_decimal,
+    is_name,
+    listed_symbols,
+    rank_top_lists,
     side_notional,
     spread,
     spread_delta,
+    top_lists,
     top_symbols_by_quote_volume,
     top_symbols_by_trade_count,
 )
@@ -48,6 +55,10 @@ SYMBOLS = {
         info("DOGEUSDT", "DOGE", "USDT"),
         info("USDTTRY", "USDT", "TRY"),
         info("BTCTRY", "BTC", "TRY"),
+        info("ETHUSDC", "ETH", "USDC"),
+        info("BTCUSDC", "BTC", "USDC"),
+        info("USDCUSDT", "USDC", "USDT"),
+        info("BTCBUSD", "BTC", "BUSD", "BREAK"),
     )
 }
 
@@ -133,6 +144,97 @@ def test_top_symbols_by_trade_count(tickers, expected):
     ranking = top_symbols_by_trade_count(tickers, SYMBOLS)
     assert ranking.symbols == tuple(expected)
     assert (ranking.name, ranking.quote_asset) == ("trade_count", "USDT")
+
+
+def test_the_default_top_lists_are_q1_for_btc_then_q2_for_usdt():
+    assert DEFAULT_TOP_LISTS == top_lists() == (TopList("quote_volume", "BTC"), TopList("trade_count", "USDT"))
+
+
+def test_top_lists_are_the_quote_volume_lists_then_the_trade_count_lists_each_in_the_order_given():
+    assert top_lists(("USDC", "BTC"), ("USDT", "USDC")) == (
+        TopList("quote_volume", "USDC"),
+        TopList("quote_volume", "BTC"),
+        TopList("trade_count", "USDT"),
+        TopList("trade_count", "USDC"),
+    )
+
+
+MANY_TICKERS = [
+    ticker("ETHBTC", "10", count=1),
+    ticker("BNBBTC", "10", count=9),
+    ticker("WBTCBTC", "30", count=2),
+    ticker("HALTBTC", "99", count=99),
+    ticker("BTCUSDT", "500", count=3),
+    ticker("ETHUSDT", "900", count=3),
+    ticker("USDCUSDT", "2000", count=1),
+    ticker("ETHUSDC", "7", count=50),
+    ticker("BTCUSDC", "7", count=40),
+    ticker("USDTTRY", "99999", count=99999),
+    ticker("BTCBUSD", "99999", count=99999),
+]
+
+
+def test_each_list_is_ranked_exactly_as_q1_or_q2_for_its_own_quote_asset():
+    lists = top_lists(("BTC", "USDC", "USDT"), ("USDT", "USDC", "TRY"))
+    rankings = rank_top_lists(iter(MANY_TICKERS), SYMBOLS, lists, count=2)  # one pass over the tickers suffices
+    assert [r.top_list for r in rankings] == list(lists)
+    assert [r.symbols for r in rankings] == [
+        ("WBTCBTC", "BNBBTC"),  # ETHBTC ties BNBBTC at 10 and loses on its name; HALTBTC is not TRADING
+        ("BTCUSDC", "ETHUSDC"),  # a tie at 7, by name
+        ("USDCUSDT", "ETHUSDT"),  # USDCUSDT is USDT-quoted
+        ("BTCUSDT", "ETHUSDT"),  # a tie at 3 trades, by name
+        ("ETHUSDC", "BTCUSDC"),
+        ("USDTTRY",),
+    ]
+    for ranking in rankings:
+        alone = {"quote_volume": top_symbols_by_quote_volume, "trade_count": top_symbols_by_trade_count}[ranking.name]
+        assert ranking == alone(MANY_TICKERS, SYMBOLS, ranking.quote_asset, 2)
+
+
+@pytest.mark.parametrize("asset", ["BUSD", "EUR", "XYZ"])
+def test_a_quote_asset_without_trading_symbols_has_an_empty_list(asset):
+    rankings = rank_top_lists(MANY_TICKERS, SYMBOLS, top_lists((asset,), (asset,)))
+    assert rankings == (Ranking("quote_volume", asset, ()), Ranking("trade_count", asset, ()))
+
+
+def test_listed_symbols_are_each_symbol_of_one_rankings_lists_once_in_list_order_with_its_quote_asset():
+    rankings = (
+        Ranking("quote_volume", "USDT", (ticker("USDCUSDT"), ticker("BTCUSDT"))),
+        Ranking("trade_count", "USDT", (ticker("BTCUSDT"), ticker("ETHUSDT"))),
+        Ranking("quote_volume", "BTC", (ticker("ETHBTC"),)),
+        Ranking("quote_volume", "BUSD", ()),
+        Ranking("quote_volume", "USDT", (ticker("BTCUSDT"),)),  # never configured, but counted once all the same
+    )
+    assert list(listed_symbols(rankings, "quote_volume").items()) == [
+        ("USDCUSDT", "USDT"),
+        ("BTCUSDT", "USDT"),
+        ("ETHBTC", "BTC"),
+    ]
+    assert list(listed_symbols(rankings, "trade_count")) == ["BTCUSDT", "ETHUSDT"]
+    assert not listed_symbols((), "trade_count")
+
+
+@pytest.mark.parametrize(
+    "text, valid",
+    [
+        ("BTC", True),
+        ("USDT", True),
+        ("1INCH", True),
+        ("币安人生", True),  # Binance has listed names in other scripts
+        ("A" * 40, True),
+        ("A" * 41, False),
+        ("", False),
+        ("usdt", False),
+        ("Usdt", False),
+        ("BTC-USDT", False),
+        ("BTC USDT", False),
+        (" BTC", False),
+        ("BTC\n", False),
+        ("ß", False),  # its upper case is SS
+    ],
+)
+def test_a_symbol_or_asset_name_is_upper_case_letters_and_digits(text, valid):
+    assert is_name(text) is valid
 
 
 def levels(*pairs: tuple[str, str]) -> list[tuple[D, D]]:

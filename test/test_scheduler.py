@@ -4,6 +4,7 @@ snapshot holds, and how failures, staleness and list changes show."""
 import dataclasses
 import gc
 import json
+import logging
 import threading
 import time
 import tracemalloc
@@ -11,9 +12,10 @@ from decimal import Decimal as D
 
 import pytest
 
-from binance_exporter.binance_client import RETRIES, BinanceClient
+from binance_exporter.binance_client import RETRIES, WEIGHTS, BinanceClient
+from binance_exporter.market import TopList, top_lists
 from binance_exporter.request_gate import RequestGate
-from binance_exporter.scheduler import Schedule, Scheduler, WorkerPool
+from binance_exporter.scheduler import BOOK_TICKER_BATCH, Schedule, Scheduler, WorkerPool
 from binance_exporter.simulated_market import LISTED_SYMBOLS, Market, synthetic_symbols
 from binance_exporter.simulator import BinanceSimulator, Fault
 from .helpers import FakeClock, http_get
@@ -103,9 +105,16 @@ def test_a_failed_hourly_exchange_info_refresh_keeps_the_known_symbols(scheduler
     assert scheduler.run_cycle().up
 
 
-def test_the_book_requests_of_a_cycle_run_concurrently(simulator, clock):
-    # Each book request waits for all six to be under way: one after another, the first would wait in vain.
-    all_under_way = threading.Barrier(6, timeout=5)
+@pytest.mark.parametrize(
+    "lists, requests",
+    [
+        pytest.param(top_lists(), 6, id="5 depths and a bookTicker"),
+        pytest.param(top_lists(("BTC", "ETH"), ("USDT", "USDC")), 10, id="5 + 4 depths and a bookTicker"),
+    ],
+)
+def test_the_book_requests_of_a_cycle_run_concurrently(simulator, clock, lists, requests):
+    # Each book request waits for all of them to be under way: one after another, the first would wait in vain.
+    all_under_way = threading.Barrier(requests, timeout=5)
 
     class WaitingSource(BinanceClient):
         """A source whose book requests go out only once all of them have started."""
@@ -118,8 +127,9 @@ def test_the_book_requests_of_a_cycle_run_concurrently(simulator, clock):
             all_under_way.wait()
             return super().book_tops(symbols, time_left)
 
-    source = WaitingSource(simulator.url, timeout=1.0, gate=RequestGate(clock=clock), sleep=lambda _: None)
-    sched = Scheduler(source, Schedule(10, 60), clock=clock, wall_clock=clock)
+    gate = RequestGate(weight_budget=6000, clock=clock)
+    source = WaitingSource(simulator.url, timeout=1.0, gate=gate, sleep=lambda _: None)
+    sched = Scheduler(source, Schedule(10, 60, top_lists=lists), clock=clock, wall_clock=clock)
     try:
         assert sched.run_cycle().up
     finally:
@@ -530,3 +540,156 @@ def test_refused_bodies_are_freed_at_once_not_kept_cycle_after_cycle(scheduler, 
         tracemalloc.stop()
         gc.enable()
     assert held < 4 * 2**20  # 5 cycles of 5 refused books: 50 MiB if they were kept
+
+
+def scheduler_for(simulator, clock, lists, top_n=5):
+    """A scheduler of ``lists`` whose budget is Binance's whole limit."""
+    schedule = Schedule(10, 60, top_n=top_n, top_lists=lists)
+    return Scheduler(client_for(simulator, clock, weight_budget=6000), schedule, clock=clock, wall_clock=clock)
+
+
+def test_a_list_per_quote_asset_each_answered_as_q1_or_q2(simulator, clock, caplog):
+    caplog.set_level(logging.INFO)
+    lists = top_lists(("BTC", "ETH", "BUSD"), ("USDT", "USDC"))
+    sched = scheduler_for(simulator, clock, lists)
+    try:
+        snapshot = sched.run_cycle()
+    finally:
+        sched.close()
+    assert snapshot.up
+    assert snapshot.top_lists == lists
+    assert [(r.name, r.quote_asset, r.symbols) for r in snapshot.rankings] == [
+        ("quote_volume", "BTC", ("ETHBTC", "BNBBTC", "SOLBTC", "XRPBTC", "LINKBTC")),  # as with the defaults
+        ("quote_volume", "ETH", ("BNBETH", "LINKETH", "ADAETH", "XRPETH")),  # fewer than 5 ETH-quoted symbols
+        ("quote_volume", "BUSD", ()),  # every BUSD symbol is in BREAK
+        ("trade_count", "USDT", ("BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT", "BTCDOWNUSDT")),  # as with the defaults
+        ("trade_count", "USDC", ("BTCUSDC", "ETHUSDC", "SOLUSDC")),
+    ]
+    q1 = [s for r in snapshot.rankings[:3] for s in r.symbols]
+    q2 = [s for r in snapshot.rankings[3:] for s in r.symbols]
+    assert [r.symbol for r in snapshot.notionals] == q1
+    for reading in snapshot.notionals:
+        served = simulator.market.depth(reading.symbol, 200)
+        assert (reading.bid, reading.ask) == (expected_notional(served["bids"]), expected_notional(served["asks"]))
+    assert [r.symbol for r in snapshot.spreads] == q2
+    for reading in snapshot.spreads:
+        served = simulator.market.book_ticker(reading.symbol)
+        assert reading.spread == D(served["askPrice"]) - D(served["bidPrice"])
+    # every list from one 24 h ticker request, every Q2 symbol from one bookTicker request
+    assert sim_stats(simulator) == {
+        "/api/v3/exchangeInfo": 1,
+        "/api/v3/ticker/24hr": 1,
+        "/api/v3/depth": 9,
+        "/api/v3/ticker/bookTicker": 1,
+    }
+    assert "top BUSD quote_volume: none, no TRADING symbol is quoted in BUSD" in caplog.text
+    assert "top ETH quote_volume: BNBETH, LINKETH, ADAETH, XRPETH" in caplog.text
+
+
+def test_an_empty_list_is_warned_about_once_and_does_not_make_the_cycle_down(simulator, clock, caplog):
+    caplog.set_level(logging.INFO)
+    sched = scheduler_for(simulator, clock, top_lists(("BUSD",), ("BUSD", "USDC")))
+    try:
+        for trades in (None, 10**7, None):  # rankings at 1000, 1060 and 1120 s, SOLUSDC first at 1060 s
+            listed = simulator.market.symbols["SOLUSDC"]
+            simulator.market.symbols["SOLUSDC"] = dataclasses.replace(listed, trades=trades or 190000)
+            snapshot = sched.run_cycle()
+            assert snapshot.up
+            clock.advance(60)
+    finally:
+        sched.close()
+    assert [r.symbols for r in snapshot.rankings] == [(), (), ("BTCUSDC", "ETHUSDC", "SOLUSDC")]
+    assert "top USDC trade_count: SOLUSDC, BTCUSDC, ETHUSDC" in caplog.text  # the lists changed twice
+    assert not snapshot.notionals and len(snapshot.spreads) == 3
+    assert "/api/v3/depth" not in sim_stats(simulator)
+    warnings = [r.message for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == [
+        "top BUSD quote_volume: none, no TRADING symbol is quoted in BUSD",
+        "top BUSD trade_count: none, no TRADING symbol is quoted in BUSD",
+    ]
+
+
+def test_a_symbol_in_a_quote_volume_and_a_trade_count_list_is_fetched_once_for_each(simulator, clock):
+    sched = scheduler_for(simulator, clock, top_lists(("USDT",), ("USDT",)))
+    try:
+        snapshot = sched.run_cycle()
+        clock.advance(10)
+        snapshot = sched.run_cycle()
+    finally:
+        sched.close()
+    by_volume, by_trades = snapshot.rankings
+    assert by_volume.symbols == ("BTCUSDT", "USDCUSDT", "ETHUSDT", "SOLUSDT", "PEPEUSDT")
+    assert by_trades.symbols == ("BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT", "BTCDOWNUSDT")
+    assert snapshot.up
+    assert [r.symbol for r in snapshot.notionals] == list(by_volume.symbols)  # Q3 for the one list
+    assert [r.symbol for r in snapshot.spreads] == list(by_trades.symbols)  # Q4 for the other
+    assert sim_stats(simulator)["/api/v3/depth"] == 2 * 5
+    assert sim_stats(simulator)["/api/v3/ticker/bookTicker"] == 2
+
+
+def test_a_symbol_listed_twice_is_fetched_once(simulator, clock):
+    twice = (TopList("quote_volume", "BTC"), TopList("quote_volume", "BTC"), TopList("trade_count", "USDT"))
+    sched = scheduler_for(simulator, clock, twice)
+    try:
+        snapshot = sched.run_cycle()
+    finally:
+        sched.close()
+    assert snapshot.up and len(snapshot.notionals) == 5
+    assert sim_stats(simulator)["/api/v3/depth"] == 5
+
+
+def test_the_q2_lists_symbols_are_asked_for_in_batches_of_100(clock):
+    market = Market(LISTED_SYMBOLS + synthetic_symbols(70), tick_seconds=0)
+    sim = BinanceSimulator(market, clock=clock).start()
+    sched = scheduler_for(sim, clock, top_lists(("ETH",), ("USDT", "BTC")), top_n=60)
+    try:
+        snapshot = sched.run_cycle()
+    finally:
+        sched.close()
+        sim.stop()
+    assert snapshot.up
+    assert [len(r.symbols) for r in snapshot.rankings] == [4, 60, 60]
+    assert len(snapshot.spreads) == 120
+    assert sim.stats()["requests"]["/api/v3/ticker/bookTicker"] == 2  # 100 symbols, then 20
+    assert BOOK_TICKER_BATCH == 100
+
+
+def test_a_delisted_symbol_of_one_q2_list_does_not_cost_the_other_lists_their_spreads(simulator, clock):
+    sched = scheduler_for(simulator, clock, top_lists(("BTC",), ("USDT", "USDC")), top_n=3)
+    try:
+        sched.run_cycle()
+        del simulator.market.symbols["ETHUSDC"]
+        clock.advance(10)
+        snapshot = sched.run_cycle()
+    finally:
+        sched.close()
+    assert not snapshot.up
+    # the batch of all six was refused for ETHUSDC; asked one by one, the others updated
+    assert {r.symbol: r.cycle for r in snapshot.spreads} == {
+        "BTCUSDT": 2,
+        "ETHUSDT": 2,
+        "SOLUSDT": 2,
+        "BTCUSDC": 2,
+        "SOLUSDC": 2,
+    }
+    assert [r.symbols for r in snapshot.rankings][1:] == [("BTCUSDT", "ETHUSDT", "SOLUSDT"), ("BTCUSDC", "SOLUSDC")]
+
+
+@pytest.mark.parametrize(
+    "schedule, cycle_weight",
+    [
+        pytest.param(Schedule(), 5 * 25 + 4, id="defaults: 5 depths and a bookTicker"),
+        pytest.param(Schedule(top_lists=top_lists(("BTC", "ETH"), ("USDT",))), 10 * 25 + 4, id="two Q1 lists"),
+        pytest.param(Schedule(top_lists=top_lists(("BTC",), ("USDT", "USDC", "FDUSD"))), 5 * 25 + 4, id="three Q2"),
+        pytest.param(
+            Schedule(top_n=100, top_lists=top_lists(("BTC",), ("USDT", "USDC", "FDUSD"))),
+            100 * 25 + 3 * 4,
+            id="300 Q2 symbols in 3 bookTickers",
+        ),
+        pytest.param(
+            Schedule(top_n=60, top_lists=top_lists(("BTC",), ("USDT", "USDC"))), 60 * 25 + 2 * 4, id="120 in 2"
+        ),
+    ],
+)
+def test_the_weight_a_schedule_spends_counts_every_lists_requests(schedule, cycle_weight):
+    assert schedule.weight_per_minute(WEIGHTS) == pytest.approx(6 * cycle_weight + 80 + 20 / 60)
