@@ -73,6 +73,11 @@ RESERVED_DESCRIPTORS = 64
 LINGER_BYTES = 64 * 1024
 # An attack should cost a line in the log a minute, not a line a connection.
 WARNING_INTERVAL = 60.0
+# Connections accepted per pass of the serving loop. Between passes the
+# server learns which of its connections their clients have closed; accepting
+# many more in one pass would count those as open, and making room for the
+# newcomers could close a live one.
+ACCEPTS_PER_PASS = 16
 # Requests whose password waits for its check; a legitimate scraper's is
 # checked once and remembered, so only new passwords ever wait.
 MAX_PENDING_AUTH_CHECKS = 16
@@ -520,12 +525,12 @@ class ExporterHTTPServer:  # pylint: disable=too-many-instance-attributes  # its
         return sum(len(queue) for queue in self._waiting.values())
 
     def _accept(self) -> None:
-        """Accepts the connections waiting, up to a backlog's worth.
+        """Accepts the connections waiting, up to ``ACCEPTS_PER_PASS``.
 
         The listener is readable, so one is waiting. Out of descriptors,
         accept() fails whether one is waiting or not: only a first failure
         says one is, and makes room for it."""
-        for attempt in range(LISTEN_BACKLOG):
+        for attempt in range(ACCEPTS_PER_PASS):
             try:
                 sock, (host, port, *_) = self._listener.accept()
             except BlockingIOError:
@@ -591,8 +596,10 @@ class ExporterHTTPServer:  # pylint: disable=too-many-instance-attributes  # its
                 self._close(oldest, f"waited {timeout:g} s {phase.value}")
 
     def _close_longest_waiting(self, reason: str) -> bool:
-        """Closes the connection that has waited longest on its client; false if there is none."""
-        fronts = [next(iter(queue)) for queue in self._waiting.values() if queue]
+        """Closes a connection already answered and closing, else the one
+        that has waited longest on its client; false if there is none."""
+        closing = self._waiting[_Phase.CLOSE]
+        fronts = [next(iter(closing))] if closing else [next(iter(queue)) for queue in self._waiting.values() if queue]
         if not fronts:
             return False
         longest = min(fronts, key=lambda connection: connection.since)

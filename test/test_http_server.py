@@ -316,6 +316,20 @@ def test_at_the_connection_limit_the_connection_waiting_longest_makes_room(start
         assert not any(closed_by_server(sock) for sock in stalled[13:])
 
 
+def test_a_connection_already_answered_and_closing_makes_room_before_a_live_one(start_server):
+    server = start_server(Limits(max_connections=2, head_timeout=3600))
+    with ExitStack() as stack:
+        live = stack.enter_context(stalled_client(server.server_address))  # waiting longest, for its head
+        answered = stack.enter_context(socket.create_connection(server.server_address))
+        answered.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        wait_for(lambda: answered.recv(65536, socket.MSG_PEEK))  # answered; the server lingers until it closes
+        assert http_get(f"http://127.0.0.1:{server.server_address[1]}/metrics")[0] == 200
+        wait_for(lambda: closed_by_server(answered))
+        live.sendall(b"\r\n")
+        live.settimeout(10)
+        assert live.recv(12) == b"HTTP/1.1 200"
+
+
 def test_idle_kept_alive_connections_make_room_too(start_server):
     server = start_server(Limits(max_connections=4))
     idle = []
