@@ -10,13 +10,14 @@ endpoints from the clock) in about a millisecond. Checking a password
 its own, once per user and password. What a client can hold is bounded:
 
 - its TLS handshake and request head (request line and headers) must
-  arrive within ``Limits.head_timeout`` of connecting (on a kept-alive connection, of its
-  first byte) and be at most ``Limits.max_head_bytes`` long (431 otherwise);
+  arrive within ``Limits.head_timeout`` of connecting (on a kept-alive
+  connection, of its first byte) and be at most ``Limits.max_head_bytes`` long (431 otherwise);
 - a kept-alive connection may idle ``Limits.idle_timeout`` between
   requests, and a client has ``Limits.write_timeout`` to read an answer;
 - at most ``Limits.max_connections`` are open: the next one makes room by
-  closing the connection that has waited longest on its client, so a
-  scraper, which sends its request at once, always gets in;
+  closing one already answered and closing, else the connection that has
+  waited longest on its client, so a scraper, which sends its request at
+  once, always gets in;
 - out of file descriptors, the server closes that same connection rather
   than spin on a listening socket it cannot accept from;
 - at most ``MAX_PENDING_AUTH_CHECKS`` passwords wait to be checked: past
