@@ -16,6 +16,7 @@ from decimal import Decimal as D
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from binance_exporter.collector import BUILD_INFO
 from binance_exporter.simulator import Fault
 from .helpers import ROOT, free_port, http_get, start_module, stop_process, wait_for
 
@@ -131,7 +132,8 @@ def test_exporter_health_metrics_are_served(run):
     assert metrics[("binance_up", ())] == 1
     assert metrics[("binance_exporter_api_requests_total", (("code", "200"), ("endpoint", "/api/v3/depth")))] >= 5
     assert metrics[("binance_exporter_api_weight_used", ())] > 0
-    assert metrics[("binance_exporter_build_info", (("version", "0.1.0"),))] == 1
+    build_info = [labels for name, labels in metrics if name == "binance_exporter_build_info"]
+    assert [dict(labels) for labels in build_info] == [BUILD_INFO]
     assert time.time() - metrics[("binance_exporter_last_update_timestamp_seconds", ())] < 60
     assert ("binance_spread_delta", (("symbol", "BTCUSDT"),)) not in metrics  # a first value has no delta
 
