@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from binance_exporter import __version__
 from binance_exporter.http_server import Limits
+from binance_exporter.logs import LOG_FORMATS
 
 ENV_PREFIX = "BINANCE_EXPORTER_"
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
@@ -41,6 +42,7 @@ class Config:  # pylint: disable=too-many-instance-attributes  # one attribute p
     weight_budget: int = 1200
     top: int = 5
     loglevel: str = "INFO"
+    log_format: str = "text"
     once: bool = False
     output_format: str = "text"
     state_dir: str = ""  # "" until parse_args fills in default_state_dir()
@@ -151,6 +153,12 @@ OPTIONS = (
     ),
     _Option("--top", "top", _whole_number(1, 100), "how many symbols each top list holds"),
     _Option("--loglevel", "loglevel", _choice(LOG_LEVELS, str.upper), "|".join(LOG_LEVELS)),
+    _Option(
+        "--log-format",
+        "log_format",
+        _choice(LOG_FORMATS, str.lower),
+        "format of the log lines on stderr: text|json (json: one object per line)",
+    ),
     _Option("--format", "output_format", _choice(FORMATS, str.lower), "format of the printed report: text|json"),
     _Option(
         "--state-dir",

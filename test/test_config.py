@@ -5,11 +5,12 @@ import os
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
 
 import pytest
 
 from binance_exporter import __version__
-from binance_exporter.config import Config, parse_args
+from binance_exporter.config import OPTIONS, Config, parse_args
 from .helpers import ROOT
 
 
@@ -24,6 +25,7 @@ def test_defaults():
         weight_budget=1200,
         top=5,
         loglevel="INFO",
+        log_format="text",
         once=False,
         output_format="text",
         state_dir=os.path.join(tempfile.gettempdir(), "binance-exporter"),
@@ -60,6 +62,7 @@ def test_the_state_dir_follows_xdg_state_home():
         ("--weight-budget", "600", "BINANCE_EXPORTER_WEIGHT_BUDGET", "weight_budget", 600),
         ("--top", "100", "BINANCE_EXPORTER_TOP", "top", 100),
         ("--loglevel", "debug", "BINANCE_EXPORTER_LOGLEVEL", "loglevel", "DEBUG"),
+        ("--log-format", "JSON", "BINANCE_EXPORTER_LOG_FORMAT", "log_format", "json"),
         ("--format", "json", "BINANCE_EXPORTER_FORMAT", "output_format", "json"),
         ("--state-dir", "/var/lib/be", "BINANCE_EXPORTER_STATE_DIR", "state_dir", "/var/lib/be"),
         ("--web.max-connections", "16", "BINANCE_EXPORTER_WEB_MAX_CONNECTIONS", "web_max_connections", 16),
@@ -121,6 +124,8 @@ def test_once_from_flag_and_env(argv, env, once):
         (["--web.max-connections", "0"], {}, "--web.max-connections must be a whole number from 1 to 65535, not '0'"),
         ([], {"BINANCE_EXPORTER_WEB_MAX_CONNECTIONS": "many"}, "BINANCE_EXPORTER_WEB_MAX_CONNECTIONS must be a whole"),
         ([], {"BINANCE_EXPORTER_ONCE": "maybe"}, "BINANCE_EXPORTER_ONCE must be true or false"),
+        (["--log-format", "logfmt"], {}, "--log-format must be one of text|json, not 'logfmt'"),
+        ([], {"BINANCE_EXPORTER_LOG_FORMAT": "JSONL"}, "BINANCE_EXPORTER_LOG_FORMAT must be one of text|json"),
         (["--bogus"], {}, "unrecognized arguments: --bogus"),
         (["--port"], {}, "expected one argument"),
     ],
@@ -155,6 +160,7 @@ def test_help_names_every_option_and_its_env_var(capsys):
         "weight-budget",
         "top",
         "loglevel",
+        "log-format",
         "format",
         "state-dir",
     ):
@@ -186,3 +192,19 @@ def test_the_real_process_refuses_settings_that_overspend_the_weight_budget():
     assert result.stderr.startswith("binance-exporter: error: --update-interval 2 with --top 10 and --rank-interval")
     assert result.stderr.endswith("raise --update-interval, lower --top or raise --weight-budget\n")
     assert result.stderr.count("\n") == 1
+
+
+def readme_flag_table():
+    """The README's flag table, as (flag, environment variable, default) rows."""
+    readme = Path(ROOT, "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("\n## Running it\n") :].split("\n## ")[1]
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in section.splitlines() if line[:1] == "|"]
+    return [(row[0].strip("`"), row[1], row[2]) for row in rows if row[0].startswith("`--")]
+
+
+def test_the_readme_flag_table_lists_every_option_with_its_variable_in_order():
+    table = readme_flag_table()
+    options = [(option.flag, f"`{option.env}`") for option in OPTIONS]
+    assert [(flag, env) for flag, env, _ in table if flag not in ("--once", "--version")] == options
+    assert [flag for flag, _, _ in table][-2:] == ["--once", "--version"]
+    assert table[-2][1].startswith("`BINANCE_EXPORTER_ONCE`")

@@ -5,6 +5,7 @@ unreachable Binance and stops cleanly on SIGTERM and SIGINT; and
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -404,6 +405,28 @@ def test_sighup_is_logged_and_ignored(binance):
         status, _, err = stop_process(exporter)
     assert status == 0
     assert "SIGHUP received 1 time(s): ignored, there is nothing to reload" in err
+
+
+def test_json_logs_are_one_object_per_line_on_stderr(simulator):
+    simulator.inject(Fault("/api/v3/depth", symbol="ETHBTC", status=503, body=b"down", times=1))
+    exporter, url = start_exporter(
+        simulator.url, "--update-interval", "0.5", "--loglevel", "debug", env={"BINANCE_EXPORTER_LOG_FORMAT": "json"}
+    )
+    try:
+        wait_for(lambda: up(url))
+    finally:
+        status, out, err = stop_process(exporter)
+    assert status == 0, err
+    entries = [json.loads(line) for line in err.splitlines()]  # every line, or this fails
+    for entry in entries:
+        assert {"time", "level", "logger", "message", "source", "thread"} <= set(entry), entry
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", entry["time"]), entry
+    assert any(re.match(r"binance-exporter \S+ serving http://127\.0\.0\.1:", e["message"]) for e in entries)
+    assert any("HTTP 503" in e["message"] for e in entries)
+    assert {"DEBUG", "INFO"} <= {e["level"] for e in entries}
+    assert "scheduler" in {e["thread"] for e in entries}
+    assert entries[-1]["message"] == "stopping on SIGTERM" and entries[-1]["source"].startswith("exporter.py:")
+    assert out.startswith("Binance spot market report")  # the report is not a log: still on stdout, as text
 
 
 def start_demo(*variables):
