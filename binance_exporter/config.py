@@ -2,12 +2,15 @@
 
 ``parse_args(argv, env)`` is the only place either is read. Every flag can
 also be set as ``BINANCE_EXPORTER_<FLAG_IN_UPPER_SNAKE>``; the flag wins.
-Bad input ends the program with one line on stderr and exit status 2.
+Bad input ends the program with one line on stderr and exit status 2,
+and so does a ``BINANCE_EXPORTER_*`` variable that sets nothing: a
+misspelt setting is an error, never silently the default.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import math
 import os
 import sys
@@ -106,13 +109,19 @@ def _choice(choices: Sequence[str], normalize: Callable[[str], str]) -> Callable
     return parse
 
 
+# What a boolean variable accepts, in any case; empty is the same as unset (false).
+TRUE_WORDS = ("true", "1", "yes", "on")
+FALSE_WORDS = ("false", "0", "no", "off")
+BOOLEAN_SPELLINGS = "|".join(word for pair in zip(TRUE_WORDS, FALSE_WORDS) for word in pair)
+
+
 def _boolean(text: str) -> bool:
     lowered = text.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
+    if lowered in TRUE_WORDS:
         return True
-    if lowered in ("0", "false", "no", "off", ""):
+    if lowered in FALSE_WORDS or not lowered:
         return False
-    raise ValueError(f"must be true or false, not {text!r}")
+    raise ValueError(f"must be one of {BOOLEAN_SPELLINGS} (any case), or empty for false, not {text!r}")
 
 
 @dataclass(frozen=True)
@@ -174,6 +183,10 @@ OPTIONS = (
         "HTTP connections open at once; at the limit a new one closes the one that has waited longest on its client",
     ),
 )
+# A flag without a value; its variable is a boolean.
+ONCE = _Option("--once", "once", _boolean, "")
+# Exactly the variables that set something.
+KNOWN_VARIABLES = frozenset(option.env for option in (*OPTIONS, ONCE))
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -192,7 +205,7 @@ def _parser() -> OneLineParser:
         prog="binance-exporter",
         description="Prometheus exporter for Binance spot market data.",
         epilog=f"Every option can also be set as an environment variable {ENV_PREFIX}<OPTION>, "
-        f"e.g. {ENV_PREFIX}UPDATE_INTERVAL=5; the flag wins.",
+        f"e.g. {ENV_PREFIX}UPDATE_INTERVAL=5; the flag wins. Any other {ENV_PREFIX}* variable is an error.",
     )
     defaults = Config()
     for option in OPTIONS:
@@ -209,7 +222,7 @@ def _parser() -> OneLineParser:
         action="store_const",
         const="true",
         help=f"print the report of Q1-Q4 once and exit; exit status 1 if Binance could not be read "
-        f"(env {ENV_PREFIX}ONCE)",
+        f"(env {ONCE.env}: {BOOLEAN_SPELLINGS})",
     )
     parser.add_argument("--version", action="version", version=f"binance-exporter {__version__}")
     return parser
@@ -220,8 +233,9 @@ def parse_args(argv: Optional[Sequence[str]], env: Mapping[str, str]) -> Config:
     ``env``; exits with status 2 and a one-line message on bad input."""
     parser = _parser()
     args = parser.parse_args(argv)
+    _refuse_unknown_variables(env, parser)
     values: dict[str, object] = {}
-    for option in (*OPTIONS, _Option("--once", "once", _boolean, "")):
+    for option in (*OPTIONS, ONCE):
         flag_value = getattr(args, option.field)
         if flag_value is not None:
             text, source = flag_value, option.flag
@@ -235,6 +249,16 @@ def parse_args(argv: Optional[Sequence[str]], env: Mapping[str, str]) -> Config:
             parser.error(f"{source} {exc}")
     values.setdefault("state_dir", default_state_dir(env))
     return Config(**values)  # type: ignore[arg-type]
+
+
+def _refuse_unknown_variables(env: Mapping[str, str], parser: OneLineParser) -> None:
+    """A ``BINANCE_EXPORTER_*`` variable (in any case) that sets nothing is
+    an error naming the closest one that does."""
+    unknown = sorted(name for name in env if name.upper().startswith(ENV_PREFIX) and name not in KNOWN_VARIABLES)
+    if unknown:
+        closest = difflib.get_close_matches(unknown[0].upper(), sorted(KNOWN_VARIABLES), n=1)
+        hint = f"; did you mean {closest[0]}?" if closest else f" (see {parser.prog} --help)"
+        parser.error(f"unknown environment variable {unknown[0]}{hint}")
 
 
 def config_error(message: str, prog: str = "binance-exporter") -> NoReturn:
