@@ -434,7 +434,7 @@ def start_demo(*variables):
     that the test can stop all of it. ``-o``: never reinstall the .venv the
     tests themselves run in."""
     return subprocess.Popen(  # pylint: disable=consider-using-with  # stopped by stop_demo
-        ["make", "--no-print-directory", "-o", ".venv/.installed", "demo", *variables],
+        ["make", "--no-print-directory", "-o", ".venv/.installed-runtime", "demo", *variables],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
