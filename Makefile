@@ -2,33 +2,43 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# What is installed in .venv: the runtime requirements (run, demo), and on top
+# of them the development tools (test, lint, bench, attack, soak).
+RUNTIME := $(VENV)/.installed-runtime
+DEV := $(VENV)/.installed-dev
+PIP_INSTALL := $(BIN)/pip install --quiet --disable-pip-version-check
 ARGS ?=
 
-.PHONY: install run test lint coverage demo soak bench attack clean docker-build docker-up docker-demo docker-down
+.PHONY: install install-dev run test lint coverage demo soak bench attack clean docker-build docker-up docker-demo docker-down
 
-install: $(STAMP)
+install: $(RUNTIME)
 
-# Reinstalls only when a requirements file changed.
-$(STAMP): requirements.txt requirements-dev.txt
+install-dev: $(DEV)
+
+# Each reinstalls only when its requirements file changed.
+$(RUNTIME): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-	touch $(STAMP)
+	$(PIP_INSTALL) -r requirements.txt
+	touch $@
+
+$(DEV): $(RUNTIME) requirements-dev.txt
+	$(PIP_INSTALL) -r requirements-dev.txt
+	touch $@
 
 run: install
 	$(BIN)/python -m binance_exporter $(ARGS)
 
-test: install
+test: install-dev
 	rm -f .coverage .coverage.*
 	$(BIN)/coverage run -m pytest
 	$(BIN)/coverage combine --quiet
 	$(BIN)/coverage report
 	$(MAKE) --no-print-directory lint
 
-lint: install
+lint: install-dev
 	$(BIN)/pylint binance_exporter test bench/*.py
 
-coverage: install
+coverage: install-dev
 	$(BIN)/coverage html
 	@echo "open htmlcov/index.html"
 
@@ -61,7 +71,7 @@ clean:
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
 # Thousands of fast cycles with faults sprinkled in; memory before and after.
-soak: install
+soak: install-dev
 	$(BIN)/python bench/soak.py $(ARGS)
 
 # The stack in docker/ (needs a Docker engine): the exporter, Prometheus and Grafana.
@@ -80,9 +90,9 @@ docker-down:
 	$(COMPOSE) --profile demo down
 
 # The benchmark: cycle latency, weight, /metrics latency, memory and CPU (a few minutes).
-bench: install
+bench: install-dev
 	$(BIN)/python bench/bench.py $(ARGS)
 
 # Attacks on the exporter's HTTP server, each beside a normal scraper (about 3 minutes).
-attack: install
+attack: install-dev
 	$(BIN)/python bench/attack.py $(ARGS)

@@ -1,3 +1,3 @@
 """Prometheus exporter for Binance spot market data."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

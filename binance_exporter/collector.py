@@ -16,6 +16,8 @@ looks like this (abridged)::
 
 from __future__ import annotations
 
+import importlib.metadata
+import platform
 import threading
 import zlib
 from dataclasses import dataclass
@@ -39,6 +41,22 @@ _AT_START = "fixed at start"
 # fraction of level 9's time (prometheus-client's own server uses 9).
 GZIP_LEVEL = 6
 GZIP_WINDOW_BITS = 16 + zlib.MAX_WBITS  # a gzip header and trailer, not zlib's
+
+
+def distribution_version(name: str) -> str:
+    """The installed version of the distribution ``name``, or "unknown"."""
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+# binance_exporter_build_info's labels: what was running, for telling deployments apart.
+BUILD_INFO = {
+    "version": __version__,
+    "python_version": platform.python_version(),
+    "binance_connector_version": distribution_version("binance-connector"),
+}
 
 
 def _gauge(name: str, documentation: str, labels: tuple[str, ...] = ()) -> GaugeMetricFamily:
@@ -199,9 +217,11 @@ class SnapshotCollector(Collector):
                 value=snapshot.api.weight_used,
             )
         build = GaugeMetricFamily(
-            "binance_exporter_build_info", f"Exporter version in its label, always 1; {_AT_START}.", labels=["version"]
+            "binance_exporter_build_info",
+            f"Versions of the exporter, of Python and of binance-connector in its labels, always 1; {_AT_START}.",
+            labels=list(BUILD_INFO),
         )
-        build.add_metric([__version__], 1)
+        build.add_metric(list(BUILD_INFO.values()), 1)
         yield build
 
 

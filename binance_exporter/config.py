@@ -2,12 +2,15 @@
 
 ``parse_args(argv, env)`` is the only place either is read. Every flag can
 also be set as ``BINANCE_EXPORTER_<FLAG_IN_UPPER_SNAKE>``; the flag wins.
-Bad input ends the program with one line on stderr and exit status 2.
+Bad input ends the program with one line on stderr and exit status 2,
+and so does a ``BINANCE_EXPORTER_*`` variable that sets nothing: a
+misspelt setting is an error, never silently the default.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import math
 import os
 import sys
@@ -18,6 +21,7 @@ from urllib.parse import urlsplit
 
 from binance_exporter import __version__
 from binance_exporter.http_server import Limits
+from binance_exporter.logs import LOG_FORMATS
 from binance_exporter.market import (
     DEFAULT_QUOTE_VOLUME_ASSETS,
     DEFAULT_TRADE_COUNT_ASSETS,
@@ -49,6 +53,7 @@ class Config:  # pylint: disable=too-many-instance-attributes  # one attribute p
     quote_volume_assets: tuple[str, ...] = DEFAULT_QUOTE_VOLUME_ASSETS
     trade_count_assets: tuple[str, ...] = DEFAULT_TRADE_COUNT_ASSETS
     loglevel: str = "INFO"
+    log_format: str = "text"
     once: bool = False
     output_format: str = "text"
     state_dir: str = ""  # "" until parse_args fills in default_state_dir()
@@ -132,13 +137,19 @@ def _choice(choices: Sequence[str], normalize: Callable[[str], str]) -> Callable
     return parse
 
 
+# What a boolean variable accepts, in any case; empty is the same as unset (false).
+TRUE_WORDS = ("true", "1", "yes", "on")
+FALSE_WORDS = ("false", "0", "no", "off")
+BOOLEAN_SPELLINGS = "|".join(word for pair in zip(TRUE_WORDS, FALSE_WORDS) for word in pair)
+
+
 def _boolean(text: str) -> bool:
     lowered = text.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
+    if lowered in TRUE_WORDS:
         return True
-    if lowered in ("0", "false", "no", "off", ""):
+    if lowered in FALSE_WORDS or not lowered:
         return False
-    raise ValueError(f"must be true or false, not {text!r}")
+    raise ValueError(f"must be one of {BOOLEAN_SPELLINGS} (any case), or empty for false, not {text!r}")
 
 
 @dataclass(frozen=True)
@@ -193,6 +204,12 @@ OPTIONS = (
         f"and their spreads; at most {MAX_LISTS_PER_RANKING}",
     ),
     _Option("--loglevel", "loglevel", _choice(LOG_LEVELS, str.upper), "|".join(LOG_LEVELS)),
+    _Option(
+        "--log-format",
+        "log_format",
+        _choice(LOG_FORMATS, str.lower),
+        "format of the log lines on stderr: text|json (json: one object per line)",
+    ),
     _Option("--format", "output_format", _choice(FORMATS, str.lower), "format of the printed report: text|json"),
     _Option(
         "--state-dir",
@@ -215,6 +232,10 @@ OPTIONS = (
         "response headers",
     ),
 )
+# A flag without a value; its variable is a boolean.
+ONCE = _Option("--once", "once", _boolean, "")
+# Exactly the variables that set something.
+KNOWN_VARIABLES = frozenset(option.env for option in (*OPTIONS, ONCE))
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -233,7 +254,7 @@ def _parser() -> OneLineParser:
         prog="binance-exporter",
         description="Prometheus exporter for Binance spot market data.",
         epilog=f"Every option can also be set as an environment variable {ENV_PREFIX}<OPTION>, "
-        f"e.g. {ENV_PREFIX}UPDATE_INTERVAL=5; the flag wins.",
+        f"e.g. {ENV_PREFIX}UPDATE_INTERVAL=5; the flag wins. Any other {ENV_PREFIX}* variable is an error.",
     )
     defaults = Config()
     for option in OPTIONS:
@@ -250,7 +271,7 @@ def _parser() -> OneLineParser:
         action="store_const",
         const="true",
         help=f"print the report of Q1-Q4 once and exit; exit status 1 if Binance could not be read "
-        f"(env {ENV_PREFIX}ONCE)",
+        f"(env {ONCE.env}: {BOOLEAN_SPELLINGS})",
     )
     parser.add_argument("--version", action="version", version=f"binance-exporter {__version__}")
     return parser
@@ -261,8 +282,9 @@ def parse_args(argv: Optional[Sequence[str]], env: Mapping[str, str]) -> Config:
     ``env``; exits with status 2 and a one-line message on bad input."""
     parser = _parser()
     args = parser.parse_args(argv)
+    _refuse_unknown_variables(env, parser)
     values: dict[str, object] = {}
-    for option in (*OPTIONS, _Option("--once", "once", _boolean, "")):
+    for option in (*OPTIONS, ONCE):
         flag_value = getattr(args, option.field)
         if flag_value is not None:
             text, source = flag_value, option.flag
@@ -276,6 +298,16 @@ def parse_args(argv: Optional[Sequence[str]], env: Mapping[str, str]) -> Config:
             parser.error(f"{source} {exc}")
     values.setdefault("state_dir", default_state_dir(env))
     return Config(**values)  # type: ignore[arg-type]
+
+
+def _refuse_unknown_variables(env: Mapping[str, str], parser: OneLineParser) -> None:
+    """A ``BINANCE_EXPORTER_*`` variable (in any case) that sets nothing is
+    an error naming the closest one that does."""
+    unknown = sorted(name for name in env if name.upper().startswith(ENV_PREFIX) and name not in KNOWN_VARIABLES)
+    if unknown:
+        closest = difflib.get_close_matches(unknown[0].upper(), sorted(KNOWN_VARIABLES), n=1)
+        hint = f"; did you mean {closest[0]}?" if closest else f" (see {parser.prog} --help)"
+        parser.error(f"unknown environment variable {unknown[0]}{hint}")
 
 
 def config_error(message: str, prog: str = "binance-exporter") -> NoReturn:

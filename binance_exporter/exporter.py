@@ -25,6 +25,7 @@ from binance_exporter.binance_client import WEIGHTS, BinanceClient
 from binance_exporter.collector import MetricsPage
 from binance_exporter.config import Config, config_error, parse_args
 from binance_exporter.http_server import ExporterHTTPServer, Health, Limits
+from binance_exporter.logs import configure_logging
 from binance_exporter.market import top_lists
 from binance_exporter.report import render_report, render_spread_lines
 from binance_exporter.request_gate import BINANCE_WEIGHT_LIMIT, RequestGate
@@ -201,13 +202,6 @@ def serve(config: Config, signals: SignalRecord) -> int:
     return 0
 
 
-def configure_logging(level: str) -> None:
-    """Logs at ``level`` and above to stderr, one line per record."""
-    logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # binance-connector logs whole response bodies at DEBUG; the client logs a line per request itself.
-    logging.getLogger("binance").setLevel(max(logging.INFO, logging.getLevelName(level)))
-
-
 def main(
     argv: Optional[Sequence[str]] = None,
     env: Optional[Mapping[str, str]] = None,
@@ -216,7 +210,7 @@ def main(
     """Runs the exporter; returns the exit status."""
     signals = signals or SignalRecord().install()
     config = parse_args(sys.argv[1:] if argv is None else argv, os.environ if env is None else env)
-    configure_logging(config.loglevel)
+    configure_logging(config.loglevel, config.log_format)
     if signals.stop is not None:
         logger.info("stopping on %s before starting", signals.stop_name)
         return 0

@@ -1,6 +1,8 @@
 """The collector renders the current snapshot: exact values, and nothing
 for symbols that are no longer in it."""
 
+import importlib.metadata
+import platform
 import re
 from dataclasses import replace
 from decimal import Decimal as D
@@ -18,6 +20,7 @@ from binance_exporter.collector import (
     MetricsPage,
     SnapshotCollector,
     choose_format,
+    distribution_version,
 )
 from binance_exporter.market import BookTop, Ranking, Ticker24h, top_lists
 from binance_exporter.snapshot import ApiCounts, BookNotional, Snapshot, SpreadReading
@@ -98,7 +101,15 @@ def registry_for(snapshot):
         ("binance_exporter_api_requests_total", {"endpoint": "/api/v3/depth", "code": "timeout"}, 1),
         ("binance_exporter_api_errors_total", {"endpoint": "/api/v3/depth", "reason": "timeout"}, 1),
         ("binance_exporter_api_weight_used", {}, 287),
-        ("binance_exporter_build_info", {"version": __version__}, 1),
+        (
+            "binance_exporter_build_info",
+            {
+                "version": __version__,
+                "python_version": platform.python_version(),
+                "binance_connector_version": importlib.metadata.version("binance-connector"),
+            },
+            1,
+        ),
         ("binance_exporter_update_interval_seconds", {}, 10.0),
         ("binance_exporter_weight_budget", {}, 1200),
     ],
@@ -246,6 +257,18 @@ def test_the_readme_metric_table_lists_every_family_with_its_type_unit_and_refre
             ending["unit"],
             ending["refreshed"].removeprefix("refreshed "),
         ), name
+
+
+def test_build_info_has_one_series_of_the_versions_running():
+    (family,) = [f for f in registry_for(Snapshot()).collect() if f.name == "binance_exporter_build_info"]
+    ((labels, value),) = [(sample.labels, sample.value) for sample in family.samples]
+    assert set(labels) == {"version", "python_version", "binance_connector_version"} and value == 1
+    assert re.fullmatch(r"3\.\d+\.\d+\S*", labels["python_version"])  # e.g. 3.11.2, not "3.11.2 (main, ...)"
+    assert re.fullmatch(r"\d+\.\d+\.\d+\S*", labels["binance_connector_version"])
+
+
+def test_the_version_of_a_distribution_that_is_not_installed_is_unknown():
+    assert distribution_version("binance-exporter-no-such-distribution") == "unknown"
 
 
 def test_the_update_interval_is_exported_once_a_cycle_has_run():

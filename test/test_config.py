@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from binance_exporter import __version__
-from binance_exporter.config import OPTIONS, Config, parse_args
+from binance_exporter.config import BOOLEAN_SPELLINGS, KNOWN_VARIABLES, OPTIONS, Config, parse_args
 from .helpers import ROOT
 
 
@@ -28,6 +28,7 @@ def test_defaults():
         quote_volume_assets=("BTC",),
         trade_count_assets=("USDT",),
         loglevel="INFO",
+        log_format="text",
         once=False,
         output_format="text",
         state_dir=os.path.join(tempfile.gettempdir(), "binance-exporter"),
@@ -87,6 +88,7 @@ def test_the_state_dir_follows_xdg_state_home():
             tuple(f"A{i}" for i in range(10)),
         ),
         ("--loglevel", "debug", "BINANCE_EXPORTER_LOGLEVEL", "loglevel", "DEBUG"),
+        ("--log-format", "JSON", "BINANCE_EXPORTER_LOG_FORMAT", "log_format", "json"),
         ("--format", "json", "BINANCE_EXPORTER_FORMAT", "output_format", "json"),
         ("--state-dir", "/var/lib/be", "BINANCE_EXPORTER_STATE_DIR", "state_dir", "/var/lib/be"),
         ("--web.max-connections", "16", "BINANCE_EXPORTER_WEB_MAX_CONNECTIONS", "web_max_connections", 16),
@@ -109,15 +111,125 @@ def test_the_flag_wins_over_the_environment():
     "argv, env, once",
     [
         (["--once"], {}, True),
+        ([], {}, False),
         ([], {"BINANCE_EXPORTER_ONCE": "true"}, True),
         ([], {"BINANCE_EXPORTER_ONCE": "1"}, True),
+        ([], {"BINANCE_EXPORTER_ONCE": "yes"}, True),
+        ([], {"BINANCE_EXPORTER_ONCE": "on"}, True),
+        ([], {"BINANCE_EXPORTER_ONCE": "false"}, False),
         ([], {"BINANCE_EXPORTER_ONCE": "0"}, False),
-        ([], {"BINANCE_EXPORTER_ONCE": ""}, False),
+        ([], {"BINANCE_EXPORTER_ONCE": "no"}, False),
+        ([], {"BINANCE_EXPORTER_ONCE": "off"}, False),
+        ([], {"BINANCE_EXPORTER_ONCE": "TRUE"}, True),  # any case
+        ([], {"BINANCE_EXPORTER_ONCE": "Off"}, False),
+        ([], {"BINANCE_EXPORTER_ONCE": " yes\n"}, True),  # surrounding white space is ignored
+        ([], {"BINANCE_EXPORTER_ONCE": ""}, False),  # empty is unset
+        ([], {"BINANCE_EXPORTER_ONCE": " "}, False),
         (["--once"], {"BINANCE_EXPORTER_ONCE": "false"}, True),
     ],
 )
 def test_once_from_flag_and_env(argv, env, once):
     assert parse_args(argv, env).once is once
+
+
+@pytest.mark.parametrize("value", ["maybe", "2", "-1", "t", "f", "y", "n", "enabled", "true false", "1.0", "nein"])
+def test_a_boolean_variable_refuses_anything_else(value, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args([], {"BINANCE_EXPORTER_ONCE": value})
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == (
+        "binance-exporter: error: BINANCE_EXPORTER_ONCE must be one of true|false|1|0|yes|no|on|off (any case), "
+        f"or empty for false, not {value!r}\n"
+    )
+
+
+def test_the_readme_lists_exactly_the_boolean_spellings():
+    readme = Path(ROOT, "README.md").read_text(encoding="utf-8")
+    listed = re.findall(r"`((?:\w+\|)+\w+)`,\s+in any case", readme)
+    assert listed == [BOOLEAN_SPELLINGS] and BOOLEAN_SPELLINGS == "true|false|1|0|yes|no|on|off"
+
+
+# Misspelt settings, each with the variable it should have been.
+TYPOS = {
+    "BINANCE_EXPORTER_UPDATE_INTERVALL": "BINANCE_EXPORTER_UPDATE_INTERVAL",
+    "BINANCE_EXPORTER_UPDATEINTERVAL": "BINANCE_EXPORTER_UPDATE_INTERVAL",
+    "BINANCE_EXPORTER_LOG_LEVEL": "BINANCE_EXPORTER_LOGLEVEL",
+    "BINANCE_EXPORTER_LOGFORMAT": "BINANCE_EXPORTER_LOG_FORMAT",
+    "BINANCE_EXPORTER_BASE_URLS": "BINANCE_EXPORTER_BASE_URL",
+    "BINANCE_EXPORTER_WEB_MAX_CONNECTION": "BINANCE_EXPORTER_WEB_MAX_CONNECTIONS",
+    "BINANCE_EXPORTER_TOPN": "BINANCE_EXPORTER_TOP",
+    "BINANCE_EXPORTER_TOPP": "BINANCE_EXPORTER_TOP",
+    "BINANCE_EXPORTER_ADRESS": "BINANCE_EXPORTER_ADDRESS",
+    "BINANCE_EXPORTER_ONE": "BINANCE_EXPORTER_ONCE",
+    "BINANCE_EXPORTER_PROT": "BINANCE_EXPORTER_PORT",
+    "binance_exporter_port": "BINANCE_EXPORTER_PORT",  # a variable's name is case-sensitive
+    "Binance_Exporter_Once": "BINANCE_EXPORTER_ONCE",
+}
+
+
+@pytest.mark.parametrize("name, meant", TYPOS.items())
+def test_an_unknown_variable_is_a_one_line_error_naming_the_closest_known_one(name, meant, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(["--port", "9100"], {"BINANCE_EXPORTER_TOP": "3", name: "5", "HOME": "/root"})
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == (
+        f"binance-exporter: error: unknown environment variable {name}; did you mean {meant}?\n"
+    )
+
+
+def test_a_variable_like_none_of_the_known_ones_is_an_error_too(capsys):
+    name = "BINANCE_EXPORTER_" + "X" * 60
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args([], {name: "1"})
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == (
+        f"binance-exporter: error: unknown environment variable {name} (see binance-exporter --help)\n"
+    )
+
+
+def test_the_first_unknown_variable_in_order_is_named(capsys):
+    with pytest.raises(SystemExit):
+        parse_args([], {"BINANCE_EXPORTER_TOPP": "1", "BINANCE_EXPORTER_ADRESS": "::"})
+    assert "unknown environment variable BINANCE_EXPORTER_ADRESS; did you mean BINANCE_EXPORTER_ADDRESS?" in (
+        capsys.readouterr().err
+    )
+
+
+def test_the_known_variables_are_exactly_the_options_and_once():
+    assert KNOWN_VARIABLES == {option.env for option in OPTIONS} | {"BINANCE_EXPORTER_ONCE"}
+
+
+def test_other_variables_are_ignored():
+    others = {"BINANCE_API_KEY": "x", "EXPORTER_PORT": "1", "XBINANCE_EXPORTER_PORT": "1", "BINANCE_EXPORTER": "1"}
+    assert parse_args([], others) == parse_args([], {})
+
+
+def test_help_and_version_answer_whatever_the_environment_holds(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(["--version"], {"BINANCE_EXPORTER_UPDATE_INTERVALL": "5"})
+    assert exit_info.value.code == 0 and capsys.readouterr().out == f"binance-exporter {__version__}\n"
+
+
+# Where the project's own files name a variable: none may be unknown (but the misspellings above, on purpose).
+VARIABLE = re.compile(r"\bBINANCE_EXPORTER_[A-Z0-9_]*[A-Z0-9]\b")
+NOT_SOURCE = {".git", ".venv", "__pycache__", ".pytest_cache", ".hypothesis", "htmlcov", "build", "dist", "results"}
+
+
+def test_every_variable_the_repository_sets_or_names_is_known():
+    named = {}
+    for directory, subdirectories, files in os.walk(ROOT):
+        subdirectories[:] = [d for d in subdirectories if d not in NOT_SOURCE and not d.endswith(".egg-info")]
+        for name in files:
+            path = Path(directory, name)
+            try:
+                text = path.read_text(encoding="utf-8")
+            except (UnicodeDecodeError, OSError):
+                continue
+            for variable in VARIABLE.findall(text):
+                named.setdefault(variable, path.relative_to(ROOT))
+    assert "BINANCE_EXPORTER_BASE_URL" in named  # the scan sees docker/, for one
+    unknown = {variable: path for variable, path in named.items() if variable not in KNOWN_VARIABLES | set(TYPOS)}
+    assert not unknown
 
 
 @pytest.mark.parametrize(
@@ -174,7 +286,9 @@ def test_once_from_flag_and_env(argv, env, once):
         (["--state-dir", ""], {}, "--state-dir must not be empty"),
         (["--web.max-connections", "0"], {}, "--web.max-connections must be a whole number from 1 to 65535, not '0'"),
         ([], {"BINANCE_EXPORTER_WEB_MAX_CONNECTIONS": "many"}, "BINANCE_EXPORTER_WEB_MAX_CONNECTIONS must be a whole"),
-        ([], {"BINANCE_EXPORTER_ONCE": "maybe"}, "BINANCE_EXPORTER_ONCE must be true or false"),
+        ([], {"BINANCE_EXPORTER_ONCE": "maybe"}, "BINANCE_EXPORTER_ONCE must be one of true|false|1|0|yes|no|on|off"),
+        (["--log-format", "logfmt"], {}, "--log-format must be one of text|json, not 'logfmt'"),
+        ([], {"BINANCE_EXPORTER_LOG_FORMAT": "JSONL"}, "BINANCE_EXPORTER_LOG_FORMAT must be one of text|json"),
         (["--bogus"], {}, "unrecognized arguments: --bogus"),
         (["--port"], {}, "expected one argument"),
     ],
@@ -209,6 +323,7 @@ def test_help_names_every_option_and_its_env_var(capsys):
         "weight-budget",
         "top",
         "loglevel",
+        "log-format",
         "format",
         "state-dir",
         "quote-volume-assets",
@@ -259,6 +374,7 @@ def test_the_readme_flag_table_lists_every_option_with_its_variable_in_order():
     options = [(option.flag, f"`{option.env}`") for option in OPTIONS]
     assert [(flag, env) for flag, env, _ in table if flag not in ("--once", "--version")] == options
     assert [flag for flag, _, _ in table][-2:] == ["--once", "--version"]
+    assert table[-2][1].startswith("`BINANCE_EXPORTER_ONCE`")
 
 
 @pytest.mark.parametrize("flag, default", [("--quote-volume-assets", "`BTC`"), ("--trade-count-assets", "`USDT`")])

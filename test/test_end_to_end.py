@@ -6,6 +6,7 @@ unreachable Binance and stops cleanly on SIGTERM and SIGINT; and
 import base64
 import json
 import os
+import re
 import signal
 import socket
 import ssl
@@ -21,6 +22,7 @@ import bcrypt
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from binance_exporter.collector import BUILD_INFO
 from binance_exporter.simulator import Fault
 from .certificates import make_pki
 from .helpers import ROOT, free_port, http_get, start_module, stop_process, wait_for
@@ -137,7 +139,8 @@ def test_exporter_health_metrics_are_served(run):
     assert metrics[("binance_up", ())] == 1
     assert metrics[("binance_exporter_api_requests_total", (("code", "200"), ("endpoint", "/api/v3/depth")))] >= 5
     assert metrics[("binance_exporter_api_weight_used", ())] > 0
-    assert metrics[("binance_exporter_build_info", (("version", "0.1.0"),))] == 1
+    build_info = [labels for name, labels in metrics if name == "binance_exporter_build_info"]
+    assert [dict(labels) for labels in build_info] == [BUILD_INFO]
     assert time.time() - metrics[("binance_exporter_last_update_timestamp_seconds", ())] < 60
     assert ("binance_spread_delta", (("symbol", "BTCUSDT"),)) not in metrics  # a first value has no delta
 
@@ -512,12 +515,34 @@ def test_sighup_is_logged_and_ignored(binance):
     assert "SIGHUP received 1 time(s): ignored, there is nothing to reload" in err
 
 
+def test_json_logs_are_one_object_per_line_on_stderr(simulator):
+    simulator.inject(Fault("/api/v3/depth", symbol="ETHBTC", status=503, body=b"down", times=1))
+    exporter, url = start_exporter(
+        simulator.url, "--update-interval", "0.5", "--loglevel", "debug", env={"BINANCE_EXPORTER_LOG_FORMAT": "json"}
+    )
+    try:
+        wait_for(lambda: up(url))
+    finally:
+        status, out, err = stop_process(exporter)
+    assert status == 0, err
+    entries = [json.loads(line) for line in err.splitlines()]  # every line, or this fails
+    for entry in entries:
+        assert {"time", "level", "logger", "message", "source", "thread"} <= set(entry), entry
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", entry["time"]), entry
+    assert any(re.match(r"binance-exporter \S+ serving http://127\.0\.0\.1:", e["message"]) for e in entries)
+    assert any("HTTP 503" in e["message"] for e in entries)
+    assert {"DEBUG", "INFO"} <= {e["level"] for e in entries}
+    assert "scheduler" in {e["thread"] for e in entries}
+    assert entries[-1]["message"] == "stopping on SIGTERM" and entries[-1]["source"].startswith("exporter.py:")
+    assert out.startswith("Binance spot market report")  # the report is not a log: still on stdout, as text
+
+
 def start_demo(*variables):
     """``make demo`` with make's ``variables``, in a session of its own so
     that the test can stop all of it. ``-o``: never reinstall the .venv the
     tests themselves run in."""
     return subprocess.Popen(  # pylint: disable=consider-using-with  # stopped by stop_demo
-        ["make", "--no-print-directory", "-o", ".venv/.installed", "demo", *variables],
+        ["make", "--no-print-directory", "-o", ".venv/.installed-runtime", "demo", *variables],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
