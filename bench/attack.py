@@ -6,8 +6,8 @@ beside a normal scraper.
 For each attack: a fresh fake Binance and exporter process, on loopback; the
 attack runs in its own process for ``--duration`` seconds while a scraper in
 this one GETs /metrics every 0.2 s on a new connection; then the attack
-stops, and the exporter must answer /metrics and /healthz with 200 again
-(/healthz: a whole update cycle has succeeded since).
+stops, and the exporter must answer /metrics and /-/ready with 200 again
+(/-/ready: a whole update cycle has succeeded since).
 
 Attacks from downstream are clients misbehaving; attacks from upstream are
 the fake Binance misbehaving, through faults POSTed to its /sim/faults.
@@ -400,7 +400,7 @@ class Stack:
             stderr=self.log,
             preexec_fn=limit_open_files,
         )
-        wait_for(lambda: self.get("/healthz")[0] == 200, timeout=60)
+        wait_for(lambda: self.get("/-/ready")[0] == 200, timeout=60)
 
     def get(self, path: str, timeout: float = SCRAPE_TIMEOUT) -> tuple[int, float, bytes]:
         """(status, seconds, body) of one GET on a new connection; status 0 if it failed."""
@@ -487,7 +487,7 @@ def scrape_while(stack: Stack, attacker: multiprocessing.Process) -> tuple[list[
 
 
 def recovery(stack: Stack, attack: Attack) -> str:
-    """How long until /metrics and /healthz both answer 200 again, or "no".
+    """How long until /metrics and /-/ready both answer 200 again, or "no".
     After a 429: whether the exporter pauses as long as capped, "no" if not."""
     ended = time.monotonic()
     if attack.pauses:
@@ -495,7 +495,7 @@ def recovery(stack: Stack, attack: Attack) -> str:
         days = (float(paused_until) - time.time()) / (24 * 3600)
         return f"paused {days:.2f} days, as capped" if abs(days - 3) < 0.01 else "no"
     try:
-        wait_for(lambda: stack.get("/metrics")[0] == 200 and stack.get("/healthz")[0] == 200, timeout=RECOVERY_TIMEOUT)
+        wait_for(lambda: stack.get("/metrics")[0] == 200 and stack.get("/-/ready")[0] == 200, timeout=RECOVERY_TIMEOUT)
     except AssertionError:
         return "no"
     return f"yes, {time.monotonic() - ended:.1f} s"
