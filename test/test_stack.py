@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from binance_exporter import __version__
 from binance_exporter.config import OPTIONS, parse_args
 from binance_exporter.exporter import weight_per_minute
 from .helpers import ROOT, free_port, http_get, start_module, stop_process, wait_for
@@ -343,7 +344,11 @@ def test_the_image_runs_the_exporter_as_a_non_root_user_with_a_healthcheck():
     assert re.search(r"^USER (?!root|0\b)\S+", dockerfile, re.MULTILINE)
     assert re.search(r"^EXPOSE 8080$", dockerfile, re.MULTILINE)
     healthcheck = dockerfile[dockerfile.index("HEALTHCHECK") :].split("\nENTRYPOINT")[0]
-    assert "/healthz" in healthcheck and '["python", "-c"' in healthcheck  # no curl or wget in a slim image
+    assert "/-/healthy" in healthcheck and '["python", "-c"' in healthcheck  # no curl or wget in a slim image
+    labels = dict(re.findall(r'(org\.opencontainers\.image\.\w+)="([^"]*)"', dockerfile))
+    assert labels["org.opencontainers.image.licenses"] == "MIT"
+    assert labels["org.opencontainers.image.version"] == "${VERSION}"
+    assert f"ARG VERSION={__version__}" in dockerfile
     assert 'ENTRYPOINT ["python", "-m", "binance_exporter"]' in dockerfile
     ignored = (Path(ROOT) / ".dockerignore").read_text(encoding="utf-8").splitlines()
     assert ignored[1] == "*" and "!binance_exporter/" in ignored
