@@ -150,8 +150,10 @@ class WebConfigFile:
     """The configuration in a web configuration file, kept current: calling
     it returns the configuration, after reading the file again if at least
     ``CHECK_INTERVAL`` has passed and it, or a certificate, key or CA file it
-    names, has changed since. A changed configuration that cannot be used is
-    logged once, and the last good one stays."""
+    names, has changed since — and then stayed the same for one more check,
+    so that a file caught half-written (a truncated ``basic_auth_users``
+    would open the exporter to all) is never applied. A changed configuration
+    that cannot be used is logged once, and the last good one stays."""
 
     def __init__(self, path: str, check_interval: float = CHECK_INTERVAL, clock: Callable[[], float] = time.monotonic):
         self.path = path
@@ -159,6 +161,7 @@ class WebConfigFile:
         self._clock = clock
         self.current = load_web_config(path)  # raises WebConfigError: a file that cannot be used at start
         self._contents = self._read(self.current.files)
+        self._changed: Optional[bytes] = None  # what changed contents were seen at the last check
         self._checked_at = clock()
 
     def _read(self, files: tuple[str, ...]) -> bytes:
@@ -178,7 +181,8 @@ class WebConfigFile:
             return self.current
         self._checked_at = now
         contents = self._read(self.current.files)
-        if contents != self._contents:
+        settled, self._changed = contents == self._changed, contents
+        if contents != self._contents and settled:
             self._contents = contents
             try:
                 self.current = load_web_config(self.path)

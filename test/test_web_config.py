@@ -210,6 +210,8 @@ def test_a_changed_file_is_read_again_after_the_check_interval(tmp_path, caplog)
     clock.advance(4.9)
     assert web().users == {}
     clock.advance(0.1)
+    assert web().users == {}  # changed: applied once it has stayed the same for one more check
+    clock.advance(5)
     assert web().users == {"alice": ALICE_HASH.encode()}
     assert f"--web.config.file {path} changed: read again" in caplog.text
 
@@ -239,7 +241,21 @@ def test_a_renewed_certificate_is_read_again(tmp_path):
     cert.write_bytes(renewed.server_cert.read_bytes())
     key.write_bytes(renewed.server_key.read_bytes())
     clock.advance(5)
+    assert web().tls is before
+    clock.advance(5)
     assert web().tls is not before
+
+
+def test_a_file_still_changing_is_not_applied_until_it_stays_the_same(tmp_path):
+    clock = FakeClock()
+    path = write(tmp_path, f"basic_auth_users:\n  alice: {ALICE_HASH}\n")
+    web = WebConfigFile(path, check_interval=5, clock=clock)
+    for text in ("basic_", "basic_auth_users:\n", f"basic_auth_users:\n  bob: {ALICE_HASH}\n"):
+        write(tmp_path, text)  # caught half-written at each check: a file with no users would open it to all
+        clock.advance(5)
+        assert web().users == {"alice": ALICE_HASH.encode()}
+    clock.advance(5)
+    assert web().users == {"bob": ALICE_HASH.encode()}
 
 
 def test_a_file_that_cannot_be_used_at_start_is_an_error(tmp_path):
