@@ -55,7 +55,7 @@ demo: install
 		echo "make demo: port $(SIM_PORT) is in use (a demo running already?); choose another: make demo SIM_PORT=..." >&2; \
 		exit 2; \
 	fi; \
-	$(BIN)/python -m binance_exporter.simulator --port $(SIM_PORT) & sim=$$!; \
+	$(BIN)/python -m binance_exporter.fake.simulator --port $(SIM_PORT) & sim=$$!; \
 	trap 'kill $$sim 2>/dev/null' EXIT INT TERM; \
 	for attempt in $$(seq 50); do \
 		kill -0 $$sim 2>/dev/null || { wait $$sim; exit $$?; }; \

@@ -21,12 +21,12 @@ from pyinstrument import Profiler
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 # pylint: disable=wrong-import-position  # the path above makes the package importable from a checkout
-from binance_exporter.binance_client import BinanceClient
-from binance_exporter.collector import SnapshotCollector
-from binance_exporter.request_gate import RequestGate
-from binance_exporter.scheduler import Schedule, Scheduler
-from binance_exporter.simulated_market import LISTED_SYMBOLS, Market, synthetic_symbols
-from binance_exporter.simulator import BinanceSimulator
+from binance_exporter.binance.rest_client import BinanceClient
+from binance_exporter.exposition.collector import SnapshotCollector
+from binance_exporter.binance.request_gate import RequestGate
+from binance_exporter.cycle.scheduler import Schedule, Scheduler
+from binance_exporter.fake.market import LISTED_SYMBOLS, Market, synthetic_symbols
+from binance_exporter.fake.simulator import BinanceSimulator
 
 
 def main() -> int:

@@ -39,10 +39,10 @@ sys.path.insert(0, str(ROOT))
 from prometheus_client import generate_latest
 from prometheus_client.registry import CollectorRegistry
 
-from binance_exporter.binance_client import BinanceClient
-from binance_exporter.collector import SnapshotCollector
-from binance_exporter.request_gate import RequestGate
-from binance_exporter.scheduler import Schedule, Scheduler
+from binance_exporter.binance.rest_client import BinanceClient
+from binance_exporter.exposition.collector import SnapshotCollector
+from binance_exporter.binance.request_gate import RequestGate
+from binance_exporter.cycle.scheduler import Schedule, Scheduler
 
 FAULTS = (
     {"path": "/api/v3/depth", "status": 503, "body": "<html>busy</html>", "times": 2},
@@ -62,7 +62,7 @@ class FakeBinance:
 
     def __init__(self) -> None:
         self.process = subprocess.Popen(  # pylint: disable=consider-using-with  # lives until stop()
-            [sys.executable, "-m", "binance_exporter.simulator", "--port", "0", "--weight-limit", "1000000000"],
+            [sys.executable, "-m", "binance_exporter.fake.simulator", "--port", "0", "--weight-limit", "1000000000"],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             text=True,

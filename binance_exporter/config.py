@@ -20,9 +20,9 @@ from typing import Callable, Mapping, NoReturn, Optional, Sequence
 from urllib.parse import urlsplit
 
 from binance_exporter import __version__
-from binance_exporter.http_server import Limits
+from binance_exporter.exposition.http_server import Limits
 from binance_exporter.logs import LOG_FORMATS
-from binance_exporter.market import (
+from binance_exporter.market.definitions import (
     DEFAULT_QUOTE_VOLUME_ASSETS,
     DEFAULT_TRADE_COUNT_ASSETS,
     MAX_LISTS_PER_RANKING,

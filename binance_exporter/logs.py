@@ -1,10 +1,10 @@
 """Log records on stderr, one per line: as text (the default) or as JSON.
 
-Text is ``2026-11-23 00:15:02,123 INFO binance_exporter.scheduler: message``,
+Text is ``2026-11-23 00:15:02,123 INFO binance_exporter.cycle.scheduler: message``,
 with a traceback on the lines that follow when there is one. JSON is one
 object per line, for log shippers::
 
-    {"time": "2026-11-23T00:15:02.123Z", "level": "INFO", "logger": "binance_exporter.scheduler",
+    {"time": "2026-11-23T00:15:02.123Z", "level": "INFO", "logger": "binance_exporter.cycle.scheduler",
      "message": "...", "source": "scheduler.py:210", "thread": "scheduler"}
 
 plus ``exception`` (the formatted traceback) when there is one, and any

@@ -10,8 +10,8 @@ from typing import Callable, Iterator
 import pytest
 from hypothesis import HealthCheck, settings
 
-from binance_exporter.simulated_market import Market
-from binance_exporter.simulator import BinanceSimulator
+from binance_exporter.fake.market import Market
+from binance_exporter.fake.simulator import BinanceSimulator
 
 FROZEN_WALL_CLOCK = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 

@@ -10,11 +10,11 @@ from decimal import Decimal as D
 
 import pytest
 
-from binance_exporter.binance_client import RETRIES, BinanceClient
+from binance_exporter.binance.rest_client import RETRIES, BinanceClient
 from binance_exporter.errors import MarketDataError
-from binance_exporter.request_gate import RequestGate, RequestSkipped
-from binance_exporter.simulated_market import Market
-from binance_exporter.simulator import BinanceSimulator, Fault
+from binance_exporter.binance.request_gate import RequestGate, RequestSkipped
+from binance_exporter.fake.market import Market
+from binance_exporter.fake.simulator import BinanceSimulator, Fault
 from .helpers import FakeClock, free_port
 
 

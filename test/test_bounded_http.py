@@ -13,7 +13,7 @@ from typing import Callable, Iterator
 import pytest
 import requests
 
-from binance_exporter.bounded_http import AnswerRefused, BoundedAdapter, RequestLimits
+from binance_exporter.binance.bounded_http import AnswerRefused, BoundedAdapter, RequestLimits
 
 Script = Callable[[socket.socket, threading.Event], None]
 

@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 
 from binance_exporter import __version__
-from binance_exporter.collector import (
+from binance_exporter.exposition.collector import (
     OPENMETRICS_FORMAT,
     TEXT_FORMAT,
     MetricsPage,
@@ -22,8 +22,8 @@ from binance_exporter.collector import (
     choose_format,
     distribution_version,
 )
-from binance_exporter.market import BookTop, Ranking, Ticker24h, top_lists
-from binance_exporter.snapshot import ApiCounts, BookNotional, Snapshot, SpreadReading
+from binance_exporter.market.definitions import BookTop, Ranking, Ticker24h, top_lists
+from binance_exporter.cycle.snapshot import ApiCounts, BookNotional, Snapshot, SpreadReading
 from .helpers import ROOT
 
 ETHBTC = Ticker24h("ETHBTC", D("271029.283"), D("8993.32796111"), 122239)

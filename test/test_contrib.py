@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from binance_exporter.config import KNOWN_VARIABLES, OPTIONS, Config
-from binance_exporter.http_server import HEALTH_PATHS, Health
+from binance_exporter.exposition.http_server import HEALTH_PATHS, Health
 from .helpers import ROOT
 
 CONTRIB = Path(ROOT) / "contrib"

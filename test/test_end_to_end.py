@@ -22,9 +22,9 @@ import bcrypt
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from binance_exporter.collector import BUILD_INFO
+from binance_exporter.exposition.collector import BUILD_INFO
 from binance_exporter.signals import IGNORED_SIGNALS, STOP_SIGNALS
-from binance_exporter.simulator import Fault
+from binance_exporter.fake.simulator import Fault
 from .certificates import make_pki
 from .helpers import ROOT, free_port, http_get, start_module, stop_process, wait_for
 
@@ -36,7 +36,7 @@ Q2 = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT", "BTCDOWNUSDT")
 def binance():
     """The simulator as its own process, its market frozen so that the
     test can ask it for exactly what the exporter was served."""
-    process = start_module("binance_exporter.simulator", "--port", "0", "--tick-seconds", "0")
+    process = start_module("binance_exporter.fake.simulator", "--port", "0", "--tick-seconds", "0")
     url = wait_for(process.stdout.readline).split()[-1]
     yield url
     stop_process(process)
@@ -159,7 +159,7 @@ def test_it_prints_the_report_then_spread_lines_and_exits_0_on_sigterm(run):
 
 
 def test_spread_deltas_appear_from_the_second_cycle_as_the_market_moves():
-    process = start_module("binance_exporter.simulator", "--port", "0", "--tick-seconds", "0.2")
+    process = start_module("binance_exporter.fake.simulator", "--port", "0", "--tick-seconds", "0.2")
     moving = wait_for(process.stdout.readline).split()[-1]
     exporter, url = start_exporter(moving, "--update-interval", "0.5", "--format", "json")
     try:
@@ -592,7 +592,8 @@ def test_make_demo_stops_at_once_when_the_fake_binance_cannot_listen():
         status, err = run_demo_to_its_end(sim_port)
     assert status == 2
     assert err.splitlines()[0] == (
-        f"python -m binance_exporter.simulator: error: cannot listen on 127.0.0.1:{sim_port}: Address already in use"
+        "python -m binance_exporter.fake.simulator: error: "
+        f"cannot listen on 127.0.0.1:{sim_port}: Address already in use"
     )
     assert "binance-exporter" not in err  # never started
 

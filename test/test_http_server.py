@@ -15,8 +15,8 @@ from contextlib import ExitStack
 
 import pytest
 from binance_exporter import __version__
-from binance_exporter.collector import MetricsPage
-from binance_exporter.http_server import (
+from binance_exporter.exposition.collector import MetricsPage
+from binance_exporter.exposition.http_server import (
     BadRequest,
     ExporterHTTPServer,
     Health,
@@ -25,7 +25,7 @@ from binance_exporter.http_server import (
     end_of_head,
     parse_request,
 )
-from binance_exporter.snapshot import Snapshot
+from binance_exporter.cycle.snapshot import Snapshot
 from .helpers import ROOT, FakeClock, free_port, http_get, start_module, stop_process, wait_for
 
 HALF_A_HEAD = b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n"
@@ -345,7 +345,7 @@ def test_idle_kept_alive_connections_make_room_too(start_server):
 
 
 def test_a_client_that_does_not_read_its_answer_is_dropped_at_the_write_deadline(start_server, caplog):
-    caplog.set_level(logging.DEBUG, logger="binance_exporter.http_server")
+    caplog.set_level(logging.DEBUG, logger="binance_exporter.exposition.http_server")
     server = start_server(Limits(write_timeout=0.3), LargePage())
     with socket.socket() as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -482,9 +482,9 @@ def test_parse_request_refuses_malformed_heads(head, status, reason):
 # stdin closes those files; end of input stops the server.
 LOW_DESCRIPTORS_SERVER = """
 import logging, os, resource, sys
-from binance_exporter.collector import MetricsPage
-from binance_exporter.http_server import ExporterHTTPServer, Health, Limits
-from binance_exporter.snapshot import Snapshot
+from binance_exporter.exposition.collector import MetricsPage
+from binance_exporter.exposition.http_server import ExporterHTTPServer, Health, Limits
+from binance_exporter.cycle.snapshot import Snapshot
 
 logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
 resource.setrlimit(resource.RLIMIT_NOFILE, (128, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))

@@ -11,10 +11,10 @@ import time
 
 import bcrypt
 import pytest
-from binance_exporter.collector import MetricsPage
-from binance_exporter.http_server import MAX_PENDING_AUTH_CHECKS, ExporterHTTPServer, Health
-from binance_exporter.snapshot import Snapshot
-from binance_exporter.web_config import BasicAuth, WebConfigFile
+from binance_exporter.exposition.collector import MetricsPage
+from binance_exporter.exposition.http_server import MAX_PENDING_AUTH_CHECKS, ExporterHTTPServer, Health
+from binance_exporter.cycle.snapshot import Snapshot
+from binance_exporter.exposition.web_config import BasicAuth, WebConfigFile
 from .certificates import make_pki
 from .helpers import wait_for
 

@@ -18,8 +18,14 @@ RECORD_TIME = 1_795_392_902.123456  # 2026-11-23T00:15:02.123456Z
 
 
 def record(message="cycle %d took %s s", args=(3, "0.25"), level=logging.INFO, exc_info=None, **extra):
-    made = logging.getLogger("binance_exporter.scheduler").makeRecord(
-        "binance_exporter.scheduler", level, "/x/binance_exporter/scheduler.py", 210, message, args, exc_info,
+    made = logging.getLogger("binance_exporter.cycle.scheduler").makeRecord(
+        "binance_exporter.cycle.scheduler",
+        level,
+        "/x/binance_exporter/cycle/scheduler.py",
+        210,
+        message,
+        args,
+        exc_info,
         extra=extra or None,
     )
     made.created, made.msecs = RECORD_TIME, 123.0
@@ -37,7 +43,7 @@ def test_a_record_as_json_has_what_a_log_shipper_needs():
     assert formatted(record()) == {
         "time": "2026-11-23T00:15:02.123Z",
         "level": "INFO",
-        "logger": "binance_exporter.scheduler",
+        "logger": "binance_exporter.cycle.scheduler",
         "message": "cycle 3 took 0.25 s",
         "source": "scheduler.py:210",
         "thread": threading.current_thread().name,

@@ -6,7 +6,7 @@ from decimal import Decimal as D
 import pytest
 from hypothesis import given, strategies as st
 
-from binance_exporter.market import (
+from binance_exporter.market.definitions import (
     DEFAULT_TOP_LISTS,
     EXACT,
     BookTop,

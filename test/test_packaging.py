@@ -24,7 +24,7 @@ import pytest
 from packaging.requirements import Requirement
 
 from binance_exporter import __version__
-from binance_exporter.collector import BUILD_INFO
+from binance_exporter.exposition.collector import BUILD_INFO
 from binance_exporter.config import OPTIONS
 from .helpers import ROOT, free_port, stop_process, wait_for
 from .test_end_to_end import scrape
@@ -218,7 +218,7 @@ def up(exporter, url):
 
 
 def test_the_installed_command_serves_metrics_from_the_fake_binance(installed, tmp_path):
-    binance = start(installed, installed.python, "-m", "binance_exporter.simulator", "--port", "0")
+    binance = start(installed, installed.python, "-m", "binance_exporter.fake.simulator", "--port", "0")
     try:
         binance_url = wait_for(binance.stdout.readline).split()[-1]
         port = free_port()

@@ -3,9 +3,9 @@
 import json
 from decimal import Decimal as D
 
-from binance_exporter.market import BookTop, Ranking, Ticker24h, top_lists
-from binance_exporter.report import render_report, render_spread_lines
-from binance_exporter.snapshot import BookNotional, Snapshot, SpreadReading
+from binance_exporter.market.definitions import BookTop, Ranking, Ticker24h, top_lists
+from binance_exporter.exposition.report import render_report, render_spread_lines
+from binance_exporter.cycle.snapshot import BookNotional, Snapshot, SpreadReading
 
 NOW = 1795236344.0  # 2026-11-21T04:45:44Z
 

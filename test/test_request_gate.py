@@ -3,7 +3,7 @@ the test moves."""
 
 import pytest
 
-from binance_exporter.request_gate import PAUSE_FILE, RequestGate, RequestSkipped
+from binance_exporter.binance.request_gate import PAUSE_FILE, RequestGate, RequestSkipped
 from .helpers import FakeClock
 
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from binance_exporter.errors import MarketDataError
-from binance_exporter.responses import (
+from binance_exporter.binance.responses import (
     parse_book_top,
     parse_book_tops,
     parse_decimal,

@@ -12,12 +12,12 @@ from decimal import Decimal as D
 
 import pytest
 
-from binance_exporter.binance_client import RETRIES, WEIGHTS, BinanceClient
-from binance_exporter.market import TopList, top_lists
-from binance_exporter.request_gate import RequestGate
-from binance_exporter.scheduler import BOOK_TICKER_BATCH, Schedule, Scheduler, WorkerPool
-from binance_exporter.simulated_market import LISTED_SYMBOLS, Market, synthetic_symbols
-from binance_exporter.simulator import BinanceSimulator, Fault
+from binance_exporter.binance.rest_client import RETRIES, WEIGHTS, BinanceClient
+from binance_exporter.market.definitions import TopList, top_lists
+from binance_exporter.binance.request_gate import RequestGate
+from binance_exporter.cycle.scheduler import BOOK_TICKER_BATCH, Schedule, Scheduler, WorkerPool
+from binance_exporter.fake.market import LISTED_SYMBOLS, Market, synthetic_symbols
+from binance_exporter.fake.simulator import BinanceSimulator, Fault
 from .helpers import FakeClock, http_get
 
 

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from binance_exporter.simulated_market import LISTED_SYMBOLS, Market, from_units, synthetic_symbols, to_units
-from binance_exporter.simulated_faults import ENDLESS_LEVEL, FAULT_FIELDS, accepts_gzip
-from binance_exporter.simulator import MAX_FAULTS, BinanceSimulator, Fault, depth_weight, main, ticker_weight
+from binance_exporter.fake.market import LISTED_SYMBOLS, Market, from_units, synthetic_symbols, to_units
+from binance_exporter.fake.faults import ENDLESS_LEVEL, FAULT_FIELDS, accepts_gzip
+from binance_exporter.fake.simulator import MAX_FAULTS, BinanceSimulator, Fault, depth_weight, main, ticker_weight
 from .helpers import ROOT, FakeClock, http_get, start_module, stop_process, wait_for
 
 
@@ -198,7 +198,7 @@ def test_faults_replace_answers_for_a_path_and_symbol(simulator):
 
 
 def test_command_line_serves_until_sigterm():
-    process = start_module("binance_exporter.simulator", "--port", "0", "--tick-seconds", "0")
+    process = start_module("binance_exporter.fake.simulator", "--port", "0", "--tick-seconds", "0")
     try:
         line = wait_for(process.stdout.readline)
         url = line.split()[-1]

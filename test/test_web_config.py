@@ -7,8 +7,8 @@ import ssl
 
 import bcrypt
 import pytest
-from binance_exporter import web_config
-from binance_exporter.web_config import (
+from binance_exporter.exposition import web_config
+from binance_exporter.exposition.web_config import (
     AUTH_CACHE_SIZE,
     BasicAuth,
     Credentials,
@@ -201,7 +201,7 @@ def test_outcomes_are_remembered_up_to_a_bound_least_recently_used_first():
 
 
 def test_a_changed_file_is_read_again_after_the_check_interval(tmp_path, caplog):
-    caplog.set_level(logging.INFO, "binance_exporter.web_config")
+    caplog.set_level(logging.INFO, "binance_exporter.exposition.web_config")
     clock = FakeClock()
     path = write(tmp_path, "")
     web = WebConfigFile(path, check_interval=5, clock=clock)

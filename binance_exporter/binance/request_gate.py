@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from binance_exporter.errors import MarketDataError
-from binance_exporter.market import format_utc
+from binance_exporter.market.definitions import format_utc
 
 DEFAULT_WEIGHT_BUDGET = 1200
 BINANCE_WEIGHT_LIMIT = 6000  # per minute and IP

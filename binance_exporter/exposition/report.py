@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from typing import Any, Callable, Optional
 
-from binance_exporter.market import (
+from binance_exporter.market.definitions import (
     BOOK_DEPTH,
     BY_QUOTE_VOLUME,
     BY_TRADE_COUNT,
@@ -24,7 +24,7 @@ from binance_exporter.market import (
     format_utc,
     listed_symbols,
 )
-from binance_exporter.snapshot import Snapshot
+from binance_exporter.cycle.snapshot import Snapshot
 
 NOT_AVAILABLE = "n/a"
 NONE = "none"

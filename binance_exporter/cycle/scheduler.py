@@ -29,8 +29,8 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping, Optional, Protocol
 
 from binance_exporter.errors import MarketDataError
-from binance_exporter.request_gate import RequestSkipped
-from binance_exporter.market import (
+from binance_exporter.binance.request_gate import RequestSkipped
+from binance_exporter.market.definitions import (
     BY_QUOTE_VOLUME,
     BY_TRADE_COUNT,
     DEFAULT_TOP_LISTS,
@@ -47,7 +47,7 @@ from binance_exporter.market import (
     spread,
     spread_delta,
 )
-from binance_exporter.snapshot import ApiCounts, BookNotional, Snapshot, SpreadReading
+from binance_exporter.cycle.snapshot import ApiCounts, BookNotional, Snapshot, SpreadReading
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Optional
 
-from binance_exporter.market import DEFAULT_TOP_LISTS, BookTop, Ranking, Ticker24h, TopList
+from binance_exporter.market.definitions import DEFAULT_TOP_LISTS, BookTop, Ranking, Ticker24h, TopList
 
 
 @dataclass(frozen=True)

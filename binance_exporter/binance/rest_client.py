@@ -27,10 +27,18 @@ import requests
 from binance.error import ClientError, Error as ConnectorError
 from binance.spot import Spot
 
-from binance_exporter.bounded_http import AnswerRefused, BoundedAdapter, RequestLimits
+from binance_exporter.binance.bounded_http import AnswerRefused, BoundedAdapter, RequestLimits
 from binance_exporter.errors import MarketDataError
-from binance_exporter.market import BOOK_DEPTH, BookTop, OrderBook, SymbolInfo, Ticker24h, format_utc, printable
-from binance_exporter.request_gate import (
+from binance_exporter.market.definitions import (
+    BOOK_DEPTH,
+    BookTop,
+    OrderBook,
+    SymbolInfo,
+    Ticker24h,
+    format_utc,
+    printable,
+)
+from binance_exporter.binance.request_gate import (
     BACKOFF_CAP_BLOCKED,
     BACKOFF_CAP_UNREACHABLE,
     DEFAULT_RETRY_AFTER,
@@ -39,13 +47,13 @@ from binance_exporter.request_gate import (
     RequestGate,
     RequestSkipped,
 )
-from binance_exporter.responses import (
+from binance_exporter.binance.responses import (
     parse_book_tops,
     parse_exchange_info,
     parse_order_book,
     parse_tickers,
 )
-from binance_exporter.snapshot import ApiCounts
+from binance_exporter.cycle.snapshot import ApiCounts
 
 logger = logging.getLogger(__name__)
 

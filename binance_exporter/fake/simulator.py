@@ -1,7 +1,7 @@
 """A Binance-compatible fake spot market server, for tests, demos and
 benchmarks.
 
-``python -m binance_exporter.simulator --port 9999`` serves the market-data
+``python -m binance_exporter.fake.simulator --port 9999`` serves the market-data
 endpoints the exporter uses, as Binance serves them:
 
 * ``GET /api/v3/exchangeInfo``, ``/api/v3/ticker/24hr``,
@@ -50,7 +50,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from binance_exporter.config import OneLineParser
 from binance_exporter.signals import SignalRecord
-from binance_exporter.simulated_faults import (
+from binance_exporter.fake.faults import (
     REST_PATHS,
     AnswerAbandoned,
     AnswerWriter,
@@ -62,7 +62,7 @@ from binance_exporter.simulated_faults import (
     gzip_bomb,
     valid_seconds,
 )
-from binance_exporter.simulated_market import LISTED_SYMBOLS, Market, synthetic_symbols
+from binance_exporter.fake.market import LISTED_SYMBOLS, Market, synthetic_symbols
 
 logger = logging.getLogger(__name__)
 
@@ -532,7 +532,7 @@ class _Handler(BaseHTTPRequestHandler):
 def main(argv: Optional[list[str]] = None) -> int:
     """Runs the simulator until SIGTERM or SIGINT."""
     parser = OneLineParser(
-        prog="python -m binance_exporter.simulator",
+        prog="python -m binance_exporter.fake.simulator",
         description=" ".join(__doc__.split("\n\n", 1)[0].split()),
         epilog=fault_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,

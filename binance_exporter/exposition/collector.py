@@ -30,8 +30,8 @@ from prometheus_client.openmetrics import exposition as openmetrics
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from binance_exporter import __version__
-from binance_exporter.market import BOOK_DEPTH
-from binance_exporter.snapshot import Snapshot
+from binance_exporter.market.definitions import BOOK_DEPTH
+from binance_exporter.cycle.snapshot import Snapshot
 
 _EVERY_UPDATE = "refreshed every update interval"
 _OPENMETRICS_EOF = b"# EOF\n"  # ends an OpenMetrics body; the process metrics follow the snapshot's

@@ -13,7 +13,15 @@ from decimal import Decimal
 from typing import Any, Callable, TypeVar
 
 from binance_exporter.errors import MarketDataError
-from binance_exporter.market import BookTop, OrderBook, PriceLevel, SymbolInfo, Ticker24h, is_name, printable
+from binance_exporter.market.definitions import (
+    BookTop,
+    OrderBook,
+    PriceLevel,
+    SymbolInfo,
+    Ticker24h,
+    is_name,
+    printable,
+)
 
 # Binance formats numbers as plain, unsigned decimals ("0.00001234") with at
 # most 8 decimals and far fewer than 20 integer digits. Exponents, signs,
