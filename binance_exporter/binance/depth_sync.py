@@ -1,0 +1,169 @@
+"""Binance's procedure for a correct local order book, for one symbol, as a
+pure state machine (no I/O, no clock): events and snapshots go in, the
+book and what to do next come out.
+
+The procedure ("How to manage a local order book correctly", Binance's
+spot API documentation, current version):
+
+1. Subscribe ``<symbol>@depth@100ms`` and buffer the events; note the
+   first event's ``U``.
+2. Take a snapshot, ``GET /api/v3/depth?limit=1000``.
+3. If its ``lastUpdateId`` is too old for the first buffered event to
+   follow it (``lastUpdateId + 1 < U``), take it again.
+4. Drop buffered events with ``u <= lastUpdateId``; the first one applied
+   has ``U <= lastUpdateId + 1 <= u``.
+5. The book starts at the snapshot, its id ``lastUpdateId``; apply the
+   buffered events, then each new one: an event with ``u`` not above the
+   book's id is old (ignored); one with ``U > id + 1`` means events were
+   lost (a gap); otherwise each level is set, a quantity of 0 removing it,
+   and the book's id becomes ``u``.
+
+A gap, a book that comes out crossed, or one whose side no longer holds
+``depth`` levels inside its snapshot's horizon (see ``order_book``) starts
+the symbol over at step 1 (a resync); nothing else is touched. When the
+stream's connection is lost, the book is kept but not trusted: the first
+event on the new connection either follows it (the book is in sync again,
+with no snapshot) or starts a resync for the reason ``reconnect``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from dataclasses import dataclass
+from typing import Optional
+
+from binance_exporter.market.definitions import BOOK_DEPTH, PriceLevel
+from binance_exporter.market.order_book import LocalBook
+
+SNAPSHOT_LIMIT = 1000
+# Events kept while a snapshot is awaited: 100 s of @100ms events. Past
+# it the oldest go, and a snapshot older than what is left is taken again.
+MAX_BUFFERED_EVENTS = 1000
+
+SYNCING = "syncing"  # buffering events; a snapshot is wanted once one has arrived
+IN_SYNC = "in_sync"
+INTERRUPTED = "interrupted"  # the stream was lost; the book waits for the next event
+
+GAP, HORIZON, CROSSED, RECONNECT = "gap", "horizon", "crossed", "reconnect"
+RESYNC_REASONS = (GAP, HORIZON, CROSSED, RECONNECT)
+
+
+@dataclass(frozen=True)
+class DepthEvent:
+    """One diff-depth event: updates ``first_id`` (``U``) to ``last_id``
+    (``u``) at Binance's ``event_time`` (ms), and the levels changed."""
+
+    symbol: str
+    first_id: int
+    last_id: int
+    event_time: int
+    bids: tuple[PriceLevel, ...]
+    asks: tuple[PriceLevel, ...]
+
+
+@dataclass(frozen=True)
+class DepthSnapshot:
+    """A depth answer: the book at ``last_update_id``, of at most ``limit``
+    levels a side."""
+
+    last_update_id: int
+    bids: tuple[PriceLevel, ...]
+    asks: tuple[PriceLevel, ...]
+    limit: int = SNAPSHOT_LIMIT
+
+
+class DepthSync:
+    """One symbol's local book and where it stands in the procedure.
+
+    ``book`` is trustworthy only while ``state`` is ``IN_SYNC``.
+    ``resyncs`` counts the times the book was started over, by reason.
+    """
+
+    def __init__(self, depth: int = BOOK_DEPTH, max_buffered: int = MAX_BUFFERED_EVENTS):
+        self.depth = depth
+        self.state = SYNCING
+        self.book: Optional[LocalBook] = None
+        self.buffer: deque[DepthEvent] = deque(maxlen=max_buffered)
+        self.snapshot_pending = False  # a snapshot was asked for and has not come back
+        self.resyncs: Counter[str] = Counter()
+        self.last_event_time: Optional[int] = None  # of the last event applied, ms
+
+    @property
+    def in_sync(self) -> bool:
+        """Whether the book is known to equal Binance's."""
+        return self.state == IN_SYNC
+
+    @property
+    def wants_snapshot(self) -> bool:
+        """Whether a snapshot should be requested now: syncing, with an
+        event buffered, and none already on its way."""
+        return self.state == SYNCING and bool(self.buffer) and not self.snapshot_pending
+
+    def on_event(self, event: DepthEvent) -> Optional[str]:
+        """Takes one event; returns the reason when it started a resync."""
+        if self.state == SYNCING:
+            self._buffer(event)
+            return None
+        assert self.book is not None
+        if event.last_id <= self.book.update_id:
+            return None  # old news: a duplicate, or from before the book
+        if event.first_id > self.book.update_id + 1:
+            reason = RECONNECT if self.state == INTERRUPTED else GAP
+            self._resync(reason)
+            self._buffer(event)
+            return reason
+        self.state = IN_SYNC
+        return self._apply(event)
+
+    def on_snapshot(self, snapshot: DepthSnapshot) -> bool:
+        """Takes the snapshot asked for; False when it is too old for the
+        buffered events and another must be taken."""
+        self.snapshot_pending = False
+        if self.state != SYNCING:
+            return True  # an answer no longer awaited: ignored
+        if self.buffer and snapshot.last_update_id + 1 < self.buffer[0].first_id:
+            return False
+        self.book = LocalBook(snapshot.last_update_id, snapshot.bids, snapshot.asks, snapshot.limit)
+        self.state = IN_SYNC
+        buffered, self.buffer = list(self.buffer), deque(maxlen=self.buffer.maxlen)
+        for event in buffered:
+            if event.last_id > self.book.update_id and self._apply(event) is not None:
+                return True  # resynced: the book came out crossed or thin
+        self._broken()
+        return True
+
+    def interrupted(self) -> None:
+        """The stream was lost: the book is kept, not trusted, until the
+        next event says whether anything was missed."""
+        if self.state == IN_SYNC:
+            self.state = INTERRUPTED
+
+    def _buffer(self, event: DepthEvent) -> None:
+        if self.buffer:
+            last = self.buffer[-1].last_id
+            if event.last_id <= last:
+                return  # a duplicate of one already buffered
+            if event.first_id != last + 1:
+                self.buffer.clear()  # lost some: start over from this one
+        self.buffer.append(event)
+
+    def _apply(self, event: DepthEvent) -> Optional[str]:
+        assert self.book is not None
+        self.book.apply(event.last_id, event.bids, event.asks)
+        self.last_event_time = event.event_time
+        return self._broken()
+
+    def _broken(self) -> Optional[str]:
+        """Starts a resync when the book cannot be right (crossed) or its
+        best levels are no longer exact (horizon); returns the reason."""
+        assert self.book is not None
+        reason = CROSSED if self.book.crossed() else None if self.book.exact(self.depth) else HORIZON
+        if reason is not None:
+            self._resync(reason)
+        return reason
+
+    def _resync(self, reason: str) -> None:
+        self.resyncs[reason] += 1
+        self.state = SYNCING
+        self.book = None
+        self.buffer.clear()
