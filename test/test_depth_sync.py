@@ -187,7 +187,10 @@ MOVE, DELIVER, DROP, REPEAT, ANSWER, LAGGING_ANSWER, STALE_ANSWER, DISCONNECT = 
 change = st.tuples(st.integers(min_value=41, max_value=60), st.booleans())  # (price, deleted), near the top
 step = st.one_of(
     st.tuples(st.just(MOVE), st.lists(change, min_size=1, max_size=6)),
-    st.tuples(st.sampled_from([DELIVER] * 6 + [DROP, DROP, REPEAT, ANSWER, LAGGING_ANSWER, STALE_ANSWER, DISCONNECT]), st.none()),
+    st.tuples(
+        st.sampled_from([DELIVER] * 6 + [DROP, DROP, REPEAT, ANSWER, LAGGING_ANSWER, STALE_ANSWER, DISCONNECT]),
+        st.none(),
+    ),
 )
 
 
@@ -224,15 +227,16 @@ def test_a_book_in_sync_always_equals_the_true_book_inside_its_horizon(steps, li
         elif kind == DISCONNECT:
             sync.interrupted()
         if sync.in_sync:
-            book = sync.book
-            bids, asks = market.history[book.update_id]
-            for side, truth, is_bid in ((book.bids, bids, True), (book.asks, asks, False)):
-                horizon = side.horizon
-                inside = [
-                    (p, q)
-                    for p, q in sorted(truth.items(), reverse=is_bid)
-                    if horizon is None or (p >= horizon if is_bid else p <= horizon)
-                ]
-                assert side.top(10**6) == inside
-                assert side.exact(depth)
-                assert side.top(depth) == sorted(truth.items(), reverse=is_bid)[:depth]
+            assert_matches_truth(sync.book, market.history[sync.book.update_id], depth)
+
+
+def assert_matches_truth(book, truth, depth):
+    """Each side holds exactly the true levels inside its horizon, and its
+    best ``depth`` are the true best."""
+    for side, levels_of_side, is_bid in ((book.bids, truth[0], True), (book.asks, truth[1], False)):
+        ordered = sorted(levels_of_side.items(), reverse=is_bid)
+        horizon = side.horizon
+        inside = [(p, q) for p, q in ordered if horizon is None or (p >= horizon if is_bid else p <= horizon)]
+        assert side.top(10**6) == inside
+        assert side.exact(depth)
+        assert side.top(depth) == ordered[:depth]
