@@ -33,8 +33,13 @@ ENV_PREFIX = "BINANCE_EXPORTER_"
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 FORMATS = ("text", "json")
 # Faster than this, REST polling only burns request weight: every cycle
-# fetches whole books, and Binance's own data moves in 100 ms steps.
+# fetches whole books. Live books cost nothing to read, but Binance's own
+# data moves in 100 ms steps.
 MIN_UPDATE_INTERVAL = 0.5
+MIN_STREAM_UPDATE_INTERVAL = 0.1
+SOURCES = ("stream", "rest")
+# Symbols --symbols may name: each is a live book and a stream.
+MAX_SYMBOLS = 1000
 STATE_DIR_NAME = "binance-exporter"
 
 
@@ -59,6 +64,9 @@ class Config:  # pylint: disable=too-many-instance-attributes  # one attribute p
     state_dir: str = ""  # "" until parse_args fills in default_state_dir()
     web_max_connections: int = Limits.max_connections
     web_config_file: str = ""
+    source: str = "stream"
+    symbols: tuple[str, ...] = ()
+    stream_urls: tuple[str, ...] = ("wss://stream.binance.com:9443",)
 
 
 def _whole_number(low: int, high: int) -> Callable[[str], int]:
@@ -82,8 +90,8 @@ def _seconds(text: str) -> float:
 
 def _update_interval(text: str) -> float:
     value = _seconds(text)
-    if value < MIN_UPDATE_INTERVAL:
-        raise ValueError(f"must be at least {MIN_UPDATE_INTERVAL:g} seconds, not {text!r}")
+    if value < MIN_STREAM_UPDATE_INTERVAL:
+        raise ValueError(f"must be at least {MIN_STREAM_UPDATE_INTERVAL:g} seconds, not {text!r}")
     return value
 
 
@@ -94,13 +102,31 @@ def default_state_dir(env: Mapping[str, str]) -> str:
     return os.path.join(base, STATE_DIR_NAME)
 
 
-def _base_urls(text: str) -> tuple[str, ...]:
-    urls = tuple(url.strip() for url in text.split(","))
-    for url in urls:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"must be http:// or https:// URLs, separated by commas, not {url!r}")
-    return tuple(url.rstrip("/") for url in urls)
+def _urls(*schemes: str) -> Callable[[str], tuple[str, ...]]:
+    def parse(text: str) -> tuple[str, ...]:
+        urls = tuple(url.strip() for url in text.split(","))
+        for url in urls:
+            parts = urlsplit(url)
+            if parts.scheme not in schemes or not parts.hostname or parts.query or parts.fragment:
+                spelled = " or ".join(f"{scheme}://" for scheme in schemes)
+                raise ValueError(f"must be {spelled} URLs, separated by commas, not {url!r}")
+        return tuple(url.rstrip("/") for url in urls)
+
+    return parse
+
+
+def _symbols(text: str) -> tuple[str, ...]:
+    if not text.strip():
+        return ()
+    symbols = tuple(symbol.strip() for symbol in text.split(","))
+    for symbol in symbols:
+        if not is_name(symbol):
+            hint = f" ({symbol.upper()!r}?)" if is_name(symbol.upper()) else ""
+            raise ValueError(f"must be symbols as Binance names them, e.g. BTCUSDT, separated by commas, "
+                             f"not {symbol!r}{hint}")  # fmt: skip
+    if len(set(symbols)) > MAX_SYMBOLS:
+        raise ValueError(f"must name at most {MAX_SYMBOLS} symbols, not {len(set(symbols))}")
+    return tuple(dict.fromkeys(symbols))
 
 
 def _quote_assets(text: str) -> tuple[str, ...]:
@@ -172,13 +198,14 @@ OPTIONS = (
         "--update-interval",
         "update_interval",
         _update_interval,
-        f"seconds between updates of books and spreads, at least {MIN_UPDATE_INTERVAL:g}",
+        f"seconds between updates of books and spreads, at least {MIN_STREAM_UPDATE_INTERVAL:g} "
+        f"({MIN_UPDATE_INTERVAL:g} with --source rest)",
     ),
     _Option("--rank-interval", "rank_interval", _seconds, "seconds between refreshes of the top lists"),
     _Option(
         "--base-url",
         "base_urls",
-        _base_urls,
+        _urls("http", "https"),
         "Binance REST API base URL; several, separated by commas, are tried in turn when one fails",
     ),
     _Option("--request-timeout", "request_timeout", _seconds, "seconds to wait for Binance to connect or answer"),
@@ -187,6 +214,26 @@ OPTIONS = (
         "weight_budget",
         _whole_number(1, 1_000_000),
         "request weight the exporter may use per minute (Binance allows 6000 per IP)",
+    ),
+    _Option(
+        "--source",
+        "source",
+        _choice(SOURCES, str.lower),
+        "where books come from: stream (live local order books kept from Binance's websocket streams) "
+        "or rest (polled every update)",
+    ),
+    _Option(
+        "--symbols",
+        "symbols",
+        _symbols,
+        "symbols, separated by commas, to keep a live book of besides the top lists' (stream mode); "
+        "one not TRADING on Binance is logged and skipped",
+    ),
+    _Option(
+        "--stream-url",
+        "stream_urls",
+        _urls("ws", "wss"),
+        "Binance websocket stream base URL; several, separated by commas, are tried in turn when one fails",
     ),
     _Option("--top", "top", _whole_number(1, 100), "how many symbols each top list holds"),
     _Option(
@@ -297,7 +344,13 @@ def parse_args(argv: Optional[Sequence[str]], env: Mapping[str, str]) -> Config:
         except ValueError as exc:
             parser.error(f"{source} {exc}")
     values.setdefault("state_dir", default_state_dir(env))
-    return Config(**values)  # type: ignore[arg-type]
+    config = Config(**values)  # type: ignore[arg-type]
+    if config.source == "rest" and config.update_interval < MIN_UPDATE_INTERVAL:
+        parser.error(
+            f"--update-interval must be at least {MIN_UPDATE_INTERVAL:g} seconds with --source rest, "
+            f"not {config.update_interval:g}"
+        )
+    return config
 
 
 def _refuse_unknown_variables(env: Mapping[str, str], parser: OneLineParser) -> None:

@@ -29,6 +29,8 @@ from binance_exporter.logs import configure_logging
 from binance_exporter.market.definitions import top_lists
 from binance_exporter.exposition.report import render_report, render_spread_lines
 from binance_exporter.binance.request_gate import BINANCE_WEIGHT_LIMIT, RequestGate
+from binance_exporter.binance.streams import StreamHub
+from binance_exporter.cycle.stream_scheduler import StreamScheduler
 from binance_exporter.cycle.scheduler import STALE_AFTER_INTERVALS, Schedule, Scheduler
 from binance_exporter.signals import SignalRecord
 from binance_exporter.cycle.snapshot import Snapshot
@@ -37,15 +39,21 @@ from binance_exporter.exposition.web_config import WebConfig, WebConfigError, We
 logger = logging.getLogger("binance_exporter.exporter")  # __name__ is __main__ under -m
 
 
+# In stream mode, how many cycles the report waits for the books to sync.
+REPORT_WAIT_CYCLES = 3
+
+
 class ReportPrinter:
-    """Prints the report once the first rankings are in, then the Q5
-    lines of every cycle. A closed, full or broken stdout is logged once
-    and printing stops; serving goes on."""
+    """Prints the report once the first rankings are in and every live
+    book is in sync (for at most ``REPORT_WAIT_CYCLES`` cycles), then the
+    Q5 lines of every cycle. A closed, full or broken stdout is logged
+    once and printing stops; serving goes on."""
 
     def __init__(self, output_format: str, out: Optional[TextIO]):
         self.output_format = output_format
         self.out = out
         self.reported = False
+        self._waited = 0  # cycles with rankings whose books were not all in sync
         if out is None:  # what Python makes of a stdout closed at start (>&-)
             self._stop_printing("it is closed")
 
@@ -54,8 +62,11 @@ class ReportPrinter:
         now = time.time()
         text = ""
         if not self.reported and snapshot.rankings:
-            text += render_report(snapshot, now, self.output_format)
-            self.reported = True
+            books_ready = all(book.in_sync for book in snapshot.books) or self._waited >= REPORT_WAIT_CYCLES
+            self._waited += 1
+            if books_ready:
+                text += render_report(snapshot, now, self.output_format)
+                self.reported = True
         if self.reported:
             text += "".join(line + "\n" for line in render_spread_lines(snapshot, now, self.output_format))
         self._write(text)
@@ -102,12 +113,13 @@ def weight_per_minute(config: Config) -> float:
     return schedule_for(config).weight_per_minute(WEIGHTS)
 
 
-def build_scheduler(config: Config) -> Scheduler:
-    """The scheduler and Binance client the configuration asks for; a
-    configuration that would overspend its weight budget is a one-line
-    error (exit status 2)."""
+def build_scheduler(config: Config, source: Optional[str] = None) -> Scheduler:
+    """The scheduler and Binance client the configuration asks for, for
+    ``source`` (default: ``config.source``); a REST configuration that
+    would overspend its weight budget is a one-line error (exit status 2)."""
+    source = source or config.source
     needed = weight_per_minute(config)
-    if needed > config.weight_budget:
+    if source == "rest" and needed > config.weight_budget:
         # Each Q1 list's books cost the most: with several, they are named.
         several = len(config.quote_volume_assets) > 1
         assets = f", --quote-volume-assets {','.join(config.quote_volume_assets)}" if several else ""
@@ -125,12 +137,16 @@ def build_scheduler(config: Config) -> Scheduler:
         )
     gate = RequestGate(config.weight_budget, state_dir=Path(config.state_dir))
     client = BinanceClient(config.base_urls, config.request_timeout, gate)
-    return Scheduler(client, schedule_for(config))
+    if source == "rest":
+        return Scheduler(client, schedule_for(config))
+    hub = StreamHub(config.stream_urls, client.depth_snapshot).start()
+    return StreamScheduler(client, hub, schedule_for(config), config.symbols)
 
 
 def run_once(config: Config, signals: SignalRecord) -> int:
-    """Prints one report; 0 if every answer could be fetched, else 1."""
-    scheduler = build_scheduler(config)
+    """Prints one report, read over REST (one report needs no live
+    books); 0 if every answer could be fetched, else 1."""
+    scheduler = build_scheduler(config, "rest")
     cycle: Future = Future()
 
     def run() -> None:
@@ -184,13 +200,15 @@ def serve(config: Config, signals: SignalRecord) -> int:
         server = ExporterHTTPServer((config.address, config.port), metrics, health, limits, web).start()
     except OSError as exc:
         config_error(f"cannot listen on {host}:{config.port}: {exc.strerror or exc}")
+    streams = f" and streams from {', '.join(config.stream_urls)}" if config.source == "stream" else ""
     logger.info(
-        "binance-exporter %s serving %s://%s:%d/metrics, reading %s every %g s (rankings every %g s)",
+        "binance-exporter %s serving %s://%s:%d/metrics, reading %s%s every %g s (rankings every %g s)",
         __version__,
         web().scheme,
         host,
         config.port,
         ", ".join(config.base_urls),
+        streams,
         config.update_interval,
         config.rank_interval,
     )
@@ -199,6 +217,7 @@ def serve(config: Config, signals: SignalRecord) -> int:
     stop.set()
     logger.info("stopping on %s", signals.stop_name)
     server.stop()
+    scheduler.close()
     return 0
 
 

@@ -21,6 +21,12 @@ settings.register_profile("binance_exporter", deadline=None, suppress_health_che
 settings.load_profile("binance_exporter")
 
 
+# Exporter processes started by the tests poll over REST unless a test
+# says --source stream (a flag wins over its variable): the stream tests
+# give them the fake Binance's stream URL.
+os.environ.setdefault("BINANCE_EXPORTER_SOURCE", "rest")
+
+
 @pytest.fixture(scope="session", autouse=True)
 def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Exporters started by the tests keep their state (a Retry-After

@@ -241,7 +241,7 @@ def test_every_variable_the_repository_sets_or_names_is_known():
         ([], {"BINANCE_EXPORTER_PORT": "-1"}, "BINANCE_EXPORTER_PORT must be a whole number"),
         (["--update-interval", "0"], {}, "--update-interval must be a positive number of seconds, not '0'"),
         (["--update-interval", "-5"], {}, "--update-interval must be a positive number"),
-        (["--update-interval", "0.001"], {}, "--update-interval must be at least 0.5 seconds, not '0.001'"),
+        (["--update-interval", "0.001"], {}, "--update-interval must be at least 0.1 seconds, not '0.001'"),
         (["--rank-interval", "soon"], {}, "--rank-interval must be a positive number of seconds, not 'soon'"),
         (["--rank-interval", "nan"], {}, "--rank-interval must be a positive number"),
         (["--request-timeout", "inf"], {}, "--request-timeout must be a positive number"),

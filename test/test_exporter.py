@@ -31,7 +31,7 @@ def test_the_weight_the_settings_spend_per_minute():
 
 def test_settings_that_would_overspend_the_budget_are_a_one_line_error(capsys, tmp_path):
     with pytest.raises(SystemExit) as exited:
-        build_scheduler(Config(update_interval=2, rank_interval=10, state_dir=str(tmp_path)))
+        build_scheduler(Config(update_interval=2, rank_interval=10, state_dir=str(tmp_path), source="rest"))
     assert exited.value.code == 2
     assert capsys.readouterr().err == (
         "binance-exporter: error: --update-interval 2 with --top 5 and --rank-interval 10 needs 4351 request "
@@ -57,7 +57,8 @@ def test_the_scheduler_keeps_the_configured_lists(tmp_path):
 
 
 def test_lists_that_would_overspend_the_budget_are_named_in_the_error(capsys, tmp_path):
-    config = Config(quote_volume_assets=("BTC", "ETH"), trade_count_assets=("USDT", "USDC"), state_dir=str(tmp_path))
+    lists = {"quote_volume_assets": ("BTC", "ETH"), "trade_count_assets": ("USDT", "USDC")}
+    config = Config(state_dir=str(tmp_path), source="rest", **lists)
     with pytest.raises(SystemExit) as exited:
         build_scheduler(config)
     assert exited.value.code == 2

@@ -15,7 +15,8 @@ import pytest
 from binance_exporter.binance.rest_client import RETRIES, WEIGHTS, BinanceClient
 from binance_exporter.market.definitions import TopList, top_lists
 from binance_exporter.binance.request_gate import RequestGate
-from binance_exporter.cycle.scheduler import BOOK_TICKER_BATCH, Schedule, Scheduler, WorkerPool
+from binance_exporter.binance.workers import WorkerPool
+from binance_exporter.cycle.scheduler import BOOK_TICKER_BATCH, Schedule, Scheduler
 from binance_exporter.fake.market import LISTED_SYMBOLS, Market, synthetic_symbols
 from binance_exporter.fake.simulator import BinanceSimulator, Fault
 from .helpers import FakeClock, http_get

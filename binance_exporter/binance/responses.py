@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Optional, TypeVar
 
+from binance_exporter.binance.depth_sync import DepthEvent, DepthSnapshot
 from binance_exporter.errors import MarketDataError
 from binance_exporter.market.definitions import (
     BookTop,
@@ -201,3 +202,100 @@ def parse_book_tops(data: Any) -> tuple[dict[str, BookTop], list[MarketDataError
     """
     tops, rejected = _each(_list(data, "bookTicker"), parse_book_top)
     return {top.symbol: top for top in tops}, rejected
+
+
+def _update_id(record: Any, name: str, what: str) -> int:
+    value = _field(record, name, what)
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_COUNT:
+        raise MarketDataError(f"{what}: {name} is not a 64-bit non-negative integer: {_shown(value)}")
+    return value
+
+
+def parse_depth_snapshot(symbol: str, data: Any, limit: int) -> DepthSnapshot:
+    """The book a local order book starts from, from ``GET
+    /api/v3/depth?limit=...``: its ``lastUpdateId`` and levels. A crossed
+    book is rejected; an empty side is a thin market's, and kept."""
+    what = f"depth {symbol}"
+    snapshot = DepthSnapshot(
+        _update_id(data, "lastUpdateId", what), _levels(data, "bids", what), _levels(data, "asks", what), limit
+    )
+    if snapshot.bids and snapshot.asks:
+        best_bid, best_ask = max(p for p, _ in snapshot.bids), min(p for p, _ in snapshot.asks)
+        if best_bid >= best_ask:
+            raise MarketDataError(f"{what}: crossed book, best bid {best_bid} >= best ask {best_ask}")
+    return snapshot
+
+
+# The numbers of diff events, by their text: a book's prices and common
+# quantities recur in event after event, and a cached one costs neither the
+# check nor the conversion again. Cleared whole when full.
+_EVENT_NUMBERS: dict[str, Decimal] = {}
+MAX_EVENT_NUMBERS = 200_000
+
+
+def _event_number(text: Any) -> Optional[Decimal]:
+    """The number an event's text stands for, None if it is not one."""
+    if type(text) is not str:  # pylint: disable=unidiomatic-typecheck  # exactly str: the cache's keys
+        return None
+    number = _EVENT_NUMBERS.get(text)
+    if number is None:
+        if not _DECIMAL.fullmatch(text):
+            return None
+        if len(_EVENT_NUMBERS) >= MAX_EVENT_NUMBERS:
+            _EVENT_NUMBERS.clear()
+        number = _EVENT_NUMBERS[text] = Decimal(text)
+    return number
+
+
+def _changed_levels(data: Any, side: str, what: str) -> tuple[PriceLevel, ...]:
+    """An event's levels: a quantity of 0 removes the level."""
+    levels = _field(data, side, what)
+    if type(levels) is not list:  # pylint: disable=unidiomatic-typecheck  # as JSON decodes it
+        raise MarketDataError(f"{what}: {side} is not a list")
+    changed = []
+    for level in levels:
+        if type(level) is not list or len(level) != 2:  # pylint: disable=unidiomatic-typecheck
+            raise MarketDataError(f"{what}: a {side} level is not [price, quantity]: {_shown(level)}")
+        price, qty = _event_number(level[0]), _event_number(level[1])
+        if price is None or qty is None:
+            raise MarketDataError(f"{what}: a {side} level is not two decimal number strings: {_shown(level)}")
+        changed.append((price, qty))
+    return tuple(changed)
+
+
+def parse_depth_event(data: Any) -> DepthEvent:
+    """A ``<symbol>@depth@100ms`` event (``depthUpdate``)."""
+    if _field(data, "e", "depth event") != "depthUpdate":
+        raise MarketDataError(f"depth event: e is not depthUpdate: {_shown(data['e'])}")
+    symbol = _name(data, "s", "depth event")
+    what = f"depth event {symbol}"
+    first, last = _update_id(data, "U", what), _update_id(data, "u", what)
+    if first > last:
+        raise MarketDataError(f"{what}: U {first} is after u {last}")
+    return DepthEvent(
+        symbol,
+        first,
+        last,
+        _update_id(data, "E", what),
+        _changed_levels(data, "b", what),
+        _changed_levels(data, "a", what),
+    )
+
+
+def parse_rolling_ticker(record: Any) -> Ticker24h:
+    """One symbol's 24 h statistics from a ``!ticker_1d@arr`` record
+    (``v`` volume, ``q`` quote volume, ``n`` trade count)."""
+    symbol = _name(record, "s", "1dTicker")
+    what = f"1dTicker {symbol}"
+    return Ticker24h(
+        symbol=symbol,
+        volume=_decimal_field(record, "v", what),
+        quote_volume=_decimal_field(record, "q", what),
+        trade_count=_update_id(record, "n", what),
+    )
+
+
+def parse_rolling_tickers(data: Any) -> tuple[list[Ticker24h], list[MarketDataError]]:
+    """The 24 h statistics of the symbols that changed, from one
+    ``!ticker_1d@arr`` message, and the errors of the records rejected."""
+    return _each(_list(data, "1dTicker array"), parse_rolling_ticker)

@@ -28,6 +28,7 @@ from binance.error import ClientError, Error as ConnectorError
 from binance.spot import Spot
 
 from binance_exporter.binance.bounded_http import AnswerRefused, BoundedAdapter, RequestLimits
+from binance_exporter.binance.depth_sync import DepthSnapshot
 from binance_exporter.errors import MarketDataError
 from binance_exporter.market.definitions import (
     BOOK_DEPTH,
@@ -49,6 +50,7 @@ from binance_exporter.binance.request_gate import (
 )
 from binance_exporter.binance.responses import (
     parse_book_tops,
+    parse_depth_snapshot,
     parse_exchange_info,
     parse_order_book,
     parse_tickers,
@@ -400,6 +402,16 @@ class BinanceClient:
             "/api/v3/depth",
             lambda spot: spot.depth(symbol, limit=BOOK_DEPTH),
             lambda data: parse_order_book(symbol, data),
+            time_left,
+        )
+
+    def depth_snapshot(self, symbol: str, limit: int, time_left: Optional[float] = None) -> DepthSnapshot:
+        """The book a local order book starts from: ``limit`` levels a side
+        and the ``lastUpdateId`` they stand at."""
+        return self._parsed(
+            "/api/v3/depth",
+            lambda spot: spot.depth(symbol, limit=limit),
+            lambda data: parse_depth_snapshot(symbol, data, limit),
             time_left,
         )
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import math
-import queue
 import threading
 import time
 from concurrent.futures import Future, TimeoutError as FutureTimeout
@@ -30,6 +29,7 @@ from typing import Any, Callable, Mapping, Optional, Protocol
 
 from binance_exporter.errors import MarketDataError
 from binance_exporter.binance.request_gate import RequestSkipped
+from binance_exporter.binance.workers import WorkerPool
 from binance_exporter.market.definitions import (
     BY_QUOTE_VOLUME,
     BY_TRADE_COUNT,
@@ -83,41 +83,6 @@ class MarketSource(Protocol):
 def _log_failure(what: str, error: MarketDataError, level: int = logging.WARNING) -> None:
     # A request the gate skipped was logged once, where the pause began.
     logger.log(logging.DEBUG if isinstance(error, RequestSkipped) else level, "%s: %s", what, error)
-
-
-class WorkerPool:
-    """A fixed set of daemon threads running submitted calls.
-
-    Unlike ``ThreadPoolExecutor``, whose threads the interpreter joins at
-    exit, a request hanging in one of these never holds up shutdown.
-    """
-
-    def __init__(self, workers: int, name: str = "fetch"):
-        self._jobs: queue.SimpleQueue[Optional[tuple[Future, Callable[..., Any], tuple]]] = queue.SimpleQueue()
-        self._threads = [threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True) for i in range(workers)]
-        for thread in self._threads:
-            thread.start()
-
-    def submit(self, call: Callable[..., Any], *args: Any) -> Future:
-        """Runs ``call(*args)`` on a worker; its outcome lands in the future."""
-        future: Future = Future()
-        self._jobs.put((future, call, args))
-        return future
-
-    def close(self) -> None:
-        """Lets the workers end once the queued calls are done."""
-        for _ in self._threads:
-            self._jobs.put(None)
-
-    def _work(self) -> None:
-        while (job := self._jobs.get()) is not None:
-            future, call, args = job
-            if not future.set_running_or_notify_cancel():
-                continue  # cancelled: its cycle is over
-            try:
-                future.set_result(call(*args))
-            except BaseException as exc:  # pylint: disable=broad-exception-caught  # handed to the waiting cycle
-                future.set_exception(exc)
 
 
 @dataclass(frozen=True)
@@ -191,10 +156,10 @@ class SymbolReadings:
         delta = spread_delta(previous[1].spread if previous else None, value)
         self.spreads[top.symbol] = (now, SpreadReading(top, value, delta, cycle))
 
-    def new_ranking(self, q1: tuple[str, ...], q2: tuple[str, ...]) -> None:
-        """Forgets symbols that left the lists; dropped symbols get another chance."""
-        self.notionals = {s: v for s, v in self.notionals.items() if s in q1}
-        self.spreads = {s: v for s, v in self.spreads.items() if s in q2}
+    def new_ranking(self, notional_symbols: tuple[str, ...], spread_symbols: tuple[str, ...]) -> None:
+        """Forgets symbols no longer answered for; dropped symbols get another chance."""
+        self.notionals = {s: v for s, v in self.notionals.items() if s in notional_symbols}
+        self.spreads = {s: v for s, v in self.spreads.items() if s in spread_symbols}
         self.dropped.clear()
 
     def drop(self, symbol: str) -> None:
@@ -260,6 +225,19 @@ class Scheduler:
         Binance no longer lists."""
         return tuple(listed_symbols(self._current_rankings(), name))
 
+    def notional_symbols(self) -> tuple[str, ...]:
+        """The symbols whose Q3 is answered: those of the Q1 lists."""
+        return self._ranked(BY_QUOTE_VOLUME)
+
+    def spread_symbols(self) -> tuple[str, ...]:
+        """The symbols whose Q4 and Q5 are answered: those of the Q2 lists."""
+        return self._ranked(BY_TRADE_COUNT)
+
+    def _tickers(self, now: float) -> list[Ticker24h]:
+        """Every symbol's 24 h statistics, to rank (``now`` on ``clock``)."""
+        del now  # read afresh each time
+        return self.source.tickers_24h(self._time_left())
+
     def _time_left(self) -> float:
         return max(0.0, self._deadline - self._clock())
 
@@ -284,7 +262,7 @@ class Scheduler:
         if self._symbols is None:
             return False
         try:
-            tickers = self.source.tickers_24h(self._time_left())
+            tickers = self._tickers(now)
         except MarketDataError as exc:
             _log_failure("rankings not refreshed", exc)
             return False
@@ -302,13 +280,11 @@ class Scheduler:
                         ranking.quote_asset,
                     )
         self._rankings = (now, rankings)
-        self._readings.new_ranking(
-            tuple(listed_symbols(rankings, BY_QUOTE_VOLUME)), tuple(listed_symbols(rankings, BY_TRADE_COUNT))
-        )
+        self._readings.new_ranking(self.notional_symbols(), self.spread_symbols())
         return True
 
     def _refresh_books(self) -> bool:
-        q1, q2 = self._ranked(BY_QUOTE_VOLUME), list(self._ranked(BY_TRADE_COUNT))
+        q1, q2 = self.notional_symbols(), list(self.spread_symbols())
         time_left = self._time_left()
         books = {symbol: self._pool.submit(self.source.order_book, symbol, time_left) for symbol in q1}
         batches = [q2[start : start + BOOK_TICKER_BATCH] for start in range(0, len(q2), BOOK_TICKER_BATCH)]
@@ -401,8 +377,8 @@ class Scheduler:
             cycle=self._cycle,
             top_lists=self.schedule.top_lists,
             rankings=self._current_rankings() if rankings_fresh else (),
-            notionals=self._readings.fresh_notionals(self._ranked(BY_QUOTE_VOLUME), now),
-            spreads=self._readings.fresh_spreads(self._ranked(BY_TRADE_COUNT), now),
+            notionals=self._readings.fresh_notionals(self.notional_symbols(), now),
+            spreads=self._readings.fresh_spreads(self.spread_symbols(), now),
             up=complete,
             last_success=self._wall_clock() if complete else self.snapshot.last_success,
             cycle_duration=now - started,

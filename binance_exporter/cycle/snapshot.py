@@ -62,6 +62,37 @@ class SpreadReading:
 
 
 @dataclass(frozen=True)
+class BookState:
+    """One live order book's health at one moment: whether it is in sync,
+    the levels it holds a side, Binance's time of the last event applied
+    (Unix seconds, None before any) and its resyncs so far by reason."""
+
+    symbol: str
+    in_sync: bool
+    bid_levels: int
+    ask_levels: int
+    last_event_time: Optional[float]
+    resyncs: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True)
+class StreamCounts:
+    """The websocket streams at one moment: connections open, connections
+    replaced by reason, messages received by stream (``depth``,
+    ``ticker``), and the event lag histogram: counts per bucket of
+    ``lag_buckets`` (upper bounds, in seconds; the last count is above
+    them all), their sum and count."""
+
+    connections: int = 0
+    reconnects: tuple[tuple[str, int], ...] = ()
+    messages: tuple[tuple[str, int], ...] = ()
+    invalid_messages: int = 0
+    lag_buckets: tuple[float, ...] = ()
+    lag_counts: tuple[int, ...] = ()
+    lag_sum: float = 0.0
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """Everything the exporter publishes, as of the end of one cycle.
 
@@ -71,6 +102,9 @@ class Snapshot:
     configured time between cycles, in seconds (None before the first).
     ``top_lists`` are the configured top lists, in order; ``rankings``
     holds one ranking per list once they are known, () until then.
+    In stream mode ``books`` holds the state of every live book and
+    ``streams`` the websocket connections' counts; in REST mode they are
+    () and None.
     """
 
     cycle: int = 0
@@ -83,6 +117,8 @@ class Snapshot:
     update_interval: Optional[float] = None
     api: ApiCounts = field(default_factory=ApiCounts)
     top_lists: tuple[TopList, ...] = DEFAULT_TOP_LISTS
+    books: tuple[BookState, ...] = ()
+    streams: Optional[StreamCounts] = None
 
     def ranking(self, top_list: TopList) -> Optional[Ranking]:
         """The ranking of ``top_list``, if it is known."""

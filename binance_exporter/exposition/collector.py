@@ -17,6 +17,7 @@ looks like this (abridged)::
 from __future__ import annotations
 
 import importlib.metadata
+import math
 import platform
 import threading
 import zlib
@@ -24,14 +25,17 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Optional
 
 from prometheus_client import ProcessCollector
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 from prometheus_client.openmetrics import exposition as openmetrics
 from prometheus_client.registry import Collector, CollectorRegistry
+from prometheus_client.utils import floatToGoString
 
 from binance_exporter import __version__
+from binance_exporter.binance.depth_sync import RESYNC_REASONS
+from binance_exporter.binance.streams import RECONNECT_REASONS
+from binance_exporter.cycle.snapshot import Snapshot, StreamCounts
 from binance_exporter.market.definitions import BOOK_DEPTH
-from binance_exporter.cycle.snapshot import Snapshot
 
 _EVERY_UPDATE = "refreshed every update interval"
 _OPENMETRICS_EOF = b"# EOF\n"  # ends an OpenMetrics body; the process metrics follow the snapshot's
@@ -83,7 +87,87 @@ class SnapshotCollector(Collector):
         snapshot = self._current()
         yield from self._rankings(snapshot)
         yield from self._books(snapshot)
+        if snapshot.streams is not None:
+            yield from self._live_books(snapshot)
+            yield from self._streams(snapshot.streams)
         yield from self._health(snapshot)
+
+    @staticmethod
+    def _live_books(snapshot: Snapshot) -> Iterator[Metric]:
+        in_sync = _gauge(
+            "binance_order_book_in_sync",
+            f"Whether the local order book is in sync with Binance's stream, 1 or 0; {_EVERY_UPDATE}.",
+            ("symbol",),
+        )
+        resyncs = CounterMetricFamily(
+            "binance_order_book_resyncs",
+            "Times the local order book was taken again from a snapshot, by reason (gap: events were lost; "
+            "horizon: fewer than the best levels lie inside the snapshot's horizon; crossed: the book came out "
+            f"crossed; reconnect: events were lost while the stream reconnected), a count; {_EVERY_UPDATE}.",
+            labels=["symbol", "reason"],
+        )
+        levels = _gauge(
+            "binance_order_book_levels",
+            f"Price levels held in the local order book on one side, a count of levels; {_EVERY_UPDATE}.",
+            ("symbol", "side"),
+        )
+        last_update = _gauge(
+            "binance_order_book_last_update_timestamp_seconds",
+            "Binance's event time of the last event applied to the local order book, Unix time in seconds; "
+            f"{_EVERY_UPDATE}.",
+            ("symbol",),
+        )
+        for book in snapshot.books:
+            in_sync.add_metric([book.symbol], 1 if book.in_sync else 0)
+            counts = dict(book.resyncs)
+            for reason in RESYNC_REASONS:
+                resyncs.add_metric([book.symbol, reason], counts.get(reason, 0))
+            if book.in_sync:
+                levels.add_metric([book.symbol, "bid"], book.bid_levels)
+                levels.add_metric([book.symbol, "ask"], book.ask_levels)
+            if book.last_event_time is not None:
+                last_update.add_metric([book.symbol], book.last_event_time)
+        yield from (in_sync, resyncs, levels, last_update)
+
+    @staticmethod
+    def _streams(streams: StreamCounts) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "binance_stream_connections",
+            f"Websocket connections to Binance's streams open now, a count; {_EVERY_UPDATE}.",
+            value=streams.connections,
+        )
+        reconnects = dict(streams.reconnects)
+        yield _counter(
+            "binance_stream_reconnects",
+            "Websocket connections replaced, by reason (closed: closed by Binance; error: failed or broken; "
+            "silent: no pong within the ping timeout; rotation: before Binance's 24 h limit; server_shutdown: "
+            f"Binance announced maintenance), a count; {_EVERY_UPDATE}.",
+            ("reason",),
+            tuple((reason, reconnects.get(reason, 0)) for reason in RECONNECT_REASONS),
+        )
+        messages = dict(streams.messages)
+        yield _counter(
+            "binance_stream_messages",
+            f"Messages received from Binance's streams, by stream (depth, ticker), a count; {_EVERY_UPDATE}.",
+            ("stream",),
+            tuple((stream, messages.get(stream, 0)) for stream in ("depth", "ticker")),
+        )
+        yield CounterMetricFamily(
+            "binance_stream_invalid_messages",
+            f"Messages from Binance's streams that were not valid and were ignored, a count; {_EVERY_UPDATE}.",
+            value=streams.invalid_messages,
+        )
+        buckets, total = [], 0
+        for bound, count in zip((*streams.lag_buckets, math.inf), streams.lag_counts):
+            total += count
+            buckets.append(("+Inf" if bound == math.inf else floatToGoString(bound), total))
+        yield HistogramMetricFamily(
+            "binance_stream_event_lag_seconds",
+            "Time from Binance's event time to its receipt here, in seconds (clock differences included); "
+            f"{_EVERY_UPDATE}.",
+            buckets=buckets,
+            sum_value=streams.lag_sum,
+        )
 
     @staticmethod
     def _rankings(snapshot: Snapshot) -> Iterator[Metric]:

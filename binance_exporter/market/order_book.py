@@ -56,7 +56,8 @@ class BookSide:
     def set(self, price: Decimal, qty: Decimal) -> None:
         """Sets a level's quantity; 0 removes the level (removing a level
         the book does not hold is normal). Past the horizon: ignored."""
-        if not self._inside(price):
+        horizon = self.horizon
+        if horizon is not None and (price < horizon if self.is_bid else price > horizon):
             return
         quantities = self._quantities
         if qty == ZERO:

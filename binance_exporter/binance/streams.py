@@ -1,0 +1,530 @@
+"""Binance's websocket streams: the connections, and the local order books
+and 24 h table kept from what they carry.
+
+All websocket I/O runs in one asyncio loop on its own thread. Each tracked
+symbol has a ``DepthSync`` fed by its ``<symbol>@depth@100ms`` stream,
+whose snapshots are taken through the REST client (and so its request
+gate) on worker threads; ``!ticker_1d@arr`` keeps the 24 h table the
+rankings read. Other threads call ``track``, ``book_readings``,
+``tickers`` and ``counts``: they never wait on the network, only (for
+``book_readings``) on the loop copying the books' best levels.
+
+Binance's rules, kept:
+
+* at most ``MAX_STREAMS_PER_CONNECTION`` (1024) streams a connection; more
+  open another connection;
+* at most 5 messages a second sent per connection: subscriptions are
+  batched and sent at most every ``MESSAGE_INTERVAL`` seconds, which leaves
+  room for pings and pongs;
+* at most 300 connection attempts per 5 minutes per IP: attempts are
+  held to ``CONNECTION_ATTEMPTS`` per ``ATTEMPT_WINDOW`` seconds, and
+  reconnects back off with jitter, up to ``MAX_BACKOFF`` seconds;
+* Binance's pings are answered; ours go every ``PING_INTERVAL`` seconds,
+  and a connection whose pong is ``PING_TIMEOUT`` late is replaced
+  (``silent``);
+* a connection is replaced before Binance closes it at 24 h
+  (``MAX_CONNECTION_AGE``), and on a ``serverShutdown`` event, without a
+  gap: the new connection is opened and subscribed, and the old one
+  closed once every book's stream has been heard on the new one (or after
+  ``HANDOVER_SECONDS``). Events arriving twice meanwhile are ignored by
+  update id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import itertools
+import json
+import logging
+import random
+import threading
+import time
+from collections import Counter, deque
+from typing import Any, Callable, Iterable, Optional
+
+import orjson
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI, WebSocketException
+
+from binance_exporter.binance.depth_sync import SNAPSHOT_LIMIT, DepthSnapshot, DepthSync
+from binance_exporter.binance.request_gate import RequestSkipped
+from binance_exporter.binance.responses import parse_depth_event, parse_rolling_tickers
+from binance_exporter.binance.workers import WorkerPool
+from binance_exporter.cycle.snapshot import BookState, StreamCounts
+from binance_exporter.errors import MarketDataError
+from binance_exporter.market.definitions import BOOK_DEPTH, PriceLevel, Ticker24h, printable
+
+logger = logging.getLogger(__name__)
+
+TICKER_STREAM = "!ticker_1d@arr"
+DEPTH_SUFFIX = "@depth@100ms"
+MAX_STREAMS_PER_CONNECTION = 1024
+MESSAGE_INTERVAL = 0.25
+MAX_STREAMS_PER_MESSAGE = 200
+CONNECTION_ATTEMPTS = 200
+ATTEMPT_WINDOW = 300.0
+FIRST_BACKOFF = 1.0
+MAX_BACKOFF = 60.0
+STABLE_SECONDS = 30.0  # a connection that lived this long starts its backoff over
+PING_INTERVAL = 20.0
+PING_TIMEOUT = 20.0
+OPEN_TIMEOUT = 10.0
+MAX_CONNECTION_AGE = 23 * 3600.0
+HANDOVER_SECONDS = 30.0
+MAX_FRAME_BYTES = 4 * 2**20  # a whole !ticker_1d@arr of every symbol is about 1 MB
+MAX_QUEUED_FRAMES = 64
+MAX_TICKERS = 10_000
+SNAPSHOT_WORKERS = 4
+SNAPSHOT_DEADLINE = 10.0
+SNAPSHOT_RETRY = (1.0, 30.0)  # first and longest wait before asking again for a snapshot that failed
+LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+CLOSED, ERROR, SILENT, ROTATION, SERVER_SHUTDOWN = "closed", "error", "silent", "rotation", "server_shutdown"
+RECONNECT_REASONS = (CLOSED, ERROR, SILENT, ROTATION, SERVER_SHUTDOWN)
+KEEPALIVE_TIMEOUT = 1011  # the close code websockets sends when a pong is late
+
+
+def depth_stream(symbol: str) -> str:
+    """The diff-depth stream of ``symbol``: ``btcusdt@depth@100ms``."""
+    return symbol.lower() + DEPTH_SUFFIX
+
+
+class ConnectionAttempts:
+    """Connection attempts in a sliding window, held under a limit."""
+
+    def __init__(self, limit: int, window: float, clock: Callable[[], float]):
+        self.limit, self.window, self._clock = limit, window, clock
+        self._times: deque[float] = deque()
+
+    def wait(self) -> float:
+        """Seconds until another attempt is allowed (0: now)."""
+        now = self._clock()
+        while self._times and self._times[0] <= now - self.window:
+            self._times.popleft()
+        return 0.0 if len(self._times) < self.limit else self._times[0] + self.window - now
+
+    def record(self) -> None:
+        """Counts an attempt made now."""
+        self._times.append(self._clock())
+
+
+class _Connection:  # pylint: disable=too-many-instance-attributes  # one websocket's state
+    """One websocket connection: the streams it should carry, the ones
+    asked for, and its handover to a replacement."""
+
+    def __init__(self, number: int):
+        self.number = number
+        self.wanted: set[str] = set()
+        self.subscribed: set[str] = set()  # asked for on the open socket
+        self.heard: set[str] = set()  # streams that delivered since it opened
+        self.ws: Optional[ClientConnection] = None
+        self.opened_at: Optional[float] = None
+        self.changed = asyncio.Event()
+        self.task: Optional[asyncio.Task] = None
+        self.stopping = False  # closed on purpose: no reconnect, no interruption
+        self.replacement: Optional[tuple[_Connection, str, float]] = None  # (new, reason, give-up time)
+        self.warned_invalid = False
+
+    def next_message(self, ids: Iterable[int]) -> Optional[dict[str, Any]]:
+        """The next SUBSCRIBE or UNSUBSCRIBE that brings the socket closer
+        to ``wanted``, marked as done; None when nothing is left."""
+        removed = sorted(self.subscribed - self.wanted)[:MAX_STREAMS_PER_MESSAGE]
+        if removed:
+            self.subscribed.difference_update(removed)
+            return {"method": "UNSUBSCRIBE", "params": removed, "id": next(iter(ids))}
+        added = sorted(self.wanted - self.subscribed)[:MAX_STREAMS_PER_MESSAGE]
+        if added:
+            self.subscribed.update(added)
+            return {"method": "SUBSCRIBE", "params": added, "id": next(iter(ids))}
+        return None
+
+
+class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, its connections, books and counts
+    """The websocket streams and what is kept from them; ``start()`` runs
+    them on a thread, ``stop()`` ends them."""
+
+    def __init__(  # pylint: disable=too-many-arguments
+        self,
+        urls: tuple[str, ...],
+        snapshots: Callable[[str, int, Optional[float]], DepthSnapshot],
+        *,
+        depth: int = BOOK_DEPTH,
+        ping_interval: float = PING_INTERVAL,
+        ping_timeout: float = PING_TIMEOUT,
+        max_connection_age: float = MAX_CONNECTION_AGE,
+        first_backoff: float = FIRST_BACKOFF,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        rng: random.Random = random.Random(),
+    ):
+        self.urls = urls
+        self._snapshots = snapshots
+        self.depth = depth
+        self.ping_interval, self.ping_timeout = ping_interval, ping_timeout
+        self.max_connection_age = max_connection_age
+        self.first_backoff = first_backoff
+        self._clock, self._wall_clock, self._rng = clock, wall_clock, rng
+        self._url_index = 0
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, name="streams", daemon=True)
+        self._workers = WorkerPool(SNAPSHOT_WORKERS, name="snapshot")
+        self._attempts = ConnectionAttempts(CONNECTION_ATTEMPTS, ATTEMPT_WINDOW, clock)
+        self._ids = itertools.count(1)
+        self._numbers = itertools.count(1)
+        self._changed = asyncio.Event()
+        # Owned by the loop's thread:
+        self._syncs: dict[str, DepthSync] = {}
+        self._connections: list[_Connection] = []
+        self._snapshots_running = 0
+        self._snapshot_retry: dict[str, tuple[float, float]] = {}  # symbol: (not before, last wait)
+        # Read by other threads under the lock:
+        self._lock = threading.Lock()
+        self._tickers: dict[str, Ticker24h] = {}
+        self._tickers_at: Optional[float] = None
+        self._reconnects: Counter[str] = Counter()
+        self._messages: Counter[str] = Counter()
+        self._invalid = 0
+        self._lag_counts = [0] * (len(LAG_BUCKETS) + 1)
+        self._lag_sum = 0.0
+        self._open = 0
+
+    # The other threads' side.
+
+    def start(self) -> "StreamHub":
+        """Starts the loop's thread."""
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 1.0) -> None:
+        """Closes every connection; gives up waiting after ``timeout``
+        seconds (the thread is a daemon)."""
+        if self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._cancel_all)
+            self._thread.join(timeout)
+        self._workers.close()
+
+    def track(self, symbols: Iterable[str]) -> None:
+        """Keeps live books of exactly ``symbols`` from now on."""
+        wanted = frozenset(symbols)
+        self._loop.call_soon_threadsafe(self._track, wanted)
+
+    def book_readings(
+        self, timeout: float
+    ) -> dict[str, tuple[BookState, Optional[tuple[tuple[PriceLevel, ...], tuple[PriceLevel, ...]]]]]:
+        """Every live book's state and, for those in sync, the best
+        ``depth`` levels of each side, all as of one moment. Raises
+        ``MarketDataError`` if the loop does not answer within ``timeout``."""
+        future = asyncio.run_coroutine_threadsafe(self._read_books(), self._loop)
+        try:
+            return future.result(timeout)
+        except (TimeoutError, RuntimeError) as exc:
+            future.cancel()
+            raise MarketDataError("the streams' loop did not answer in time", "late") from exc
+
+    def seed_tickers(self, tickers: Iterable[Ticker24h]) -> None:
+        """Replaces the 24 h table with a REST answer's."""
+        table = {ticker.symbol: ticker for ticker in itertools.islice(tickers, MAX_TICKERS)}
+        with self._lock:
+            self._tickers = table
+
+    def tickers(self) -> tuple[Optional[float], list[Ticker24h]]:
+        """The 24 h table, and when the ticker stream last updated it (on
+        ``clock``; None if it never did)."""
+        with self._lock:
+            return self._tickers_at, list(self._tickers.values())
+
+    def counts(self) -> StreamCounts:
+        """The connections' counts so far."""
+        with self._lock:
+            return StreamCounts(
+                connections=self._open,
+                reconnects=tuple(sorted(self._reconnects.items())),
+                messages=tuple(sorted(self._messages.items())),
+                invalid_messages=self._invalid,
+                lag_buckets=LAG_BUCKETS,
+                lag_counts=tuple(self._lag_counts),
+                lag_sum=self._lag_sum,
+            )
+
+    # The loop's side.
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        try:
+            self._loop.run_until_complete(self._manage())
+        except asyncio.CancelledError:
+            pass
+        finally:
+            self._loop.run_until_complete(self._loop.shutdown_asyncgens())
+            self._loop.close()
+
+    def _cancel_all(self) -> None:
+        for task in asyncio.all_tasks(self._loop):
+            task.cancel()
+
+    async def _read_books(
+        self,
+    ) -> dict[str, tuple[BookState, Optional[tuple[tuple[PriceLevel, ...], tuple[PriceLevel, ...]]]]]:
+        readings = {}
+        for symbol, sync in self._syncs.items():
+            book = sync.book
+            state = BookState(
+                symbol=symbol,
+                in_sync=sync.in_sync,
+                bid_levels=len(book.bids) if book and sync.in_sync else 0,
+                ask_levels=len(book.asks) if book and sync.in_sync else 0,
+                last_event_time=sync.last_event_time / 1000 if sync.last_event_time is not None else None,
+                resyncs=tuple(sorted(sync.resyncs.items())),
+            )
+            levels = (tuple(book.bids.top(self.depth)), tuple(book.asks.top(self.depth))) if sync.in_sync else None
+            readings[symbol] = (state, levels)
+        return readings
+
+    def _track(self, symbols: frozenset[str]) -> None:
+        for symbol in set(self._syncs) - symbols:
+            del self._syncs[symbol]
+            self._snapshot_retry.pop(symbol, None)
+        for symbol in sorted(symbols - set(self._syncs)):
+            self._syncs[symbol] = DepthSync(self.depth)
+        self._changed.set()
+
+    async def _manage(self) -> None:
+        """Keeps the connections carrying the wanted streams, asks for the
+        snapshots books want, and replaces connections that are due."""
+        try:
+            while True:
+                self._plan()
+                self._ask_for_snapshots()
+                self._hand_over()
+                try:
+                    await asyncio.wait_for(self._changed.wait(), 0.5)
+                except TimeoutError:
+                    pass
+                self._changed.clear()
+        finally:
+            for connection in self._connections:
+                connection.stopping = True
+                if connection.task:
+                    connection.task.cancel()
+            await asyncio.gather(*(c.task for c in self._connections if c.task), return_exceptions=True)
+
+    def _plan(self) -> None:
+        """Assigns each wanted stream to one connection (the replacement,
+        while one is being handed over to), opening connections as needed
+        and closing those left with nothing to carry."""
+        wanted = {TICKER_STREAM} | {depth_stream(symbol) for symbol in self._syncs}
+        live = [c for c in self._connections if not c.stopping and c.replacement is None]
+        for connection in live:
+            connection.wanted &= wanted
+        carried = set().union(*(c.wanted for c in live)) if live else set()
+        for stream in sorted(wanted - carried):
+            room = next((c for c in live if len(c.wanted) < MAX_STREAMS_PER_CONNECTION), None)
+            if room is None:
+                room = self._open_connection()
+                live.append(room)
+            room.wanted.add(stream)
+        for connection in live:
+            if not connection.wanted:
+                self._close(connection)
+            else:
+                connection.changed.set()
+
+    def _open_connection(self) -> _Connection:
+        connection = _Connection(next(self._numbers))
+        connection.task = self._loop.create_task(self._keep(connection))
+        self._connections.append(connection)
+        return connection
+
+    def _close(self, connection: _Connection) -> None:
+        connection.stopping = True
+        if connection.task:
+            connection.task.cancel()
+        self._connections.remove(connection)
+
+    def _replace(self, connection: _Connection, reason: str) -> None:
+        """Opens a replacement carrying the same streams; the old one
+        closes once the new one has been heard (``_hand_over``)."""
+        if connection.replacement is not None or connection.stopping:
+            return
+        new = self._open_connection()
+        new.wanted = set(connection.wanted)
+        connection.replacement = (new, reason, self._clock() + HANDOVER_SECONDS)
+        logger.info("stream connection %d: replaced (%s)", connection.number, reason)
+
+    def _hand_over(self) -> None:
+        now = self._clock()
+        for connection in list(self._connections):
+            if connection.replacement is None:
+                if connection.opened_at is not None and now - connection.opened_at >= self.max_connection_age:
+                    self._replace(connection, ROTATION)
+                continue
+            new, reason, give_up = connection.replacement
+            depth_streams = {s for s in new.wanted if s.endswith(DEPTH_SUFFIX)}
+            if (new.ws is not None and depth_streams <= new.heard) or now >= give_up:
+                self._close(connection)
+                with self._lock:
+                    self._reconnects[reason] += 1
+
+    async def _keep(self, connection: _Connection) -> None:
+        """Keeps one connection open: connects, subscribes, reads; on a
+        loss, marks its books interrupted and reconnects after a backoff."""
+        failures = 0
+        while not connection.stopping:
+            if failures:
+                backoff = min(MAX_BACKOFF, self.first_backoff * 2 ** (failures - 1))
+                await asyncio.sleep(backoff * self._rng.uniform(0.5, 1.0))
+            while (wait := self._attempts.wait()) > 0:
+                await asyncio.sleep(wait)
+            self._attempts.record()
+            reason, lived = await self._connect_and_read(connection)
+            if connection.stopping:
+                return
+            failures = 1 if lived >= STABLE_SECONDS else failures + 1
+            with self._lock:
+                self._reconnects[reason] += 1
+            for stream in connection.wanted:
+                sync = self._syncs.get(stream[: -len(DEPTH_SUFFIX)].upper())
+                if sync is not None and stream.endswith(DEPTH_SUFFIX):
+                    sync.interrupted()
+
+    async def _connect_and_read(self, connection: _Connection) -> tuple[str, float]:
+        """One connection's life; returns why it ended and how long it lived."""
+        url = self.urls[self._url_index % len(self.urls)]
+        opened = self._clock()
+        try:
+            async with connect(
+                url.rstrip("/") + "/stream",
+                ping_interval=self.ping_interval,
+                ping_timeout=self.ping_timeout,
+                open_timeout=OPEN_TIMEOUT,
+                close_timeout=1.0,
+                max_size=MAX_FRAME_BYTES,
+                max_queue=MAX_QUEUED_FRAMES,
+                compression=None,
+            ) as ws:
+                opened = self._clock()
+                self._opened(connection, ws)
+                sender = asyncio.create_task(self._send(connection, ws))
+                try:
+                    async for frame in ws:
+                        self._on_frame(connection, frame)
+                finally:
+                    sender.cancel()
+                    self._closed(connection)
+            return CLOSED, self._clock() - opened
+        except ConnectionClosed as exc:
+            silent = exc.sent is not None and exc.sent.code == KEEPALIVE_TIMEOUT
+            logger.warning("stream connection %d lost: %s", connection.number, printable(str(exc)))
+            return (SILENT if silent else CLOSED if exc.rcvd is not None else ERROR), self._clock() - opened
+        except (OSError, TimeoutError, InvalidHandshake, InvalidURI, WebSocketException) as exc:
+            self._url_index += 1  # the next URL, if there are several
+            logger.warning("stream connection %d to %s failed: %s", connection.number, url, printable(str(exc)))
+            return ERROR, self._clock() - opened
+
+    def _opened(self, connection: _Connection, ws: ClientConnection) -> None:
+        connection.ws, connection.opened_at = ws, self._clock()
+        connection.subscribed, connection.heard = set(), set()
+        connection.changed.set()
+        with self._lock:
+            self._open += 1
+        logger.info("stream connection %d open: %d streams", connection.number, len(connection.wanted))
+
+    def _closed(self, connection: _Connection) -> None:
+        connection.ws = None
+        with self._lock:
+            self._open -= 1
+
+    async def _send(self, connection: _Connection, ws: ClientConnection) -> None:
+        """Sends the subscriptions the connection lacks, one message per
+        ``MESSAGE_INTERVAL`` at most."""
+        while True:
+            await connection.changed.wait()
+            connection.changed.clear()
+            while (message := connection.next_message(self._ids)) is not None:
+                await ws.send(json.dumps(message))
+                await asyncio.sleep(MESSAGE_INTERVAL)
+
+    def _on_frame(self, connection: _Connection, frame: Any) -> None:
+        try:
+            message = orjson.loads(frame)
+            if not isinstance(message, dict):
+                raise MarketDataError(f"expected an object, got {type(message).__name__}")
+            stream, data = message.get("stream"), message.get("data")
+            if isinstance(data, dict) and data.get("e") == "serverShutdown" or message.get("e") == "serverShutdown":
+                self._replace(connection, SERVER_SHUTDOWN)
+                self._changed.set()
+            elif stream == TICKER_STREAM:
+                self._on_tickers(data)
+            elif isinstance(stream, str) and stream.endswith(DEPTH_SUFFIX):
+                self._on_depth(connection, stream, data)
+            elif "id" in message:
+                if message.get("error") is not None:
+                    logger.warning("stream connection %d: Binance refused: %s", connection.number, message["error"])
+            else:
+                raise MarketDataError("neither a stream's message nor an answer")
+        except (ValueError, MarketDataError) as exc:  # orjson.JSONDecodeError is a ValueError
+            with self._lock:
+                self._invalid += 1
+            if not connection.warned_invalid:  # once per connection: a flood must not flood the log
+                connection.warned_invalid = True
+                logger.warning("stream connection %d: invalid message ignored: %s", connection.number, exc)
+
+    def _on_tickers(self, data: Any) -> None:
+        tickers, rejected = parse_rolling_tickers(data)
+        now = self._clock()
+        with self._lock:
+            self._messages["ticker"] += 1
+            self._invalid += len(rejected)
+            for ticker in tickers:
+                if ticker.symbol in self._tickers or len(self._tickers) < MAX_TICKERS:
+                    self._tickers[ticker.symbol] = ticker
+            self._tickers_at = now
+
+    def _on_depth(self, connection: _Connection, stream: str, data: Any) -> None:
+        event = parse_depth_event(data)
+        lag = max(0.0, self._wall_clock() - event.event_time / 1000)
+        with self._lock:
+            self._messages["depth"] += 1
+            self._lag_counts[bisect.bisect_left(LAG_BUCKETS, lag)] += 1
+            self._lag_sum += lag
+        sync = self._syncs.get(event.symbol)
+        if sync is None or depth_stream(event.symbol) != stream:
+            return  # no longer tracked, or not what this stream carries
+        connection.heard.add(stream)
+        reason = sync.on_event(event)
+        if reason is not None:
+            logger.info("%s: order book resynced (%s)", event.symbol, reason)
+        if sync.wants_snapshot:
+            self._changed.set()
+
+    def _ask_for_snapshots(self) -> None:
+        now = self._clock()
+        for symbol, sync in self._syncs.items():
+            if self._snapshots_running >= SNAPSHOT_WORKERS:
+                return
+            if sync.wants_snapshot and now >= self._snapshot_retry.get(symbol, (0.0, 0.0))[0]:
+                sync.snapshot_pending = True
+                self._snapshots_running += 1
+                self._loop.create_task(self._take_snapshot(symbol, sync))
+
+    async def _take_snapshot(self, symbol: str, sync: DepthSync) -> None:
+        try:
+            future = self._workers.submit(self._snapshots, symbol, SNAPSHOT_LIMIT, SNAPSHOT_DEADLINE)
+            snapshot = await asyncio.wrap_future(future)
+        except MarketDataError as exc:
+            sync.snapshot_pending = False
+            wait = min(SNAPSHOT_RETRY[1], 2 * self._snapshot_retry.get(symbol, (0.0, SNAPSHOT_RETRY[0] / 2))[1])
+            self._snapshot_retry[symbol] = (self._clock() + wait, wait)
+            level = logging.DEBUG if isinstance(exc, RequestSkipped) else logging.WARNING
+            logger.log(level, "%s: order book snapshot failed, again in %.0f s: %s", symbol, wait, exc)
+            return
+        finally:
+            self._snapshots_running -= 1
+            self._changed.set()
+        self._snapshot_retry.pop(symbol, None)
+        if self._syncs.get(symbol) is not sync:
+            return  # no longer tracked
+        if not sync.on_snapshot(snapshot):
+            logger.info("%s: order book snapshot older than the stream, taken again", symbol)
+        elif sync.in_sync:
+            logger.info("%s: order book in sync at update %d", symbol, snapshot.last_update_id)

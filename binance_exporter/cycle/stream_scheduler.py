@@ -1,0 +1,147 @@
+"""The update cycle in stream mode: the same rhythm and snapshot as REST
+mode, read from live order books and a live 24 h table.
+
+Each cycle (every ``update_interval`` seconds):
+
+1. refreshes exchange info when it is an hour old (REST, as in REST mode);
+2. refreshes the rankings every ``rank_interval`` from the 24 h table the
+   ``!ticker_1d@arr`` stream keeps, seeded from one ``GET
+   /api/v3/ticker/24hr`` at start and every ``TICKER_RESEED_INTERVAL``;
+3. tracks a live book for every symbol of the Q1 and Q2 lists and every
+   ``--symbols`` symbol Binance lists as TRADING;
+4. reads every tracked book in sync, all as of one moment, for Q3, Q4 and
+   Q5 alike, and publishes the snapshot.
+
+A book not in sync gives no reading: its last values age out after
+``STALE_AFTER_INTERVALS`` intervals, as in REST mode. ``up`` is true when
+every tracked book is in sync and the rankings are fresh. No cycle makes a
+request but for exchange info and the table's reseed: the interval can be
+as short as the books allow.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import replace
+from typing import Callable, Optional
+
+from binance_exporter.binance.streams import StreamHub
+from binance_exporter.cycle.scheduler import MarketSource, Schedule, Scheduler
+from binance_exporter.cycle.snapshot import BookNotional, BookState, Snapshot
+from binance_exporter.errors import MarketDataError
+from binance_exporter.market.definitions import BookTop, Ticker24h, side_notional
+
+logger = logging.getLogger(__name__)
+
+TICKER_RESEED_INTERVAL = 3600.0
+# The ticker stream pushes every second; this long without it, the table
+# is no longer current and the rankings are not refreshed from it.
+TICKER_SILENCE = 60.0
+
+
+class StreamScheduler(Scheduler):
+    """Runs update cycles from a ``StreamHub``'s books and table; REST
+    (``source``) only for exchange info and the table's seed."""
+
+    def __init__(  # pylint: disable=too-many-arguments
+        self,
+        source: MarketSource,
+        hub: StreamHub,
+        schedule: Schedule = Schedule(),
+        symbols: tuple[str, ...] = (),
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ):
+        super().__init__(source, schedule, clock, wall_clock)
+        self.hub = hub
+        self.wanted_symbols = symbols  # --symbols
+        self._seeded_at = -math.inf
+        self._tracked: tuple[str, ...] = ()
+        self._checked_symbols: Optional[object] = None  # the exchange info --symbols was last checked against
+        self._extra: tuple[str, ...] = ()  # the --symbols Binance lists as TRADING
+        self._book_states: tuple[BookState, ...] = ()
+
+    def notional_symbols(self) -> tuple[str, ...]:
+        """Every symbol with a live book."""
+        return self._tracked
+
+    def spread_symbols(self) -> tuple[str, ...]:
+        """Every symbol with a live book."""
+        return self._tracked
+
+    def _tickers(self, now: float) -> list[Ticker24h]:
+        if now - self._seeded_at >= TICKER_RESEED_INTERVAL:
+            tickers = self.source.tickers_24h(self._time_left())
+            self.hub.seed_tickers(tickers)
+            self._seeded_at = now
+            return tickers
+        streamed_at, tickers = self.hub.tickers()
+        if now - (streamed_at if streamed_at is not None else self._seeded_at) > TICKER_SILENCE:
+            raise MarketDataError(f"the 24 h ticker stream has been silent for over {TICKER_SILENCE:.0f} s", "stale")
+        return tickers
+
+    def _check_wanted_symbols(self) -> None:
+        """The ``--symbols`` Binance lists as TRADING; the others are
+        logged, once per exchange info."""
+        if self._symbols is None or self._checked_symbols is self._symbols:
+            return
+        self._checked_symbols = self._symbols
+        listed = self._symbols[1]
+        self._extra = tuple(s for s in self.wanted_symbols if s in listed and listed[s].trading)
+        for symbol in self.wanted_symbols:
+            if symbol not in self._extra:
+                status = listed[symbol].status if symbol in listed else "not listed"
+                logger.warning("--symbols %s skipped: not a TRADING symbol (%s)", symbol, status)
+
+    def _track(self) -> None:
+        self._check_wanted_symbols()
+        ranked = self._ranked_symbols()
+        tracked = tuple(dict.fromkeys(ranked + self._extra))
+        if tracked != self._tracked:
+            self._tracked = tracked
+            self._readings.new_ranking(tracked, tracked)
+            logger.info("live order books: %s", ", ".join(tracked) or "none")
+        self.hub.track(tracked)
+
+    def _ranked_symbols(self) -> tuple[str, ...]:
+        return super().notional_symbols() + super().spread_symbols()
+
+    def _refresh_books(self) -> bool:
+        self._track()
+        try:
+            readings = self.hub.book_readings(max(self._time_left(), 0.1))
+        except MarketDataError as exc:
+            logger.warning("cannot read the live order books: %s", exc)
+            return False
+        self._book_states = tuple(readings[s][0] for s in self._tracked if s in readings)
+        now = self._clock()
+        complete = True
+        for symbol in self._tracked:
+            state, levels = readings.get(symbol, (None, None))
+            if state is None or levels is None:
+                complete = False
+                continue
+            bids, asks = levels
+            self._readings.add_notional(
+                now, BookNotional(symbol, side_notional(bids, "bid"), side_notional(asks, "ask"), self._cycle)
+            )
+            if bids and asks:
+                top = BookTop(symbol, bids[0][0], bids[0][1], asks[0][0], asks[0][1])
+                self._readings.add_spread(now, top, self._cycle)
+            else:
+                complete = False  # a side is empty: no spread
+        return complete
+
+    def run_cycle(self) -> Snapshot:
+        """Runs one cycle and publishes its snapshot, with the books'
+        and the connections' state."""
+        snapshot = super().run_cycle()
+        self.snapshot = replace(snapshot, books=self._book_states, streams=self.hub.counts())
+        return self.snapshot
+
+    def close(self) -> None:
+        """Closes the connections and releases the worker threads."""
+        self.hub.stop()
+        super().close()
