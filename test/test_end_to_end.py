@@ -36,7 +36,9 @@ Q2 = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT", "BTCDOWNUSDT")
 def binance():
     """The simulator as its own process, its market frozen so that the
     test can ask it for exactly what the exporter was served."""
-    process = start_module("binance_exporter.fake.simulator", "--port", "0", "--stream-port", "0", "--tick-seconds", "0")
+    process = start_module(
+        "binance_exporter.fake.simulator", "--port", "0", "--stream-port", "0", "--tick-seconds", "0"
+    )
     url = wait_for(process.stdout.readline).split()[-1]
     yield url
     stop_process(process)
@@ -159,7 +161,9 @@ def test_it_prints_the_report_then_spread_lines_and_exits_0_on_sigterm(run):
 
 
 def test_spread_deltas_appear_from_the_second_cycle_as_the_market_moves():
-    process = start_module("binance_exporter.fake.simulator", "--port", "0", "--stream-port", "0", "--tick-seconds", "0.2")
+    process = start_module(
+        "binance_exporter.fake.simulator", "--port", "0", "--stream-port", "0", "--tick-seconds", "0.2"
+    )
     moving = wait_for(process.stdout.readline).split()[-1]
     exporter, url = start_exporter(moving, "--update-interval", "0.5", "--format", "json")
     try:

@@ -313,7 +313,9 @@ def test_faults_replace_answers_for_a_path_and_symbol(simulator):
 
 
 def test_command_line_serves_until_sigterm():
-    process = start_module("binance_exporter.fake.simulator", "--port", "0", "--stream-port", "0", "--tick-seconds", "0")
+    process = start_module(
+        "binance_exporter.fake.simulator", "--port", "0", "--stream-port", "0", "--tick-seconds", "0"
+    )
     try:
         line = wait_for(process.stdout.readline)
         url = line.split()[-1]

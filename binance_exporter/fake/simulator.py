@@ -43,6 +43,7 @@ import argparse
 import json
 import logging
 import math
+import os
 import socket
 import struct
 import sys
@@ -674,7 +675,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         )
     except OSError as exc:
         simulator.server.server_close()
-        parser.error(f"cannot listen on {args.address}:{args.stream_port}: {exc.strerror}")
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)  # socket.create_server adds to strerror
+        parser.error(f"cannot listen on {args.address}:{args.stream_port}: {reason}")
     signals = SignalRecord().install()
     simulator.start()
     # The REST URL stays the last word of the line: scripts read it so.
