@@ -48,6 +48,7 @@ coverage: install-dev
 # simulator cannot start, the demo stops at once with its one-line error.
 PORT ?= 8080
 SIM_PORT ?= 9999
+SIM_STREAM_PORT ?= 9443
 SIM_URL = http://127.0.0.1:$(SIM_PORT)
 ANSWERS = $(BIN)/python -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=1)' 2>/dev/null
 demo: install
@@ -55,7 +56,7 @@ demo: install
 		echo "make demo: port $(SIM_PORT) is in use (a demo running already?); choose another: make demo SIM_PORT=..." >&2; \
 		exit 2; \
 	fi; \
-	$(BIN)/python -m binance_exporter.fake.simulator --port $(SIM_PORT) & sim=$$!; \
+	$(BIN)/python -m binance_exporter.fake.simulator --port $(SIM_PORT) --stream-port $(SIM_STREAM_PORT) & sim=$$!; \
 	trap 'kill $$sim 2>/dev/null' EXIT INT TERM; \
 	for attempt in $$(seq 50); do \
 		kill -0 $$sim 2>/dev/null || { wait $$sim; exit $$?; }; \

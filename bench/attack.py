@@ -363,7 +363,8 @@ class Stack:
 
     def __init__(self, attack: Attack):
         self.simulator = subprocess.Popen(  # pylint: disable=consider-using-with  # stopped by close()
-            [sys.executable, "-m", "binance_exporter.fake.simulator", "--port", "0", *SIMULATOR_ARGS]
+            [sys.executable, "-m", "binance_exporter.fake.simulator", "--port", "0", "--stream-port", "0"]
+            + list(SIMULATOR_ARGS)
             + list(attack.simulator_args),
             cwd=ROOT,
             stdout=subprocess.PIPE,

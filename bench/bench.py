@@ -168,7 +168,8 @@ class Run:
     ):
         self.security = security
         self.simulator = subprocess.Popen(  # pylint: disable=consider-using-with  # stopped by close()
-            [sys.executable, "-m", "binance_exporter.fake.simulator", "--port", "0", "--latency", str(latency)]
+            [sys.executable, "-m", "binance_exporter.fake.simulator", "--port", "0", "--stream-port", "0"]
+            + ["--latency", str(latency)]
             + (simulator_args or []),
             cwd=ROOT,
             stdout=subprocess.PIPE,

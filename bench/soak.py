@@ -62,7 +62,8 @@ class FakeBinance:
 
     def __init__(self) -> None:
         self.process = subprocess.Popen(  # pylint: disable=consider-using-with  # lives until stop()
-            [sys.executable, "-m", "binance_exporter.fake.simulator", "--port", "0", "--weight-limit", "1000000000"],
+            [sys.executable, "-m", "binance_exporter.fake.simulator", "--port", "0", "--stream-port", "0"]
+            + ["--weight-limit", "1000000000"],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             text=True,

@@ -36,7 +36,9 @@ Q2 = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT", "BTCDOWNUSDT")
 def binance():
     """The simulator as its own process, its market frozen so that the
     test can ask it for exactly what the exporter was served."""
-    process = start_module("binance_exporter.fake.simulator", "--port", "0", "--tick-seconds", "0")
+    process = start_module(
+        "binance_exporter.fake.simulator", "--port", "0", "--stream-port", "0", "--tick-seconds", "0"
+    )
     url = wait_for(process.stdout.readline).split()[-1]
     yield url
     stop_process(process)
@@ -159,7 +161,9 @@ def test_it_prints_the_report_then_spread_lines_and_exits_0_on_sigterm(run):
 
 
 def test_spread_deltas_appear_from_the_second_cycle_as_the_market_moves():
-    process = start_module("binance_exporter.fake.simulator", "--port", "0", "--tick-seconds", "0.2")
+    process = start_module(
+        "binance_exporter.fake.simulator", "--port", "0", "--stream-port", "0", "--tick-seconds", "0.2"
+    )
     moving = wait_for(process.stdout.readline).split()[-1]
     exporter, url = start_exporter(moving, "--update-interval", "0.5", "--format", "json")
     try:
@@ -566,7 +570,7 @@ def stop_demo(demo):
 
 def run_demo_to_its_end(sim_port):
     """(exit status, stderr) of a ``make demo`` on ``sim_port`` that is expected to stop by itself."""
-    demo = start_demo(f"PORT={free_port()}", f"SIM_PORT={sim_port}")
+    demo = start_demo(f"PORT={free_port()}", f"SIM_PORT={sim_port}", f"SIM_STREAM_PORT={free_port()}")
     try:
         demo.wait(timeout=60)
     finally:
@@ -576,7 +580,7 @@ def run_demo_to_its_end(sim_port):
 
 def test_make_demo_runs_the_exporter_on_port_against_the_fake_on_sim_port():
     port, sim_port = free_port(), free_port()
-    demo = start_demo(f"PORT={port}", f"SIM_PORT={sim_port}")
+    demo = start_demo(f"PORT={port}", f"SIM_PORT={sim_port}", f"SIM_STREAM_PORT={free_port()}")
     try:
         wait_for(lambda: up(f"http://127.0.0.1:{port}"), timeout=60)
     finally:

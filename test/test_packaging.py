@@ -218,7 +218,9 @@ def up(exporter, url):
 
 
 def test_the_installed_command_serves_metrics_from_the_fake_binance(installed, tmp_path):
-    binance = start(installed, installed.python, "-m", "binance_exporter.fake.simulator", "--port", "0")
+    binance = start(
+        installed, installed.python, "-m", "binance_exporter.fake.simulator", "--port", "0", "--stream-port", "0"
+    )
     try:
         binance_url = wait_for(binance.stdout.readline).split()[-1]
         port = free_port()

@@ -18,7 +18,16 @@ from pathlib import Path
 import pytest
 import requests
 
-from binance_exporter.fake.market import LISTED_SYMBOLS, Market, from_units, synthetic_symbols, to_units
+from binance_exporter.fake.market import (
+    DEEP_BOOK_LEVELS,
+    LISTED_SYMBOLS,
+    MAX_HISTORY,
+    HistoryLost,
+    Market,
+    from_units,
+    synthetic_symbols,
+    to_units,
+)
 from binance_exporter.fake.faults import ENDLESS_LEVEL, FAULT_FIELDS, accepts_gzip
 from binance_exporter.fake.simulator import MAX_FAULTS, BinanceSimulator, Fault, depth_weight, main, ticker_weight
 from .helpers import ROOT, FakeClock, http_get, start_module, stop_process, wait_for
@@ -66,7 +75,7 @@ def test_depth_limit_defaults_to_100_and_caps_at_5000(simulator):
     _, headers, body = get_json(simulator, "/api/v3/depth?symbol=ETHBTC")
     assert len(body["bids"]) == 100 and headers["X-MBX-USED-WEIGHT-1M"] == "5"
     _, _, body = get_json(simulator, "/api/v3/depth?symbol=ETHBTC&limit=99999")
-    assert len(body["bids"]) == 1000  # the whole simulated side
+    assert len(body["bids"]) == DEEP_BOOK_LEVELS  # the whole simulated side, deeper than 1000 levels
 
 
 @pytest.mark.parametrize(
@@ -165,6 +174,112 @@ def test_the_market_moves_with_time():
     assert after[1]["count"] != before[1]["count"]
 
 
+def apply_diff(levels: dict, diff_side) -> None:
+    """Applies one side of a diff to {price: qty}, as a local book does."""
+    for price, qty in diff_side:
+        if qty:
+            levels[price] = qty
+        else:
+            levels.pop(price, None)
+
+
+def test_every_change_counts_one_update_id_and_the_changes_replay_the_book():
+    clock = FakeClock()
+    market = Market(tick_seconds=1.0, clock=clock)
+    first_id, bids, asks = market.true_book("BTCUSDT")
+    local_bids, local_asks = dict(bids), dict(asks)
+    clock.advance(40)
+    diff = market.changes_since("BTCUSDT", first_id)
+    last_id, bids, asks = market.true_book("BTCUSDT")
+    assert (diff.first, diff.last) == (first_id + 1, last_id)
+    assert last_id - first_id >= 40  # at least a change a step
+    assert [p for p, _ in diff.bids] == sorted((p for p, _ in diff.bids), reverse=True)
+    apply_diff(local_bids, diff.bids)
+    apply_diff(local_asks, diff.asks)
+    assert sorted(local_bids.items(), reverse=True) == bids and sorted(local_asks.items()) == asks
+    assert market.changes_since("BTCUSDT", last_id) is None
+    assert market.depth("BTCUSDT", 5)["lastUpdateId"] == last_id
+
+
+def test_books_evolve_near_the_top_never_cross_and_keep_their_depth():
+    clock = FakeClock()
+    market = Market(tick_seconds=1.0, clock=clock)
+    for _ in range(60):
+        clock.advance(1)
+        for symbol in ("BTCUSDT", "ETHBTC", "WBTCBTC", "ADABTC", "PEPEUSDT"):
+            _, bids, asks = market.true_book(symbol)
+            assert bids[0][0] < asks[0][0], symbol
+            tick = to_units(market.symbols[symbol].tick)
+            assert all(price % tick == 0 and qty > 0 for price, qty in bids + asks)
+    for symbol, depth in (("BTCUSDT", DEEP_BOOK_LEVELS), ("WBTCBTC", 40), ("ADABTC", 150)):
+        _, bids, asks = market.true_book(symbol)
+        assert len(bids) == len(asks) == depth, symbol
+
+
+def test_a_halted_symbols_book_does_not_move():
+    clock = FakeClock()
+    market = Market(tick_seconds=1.0, clock=clock)
+    before = market.true_book("FTTBTC")
+    clock.advance(30)
+    assert market.true_book("FTTBTC") == before
+
+
+def test_a_frozen_market_holds_its_step_and_moves_on_from_it_when_unfrozen():
+    clock = FakeClock()
+    market = Market(tick_seconds=1.0, clock=clock)
+    clock.advance(10)
+    market.freeze()
+    frozen = market.true_book("ETHUSDT")
+    clock.advance(100)
+    assert market.true_book("ETHUSDT") == frozen and market.step() == 10 and market.frozen
+    market.unfreeze()
+    assert market.step() == 10 and not market.frozen  # no jump: it goes on from where it stood
+    clock.advance(1)
+    assert market.step() == 11 and market.true_book("ETHUSDT")[0] > frozen[0]
+
+
+def test_changes_older_than_the_history_kept_are_reported_lost():
+    clock = FakeClock()
+    market = Market(tick_seconds=1.0, clock=clock)
+    first_id = market.update_id("BTCUSDT")
+    clock.advance(3 * MAX_HISTORY // 8)  # more than MAX_HISTORY changes: at least 8 a step on a busy symbol
+    assert market.update_id("BTCUSDT") - first_id > MAX_HISTORY
+    market.changes_since("BTCUSDT", market.update_id("BTCUSDT") - MAX_HISTORY)  # the latest are kept
+    with pytest.raises(HistoryLost):
+        market.changes_since("BTCUSDT", first_id)
+
+
+def test_a_lagging_depth_is_the_book_as_it_was_that_many_changes_ago():
+    clock = FakeClock()
+    market = Market(tick_seconds=1.0, clock=clock)
+    clock.advance(5)
+    earlier = market.depth("ETHBTC", 5000)
+    clock.advance(5)
+    lag = market.update_id("ETHBTC") - earlier["lastUpdateId"]
+    assert lag > 0 and market.depth("ETHBTC", 5000, lag=lag) == earlier
+    assert market.depth("ETHBTC", 5000)["lastUpdateId"] == earlier["lastUpdateId"] + lag
+
+
+def test_a_sweep_removes_the_best_levels_of_one_side_at_once():
+    market = Market(tick_seconds=0)
+    before_id, bids, asks = market.true_book("BTCUSDT")
+    assert market.sweep("BTCUSDT", True, 0.9) == 1440
+    after_id, swept, same_asks = market.true_book("BTCUSDT")
+    assert swept == bids[1440:] and same_asks == asks and after_id == before_id + 1440
+    diff = market.changes_since("BTCUSDT", before_id)
+    assert diff.bids == [(price, 0) for price, _ in bids[:1440]] and not diff.asks
+
+
+def test_the_same_seed_gives_the_same_evolution():
+    books = []
+    for _ in range(2):
+        clock = FakeClock()
+        market = Market(seed=3, tick_seconds=1.0, clock=clock)
+        clock.advance(25)
+        books.append(market.true_book("SOLUSDT"))
+    assert books[0] == books[1]
+
+
 def test_served_times_come_from_the_wall_clock():
     wall_clock = FakeClock(1_767_225_600.0)
     market = Market(tick_seconds=0, wall_clock=wall_clock)
@@ -198,7 +313,9 @@ def test_faults_replace_answers_for_a_path_and_symbol(simulator):
 
 
 def test_command_line_serves_until_sigterm():
-    process = start_module("binance_exporter.fake.simulator", "--port", "0", "--tick-seconds", "0")
+    process = start_module(
+        "binance_exporter.fake.simulator", "--port", "0", "--stream-port", "0", "--tick-seconds", "0"
+    )
     try:
         line = wait_for(process.stdout.readline)
         url = line.split()[-1]

@@ -117,7 +117,8 @@ def stack():
     prometheus = tool("prometheus")
     # Binance's own limit is raised so that only the exporter's budget limits it.
     binance = start_module(
-        "binance_exporter.fake.simulator", "--port", "0", "--tick-seconds", "0.5", "--weight-limit", "20000"
+        "binance_exporter.fake.simulator",
+        *("--port", "0", "--stream-port", "0", "--tick-seconds", "0.5", "--weight-limit", "20000"),
     )
     exporter = prometheus_process = None
     with tempfile.TemporaryDirectory() as workdir:

@@ -1,10 +1,12 @@
 """The fake Binance's faults: what a fault is made of (``Fault``, its
-fields in ``FAULT_FIELDS``), the answer it makes (``Reply``), and how an
+fields in ``FAULT_FIELDS``; ``StreamFault`` for the websocket streams,
+``STREAM_FAULT_FIELDS``), the answer it makes (``Reply``), and how an
 answer's body is made and sent: encoded, padded, endless, gzipped, a gzip
 bomb, trickled, given up on when the client goes away.
 
-The simulator (``simulator``) decides which fault answers a request; this
-module is everything a fault can do once it does.
+The simulator (``simulator``) decides which fault answers a request, and
+the stream server (``streams``) which one a connection gets; this module is
+everything a REST fault can do once it does.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import threading
 import time
 import zlib
 from dataclasses import MISSING, dataclass, field, fields
-from typing import Any, Callable, Iterable, Iterator, NamedTuple, Optional
+from typing import Any, Callable, ClassVar, Iterable, Iterator, NamedTuple, Optional, Union
 from urllib.parse import parse_qs, urlsplit
 
 # The REST paths the fake Binance serves, and so the paths a fault can be for.
@@ -70,7 +72,10 @@ class FaultField(NamedTuple):
 
 FAULT_FIELDS = {
     "path": FaultField(
-        str, REST_PATHS.__contains__, "one of " + ", ".join(REST_PATHS), "the endpoint it answers (required)"
+        str,
+        REST_PATHS.__contains__,
+        "one of " + ", ".join(REST_PATHS) + " (or stream, for a stream fault)",
+        "the endpoint it answers (required)",
     ),
     "symbol": FaultField(str, bool, "a symbol", "only requests naming this symbol in symbol or symbols"),
     "status": FaultField(
@@ -131,6 +136,13 @@ FAULT_FIELDS = {
         "the Location of a 301, 302, 303, 307 or 308; {n} in it becomes how many times the fault has answered, "
         "so each redirect goes somewhere new; the fault answers the paths it redirects to as well: a loop",
     ),
+    "lag_changes": FaultField(
+        int,
+        lambda v: v >= 1,
+        "a count of changes, 1 or more",
+        "/api/v3/depth only: the real answer as the book was this many changes ago, its lastUpdateId as far "
+        "behind: a snapshot older than the stream",
+    ),
     "after": FaultField(
         (int, float), valid_seconds, "seconds, 0 or more", "seconds after injection before it starts"
     ),
@@ -146,8 +158,64 @@ ANSWER_FIELDS = frozenset(FAULT_FIELDS) - {"path", "symbol", "delay", "reset", "
 BODY_KINDS = ("endless", "body_bytes", "gzip_bomb")
 
 
+class _Scheduled:
+    """What REST and stream faults share: fields checked against a table
+    (``FIELDS``), a JSON form, and a schedule (``after``, ``duration``,
+    ``times``). Mixed into dataclasses that have those attributes."""
+
+    FIELDS: ClassVar[dict[str, FaultField]]
+    after: float
+    duration: Optional[float]
+    times: Optional[int]
+    fired: int
+    injected_at: float
+
+    def _check_fields(self) -> None:
+        defaults = self._defaults()
+        for name, spec in self.FIELDS.items():
+            value = getattr(self, name)
+            if value is None and defaults[name] is None:
+                continue
+            kinds = spec.kind if isinstance(spec.kind, tuple) else (spec.kind,)
+            well_typed = isinstance(value, kinds) and (bool in kinds or not isinstance(value, bool))
+            if not (well_typed and spec.valid(value)):
+                shown = repr(value.decode(errors="replace") if isinstance(value, bytes) else value)
+                raise ValueError(f"fault field {name!r} must be {spec.requirement}, not {shown[:80]}")
+
+    @classmethod
+    def _defaults(cls) -> dict[str, Any]:
+        return {
+            f.name: f.default if f.default_factory is MISSING else f.default_factory()
+            for f in fields(cls)  # type: ignore[arg-type]  # a dataclass
+        }
+
+    def given(self) -> set[str]:
+        """The names of the fields that are not at their defaults."""
+        defaults = self._defaults()
+        return {name for name in self.FIELDS if getattr(self, name) != defaults[name]}
+
+    def listing(self, now: float) -> dict[str, Any]:
+        """Its entry in GET /sim/faults: its fields as POSTed, whether it
+        has started, how often it has answered and how often it still will."""
+        spec = {name: getattr(self, name) for name in self.FIELDS if name in self.given()}
+        if isinstance(spec.get("body"), bytes):
+            spec["body"] = spec["body"].decode(errors="replace")
+        remaining = None if self.times is None else self.times - self.fired
+        return {**spec, "started": self.started(now), "fired": self.fired, "remaining": remaining}
+
+    def started(self, now: float) -> bool:
+        """Whether its ``after`` has passed."""
+        return now >= self.injected_at + self.after
+
+    def over(self, now: float) -> bool:
+        """Whether it has answered its ``times`` or lasted its ``duration``."""
+        if self.times is not None and self.fired >= self.times:
+            return True
+        return self.duration is not None and now >= self.injected_at + self.after + self.duration
+
+
 @dataclass
-class Fault:  # pylint: disable=too-many-instance-attributes  # one attribute per field of the JSON form
+class Fault(_Scheduled):  # pylint: disable=too-many-instance-attributes  # one attribute per field of the JSON form
     """A misbehaviour served instead of the real answer to requests for
     ``path`` (and, if given, naming ``symbol`` in ``symbol``/``symbols``).
     ``FAULT_FIELDS`` says what each field does; they compose: e.g.
@@ -160,9 +228,12 @@ class Fault:  # pylint: disable=too-many-instance-attributes  # one attribute pe
     and a body, which is ``body``, or the real answer when ``body`` is None
     and ``status`` is 200, made ``endless``, ``body_bytes`` long or a
     ``gzip_bomb``, maybe gzipped (``gzip``), cut short after
-    ``truncate_at`` bytes, sent at ``trickle_bytes_per_second``.
-    Invalid values raise ValueError.
+    ``truncate_at`` bytes, sent at ``trickle_bytes_per_second``; a depth
+    answer may be ``lag_changes`` behind the book. Invalid values raise
+    ValueError.
     """
+
+    FIELDS: ClassVar[dict[str, FaultField]] = FAULT_FIELDS
 
     path: str
     symbol: Optional[str] = None
@@ -178,6 +249,7 @@ class Fault:  # pylint: disable=too-many-instance-attributes  # one attribute pe
     gzip_bomb: Optional[int] = None
     gzip: Optional[bool] = None
     location: Optional[str] = None
+    lag_changes: Optional[int] = None
     after: float = 0.0
     duration: Optional[float] = None
     times: Optional[int] = None
@@ -185,16 +257,7 @@ class Fault:  # pylint: disable=too-many-instance-attributes  # one attribute pe
     injected_at: float = field(default=0.0, init=False)
 
     def __post_init__(self) -> None:
-        defaults = self._defaults()
-        for name, spec in FAULT_FIELDS.items():
-            value = getattr(self, name)
-            if value is None and defaults[name] is None:
-                continue
-            kinds = spec.kind if isinstance(spec.kind, tuple) else (spec.kind,)
-            well_typed = isinstance(value, kinds) and (bool in kinds or not isinstance(value, bool))
-            if not (well_typed and spec.valid(value)):
-                shown = repr(value.decode(errors="replace") if isinstance(value, bytes) else value)
-                raise ValueError(f"fault field {name!r} must be {spec.requirement}, not {shown[:80]}")
+        self._check_fields()
         given = self.given()
         if self.reset and given & ANSWER_FIELDS:
             raise ValueError(f"a reset sends no answer: leave out {', '.join(sorted(given & ANSWER_FIELDS))}")
@@ -206,18 +269,23 @@ class Fault:  # pylint: disable=too-many-instance-attributes  # one attribute pe
         if self.location is not None and self.status not in REDIRECT_STATUSES:
             statuses = ", ".join(map(str, REDIRECT_STATUSES))
             raise ValueError(f"a location goes with a redirect status ({statuses}), not {self.status}")
+        if self.lag_changes is not None and (self.path != "/api/v3/depth" or given & (ANSWER_FIELDS - {"lag_changes"})):
+            raise ValueError("lag_changes makes the real answer of /api/v3/depth older: give it alone, for that path")
 
     @classmethod
-    def from_json(cls, text: bytes) -> "Fault":
+    def from_json(cls, text: bytes) -> Union["Fault", "StreamFault"]:
         """A fault from its JSON form, as POSTed to /sim/faults: the fields
-        of ``FAULT_FIELDS``, ``body`` as a string. Raises ValueError with a
-        one-line reason if it is not one."""
+        of ``FAULT_FIELDS``, ``body`` as a string, or with ``"path":
+        "stream"`` those of ``STREAM_FAULT_FIELDS``. Raises ValueError with
+        a one-line reason if it is not one."""
         try:
             spec = json.loads(text)
         except ValueError as exc:  # UnicodeDecodeError included
             raise ValueError(f"a fault is a JSON object: {exc}") from exc
         if not isinstance(spec, dict) or "path" not in spec:
             raise ValueError("a fault is a JSON object with at least a path")
+        if spec["path"] == STREAM_PATH:
+            return StreamFault.from_spec(spec)
         unknown = sorted(set(spec) - set(FAULT_FIELDS))
         if unknown:
             raise ValueError(f"unknown fault field {unknown[0]!r}; the fields are {', '.join(FAULT_FIELDS)}")
@@ -226,30 +294,6 @@ class Fault:  # pylint: disable=too-many-instance-attributes  # one attribute pe
                 raise ValueError(f"fault field 'body' must be a string, not {spec['body']!r:.80}")
             spec["body"] = spec["body"].encode()
         return cls(**spec)
-
-    @classmethod
-    def _defaults(cls) -> dict[str, Any]:
-        return {f.name: f.default if f.default_factory is MISSING else f.default_factory() for f in fields(cls)}
-
-    def given(self) -> set[str]:
-        """The names of the fields that are not at their defaults."""
-        defaults = self._defaults()
-        return {name for name in FAULT_FIELDS if getattr(self, name) != defaults[name]}
-
-    def listing(self, now: float) -> dict[str, Any]:
-        """Its entry in GET /sim/faults: its fields as POSTed, whether it
-        has started, how often it has answered and how often it still will."""
-        spec = {name: getattr(self, name) for name in FAULT_FIELDS if name in self.given()}
-        if "body" in spec:
-            spec["body"] = spec["body"].decode(errors="replace")
-        remaining = None if self.times is None else self.times - self.fired
-        return {**spec, "started": now >= self.injected_at + self.after, "fired": self.fired, "remaining": remaining}
-
-    def over(self, now: float) -> bool:
-        """Whether it has answered its ``times`` or lasted its ``duration``."""
-        if self.times is not None and self.fired >= self.times:
-            return True
-        return self.duration is not None and now >= self.injected_at + self.after + self.duration
 
     def matches(self, path: str, query: str, now: float) -> bool:
         """Whether a request for ``path`` with ``query`` at ``now`` gets this fault."""
@@ -270,6 +314,123 @@ class Fault:  # pylint: disable=too-many-instance-attributes  # one attribute pe
     def where_to(self) -> Optional[str]:
         """The Location of this answer, {n} filled in."""
         return None if self.location is None else self.location.replace("{n}", str(self.fired))
+
+
+STREAM_PATH = "stream"
+# What a stream fault does, by its action; how each is carried out is the
+# stream server's (``streams``).
+STREAM_ACTIONS = {
+    "gap": "skip one event of the symbol's depth streams: the next event's U jumps past the changes skipped",
+    "duplicate": "send the symbol's latest depth event again, as it was",
+    "garbage": "send a text frame that is not JSON (body, default: not json)",
+    "drop": "drop the TCP connection at once, with no close frame",
+    "close": "close the connection with a close frame of code (default 1001)",
+    "stall": "send nothing, read nothing and so answer no ping for seconds (required), then go on "
+    "(resume, the default) or drop the connection",
+    "shutdown": 'send {"e":"serverShutdown","E":<ms>} as Binance does before maintenance, then close with 1001 '
+    "after seconds (default 1)",
+    "refuse": "refuse the websocket handshake with status (default 503)",
+    "sweep": "remove the best fraction (default 0.9) of one side (default bids) of the symbol's book at once: "
+    "one large depth event, and the true book too (symbol required)",
+}
+STREAM_FAULT_FIELDS = {
+    "path": FaultField(str, STREAM_PATH.__eq__, "stream", "stream: a fault of the websocket streams (required)"),
+    "action": FaultField(
+        str, STREAM_ACTIONS.__contains__, "one of " + ", ".join(STREAM_ACTIONS), "what it does (required): see below"
+    ),
+    "symbol": FaultField(
+        str,
+        bool,
+        "a symbol",
+        "only connections with a stream of this symbol (as REST names it, BTCUSDT), and the symbol a gap, "
+        "duplicate or sweep is of",
+    ),
+    "code": FaultField(int, lambda v: 1000 <= v <= 4999, "a close code from 1000 to 4999", "close: the close code"),
+    "status": FaultField(
+        int, lambda v: 400 <= v <= 599, "an HTTP status from 400 to 599", "refuse: the HTTP status to answer"
+    ),
+    "seconds": FaultField(
+        (int, float), valid_seconds, "seconds, 0 or more", "stall: how long; shutdown: how long until the close"
+    ),
+    "resume": FaultField(bool, lambda v: True, "true or false", "stall: go on afterwards, or drop the connection"),
+    "body": FaultField(str, lambda v: len(v) <= 2**20, "a string of at most 1 MiB", "garbage: the frame's text"),
+    "side": FaultField(str, ("bids", "asks").__contains__, "bids or asks", "sweep: the side swept"),
+    "fraction": FaultField(
+        (int, float), lambda v: 0 < v <= 1, "a fraction above 0 and at most 1", "sweep: the share of levels removed"
+    ),
+    "after": FAULT_FIELDS["after"],
+    "duration": FAULT_FIELDS["duration"],
+    "times": FaultField(
+        int,
+        lambda v: v >= 1,
+        "a count, 1 or more",
+        "times it acts before it ends (default: every time it can): handshakes for refuse, events for gap "
+        "and duplicate, sweeps, connections otherwise",
+    ),
+}
+# The fields each action takes, besides path, action, symbol and the schedule.
+_ACTION_FIELDS = {
+    "garbage": {"body"},
+    "close": {"code"},
+    "stall": {"seconds", "resume"},
+    "shutdown": {"seconds"},
+    "refuse": {"status"},
+    "sweep": {"side", "fraction"},
+}
+
+
+@dataclass
+class StreamFault(_Scheduled):  # pylint: disable=too-many-instance-attributes  # one attribute per field
+    """A misbehaviour of the websocket streams (``STREAM_ACTIONS``): for
+    connections with a stream of ``symbol`` (any connection when None),
+    on the schedule of ``Fault``. Invalid values raise ValueError."""
+
+    FIELDS: ClassVar[dict[str, FaultField]] = STREAM_FAULT_FIELDS
+
+    path: str
+    action: str
+    symbol: Optional[str] = None
+    code: int = 1001
+    status: int = 503
+    seconds: Optional[float] = None
+    resume: bool = True
+    body: str = "not json"
+    side: str = "bids"
+    fraction: float = 0.9
+    after: float = 0.0
+    duration: Optional[float] = None
+    times: Optional[int] = None
+    fired: int = field(default=0, init=False)  # times it has acted
+    injected_at: float = field(default=0.0, init=False)
+
+    def __post_init__(self) -> None:
+        self._check_fields()
+        extra = self.given() - {"path", "action", "symbol", "after", "duration", "times"}
+        if extra - _ACTION_FIELDS.get(self.action, set()):
+            raise ValueError(f"{', '.join(sorted(extra))} do not go with the {self.action} action")
+        if self.action == "stall" and self.seconds is None:
+            raise ValueError("a stall needs seconds: how long it lasts")
+        if self.action == "sweep" and self.symbol is None:
+            raise ValueError("a sweep needs a symbol: the book it sweeps")
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any]) -> "StreamFault":
+        """A stream fault from its JSON form (a decoded object)."""
+        unknown = sorted(set(spec) - set(STREAM_FAULT_FIELDS))
+        if unknown:
+            raise ValueError(
+                f"unknown stream fault field {unknown[0]!r}; the fields are {', '.join(STREAM_FAULT_FIELDS)}"
+            )
+        if "action" not in spec:
+            raise ValueError("a stream fault needs an action: one of " + ", ".join(STREAM_ACTIONS))
+        return cls(**spec)
+
+    def acts_on(self, actions: frozenset[str], symbols: Optional[set[str]], now: float) -> bool:
+        """Whether it acts now as one of ``actions`` on a connection with
+        streams of ``symbols`` (None: whatever its symbol)."""
+        if self.action not in actions or not self.started(now) or self.over(now):
+            return False
+        return self.symbol is None or symbols is None or self.symbol in symbols
 
 
 def _symbols_named(query: str) -> str:
@@ -440,17 +601,32 @@ class AnswerWriter:
             self._sent += sent
 
 
-def fault_help() -> str:
-    """The faults part of --help: every field a fault is made of."""
-    fields_help = "\n".join(
-        textwrap.fill(spec.meaning, 79, initial_indent=f"  {name:<25} ", subsequent_indent=" " * 28)
-        for name, spec in FAULT_FIELDS.items()
+def _described(table: dict[str, Any]) -> str:
+    """``name  meaning`` lines of a table of fields (or of actions), wrapped."""
+    return "\n".join(
+        textwrap.fill(
+            getattr(meaning, "meaning", meaning), 79, initial_indent=f"  {name:<25} ", subsequent_indent=" " * 28
+        )
+        for name, meaning in table.items()
     )
+
+
+def fault_help() -> str:
+    """The faults part of --help: every field a fault is made of, and the
+    stream faults' fields and actions."""
+    fields_help = _described(FAULT_FIELDS)
     return (
         "Faults: POST /sim/faults takes one as a JSON object, e.g.\n"
         '  {"path": "/api/v3/depth", "symbol": "ETHBTC", "status": 503, "times": 2};\n'
         "GET /sim/faults lists those in force, with how often each has answered\n"
         "and how often it still will; DELETE /sim/faults clears them. Fields:\n"
         f"{fields_help}\n"
-        "GET /sim/stats reports the requests, weight and violations seen."
+        'Stream faults: {"path": "stream", "action": ..., ...}, e.g.\n'
+        '  {"path": "stream", "action": "gap", "symbol": "BTCUSDT", "times": 1}. Fields:\n'
+        f"{_described(STREAM_FAULT_FIELDS)}\n"
+        "Actions:\n"
+        f"{_described(STREAM_ACTIONS)}\n"
+        "GET /sim/stats reports the requests, weight and violations seen, and the\n"
+        'streams\' connections, messages and violations; POST /sim/market {"frozen": true}\n'
+        "holds the market still, false lets it move again."
     )

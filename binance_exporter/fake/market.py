@@ -1,24 +1,29 @@
 """The simulated spot market behind the fake Binance: symbols, books and
 24 h statistics, moving with time.
 
-Every ``tick_seconds`` the market takes a new state that is a pure function
-of (seed, symbol, step), so a test can reproduce exactly what was served.
-Prices and quantities are kept as integers of 1e-8 units and formatted as
-Binance formats them (``"0.00001234"``).
+Each symbol has one order book that evolves every ``tick_seconds``, each
+change of a level counting one update id, as Binance's books do; the REST
+endpoints and the websocket streams all read the same books. Every step's
+changes are drawn from (seed, symbol, step), so the same seed gives the
+same market. Prices and quantities are kept as integers of 1e-8 units and
+formatted as Binance formats them (``"0.00001234"``).
 """
 
 from __future__ import annotations
 
+import bisect
 import functools
 import math
 import random
+import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 UNIT = 10**8  # Binance prices and quantities have 8 decimals
 
 
+@functools.lru_cache(maxsize=4096)  # the listing's prices, ticks and steps, read on every change
 def to_units(text: str) -> int:
     """An 8-decimal string as an integer number of 1e-8 units."""
     whole, _, frac = text.partition(".")
@@ -123,12 +128,135 @@ def _wave(seed: int, symbol: str, step: int, period_steps: float, amplitude: flo
     return 1 + amplitude * math.sin(2 * math.pi * step / period_steps + _phase(seed, symbol))
 
 
-class Market:
-    """The simulated market: its state at any step is a pure function of
-    (seed, symbol, step), and the step advances every ``tick_seconds``
-    (never, when ``tick_seconds`` is 0) of ``clock``. The times it serves
-    (``serverTime``, ``openTime``, ``closeTime``) are read from
-    ``wall_clock``, Unix time."""
+# How deep a book is kept, per side: the listing's 1000 means deeper than a
+# 1000-level snapshot, so that the levels past a snapshot's horizon move too.
+DEEP_BOOK_LEVELS = 1600
+# Changes kept per symbol for the streams' diffs (at least this many).
+MAX_HISTORY = 10_000
+# The book's mid drifts along the wave by at most this many ticks from the
+# listed price (and by 1% of it at most): a few ticks a step.
+MAX_DRIFT_TICKS = 300
+PRICE_PERIOD_STEPS = 600
+# Changes near the top per step: up to this many for symbols traded this much.
+BUSY_TRADES = 500_000
+BUSY_CHANGES, QUIET_CHANGES = 15, 6
+TOP_LEVELS = 20  # how near the top random changes fall
+_QTY_SCALES = (1, 1, 1, 10, 100)  # most levels small, a few large
+_SPACINGS = (1, 1, 1, 1, 2, 3)  # ticks between neighbouring levels
+
+
+class HistoryLost(LookupError):
+    """The changes asked for are older than the history kept (``MAX_HISTORY``)."""
+
+
+class Change(NamedTuple):
+    """One change of a book: its update id, the side, the price, and the
+    level's quantity before and after (0: no level)."""
+
+    update_id: int
+    bid: bool
+    price: int
+    before: int
+    after: int
+
+
+class DepthDiff(NamedTuple):
+    """The changes from update id ``first`` to ``last`` folded into the final
+    quantity of every level they touched (0: deleted), best first, as a
+    depthUpdate event carries them."""
+
+    first: int
+    last: int
+    bids: list[tuple[int, int]]
+    asks: list[tuple[int, int]]
+
+
+class _Side:
+    """One side of a book: quantity by price, and the prices best first."""
+
+    def __init__(self, bid: bool, levels: Optional[dict[int, int]] = None):
+        self.bid = bid
+        self.qty: dict[int, int] = dict(levels or {})
+        # -price for bids, price for asks: ascending is best first
+        self._keys: list[int] = sorted(-p if bid else p for p in self.qty)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def price(self, index: int) -> int:
+        """The price of the level ``index`` from the best (-1: the farthest)."""
+        key = self._keys[index]
+        return -key if self.bid else key
+
+    def set(self, price: int, qty: int) -> int:
+        """Sets the level at ``price`` (0: removes it); returns the quantity it had."""
+        key = -price if self.bid else price
+        before = self.qty.get(price, 0)
+        if qty:
+            if not before:
+                bisect.insort(self._keys, key)
+            self.qty[price] = qty
+        elif before:
+            del self.qty[price]
+            del self._keys[bisect.bisect_left(self._keys, key)]
+        return before
+
+    def levels(self, limit: Optional[int] = None) -> list[tuple[int, int]]:
+        """(price, qty) of the best ``limit`` levels (None: all)."""
+        keys = self._keys if limit is None else self._keys[:limit]
+        sign = -1 if self.bid else 1
+        return [(sign * key, self.qty[sign * key]) for key in keys]
+
+    def beyond(self, price: int) -> list[int]:
+        """The prices at or past ``price`` towards the other side (which
+        the other side's move to ``price`` crosses), best first."""
+        key = -price if self.bid else price
+        return [-k if self.bid else k for k in self._keys[: bisect.bisect_right(self._keys, key)]]
+
+
+class _Book:
+    """One symbol's book as it evolves: its sides, the step it is at, its
+    update id, and its latest changes."""
+
+    def __init__(self, update_id: int):
+        self.bids, self.asks = _Side(True), _Side(False)
+        self.step = 0
+        self.update_id = update_id
+        self.history: list[Change] = []
+
+    def change(self, bid: bool, price: int, qty: int) -> None:
+        """Sets one level, counting it as one update if it changes anything."""
+        before = (self.bids if bid else self.asks).set(price, qty)
+        if before != qty:
+            self.update_id += 1
+            self.history.append(Change(self.update_id, bid, price, before, qty))
+            if len(self.history) > 2 * MAX_HISTORY:  # trimmed in bulk: appending stays cheap
+                del self.history[:-MAX_HISTORY]
+
+    def since(self, update_id: int) -> list[Change]:
+        """The changes after ``update_id``; HistoryLost if some are no longer kept."""
+        if update_id >= self.update_id:
+            return []
+        oldest = self.history[0].update_id if self.history else self.update_id + 1
+        if update_id + 1 < oldest:
+            raise HistoryLost(f"changes after {update_id} are gone: the oldest kept is {oldest}")
+        return self.history[update_id + 1 - oldest :]
+
+
+class Market:  # pylint: disable=too-many-instance-attributes  # its clocks, its books and its lock
+    """The simulated market. Each symbol has one book, which evolves step
+    by step: step 0 is generated from (seed, symbol); every later step
+    applies a batch of changes drawn from (seed, symbol, step) — a few
+    level changes near the top, and the mid's slow drift along a wave.
+    Every change of a level counts one update id, as Binance's do, and the
+    latest ones are kept (``changes_since``) for the streams.
+
+    The step advances every ``tick_seconds`` (never, when ``tick_seconds``
+    is 0, or while ``freeze()`` holds it) of ``clock``; a book catches up
+    with the step when it is read. The times it serves (``serverTime``,
+    ``openTime``, ``closeTime``, events' ``E``) are read from
+    ``wall_clock``, Unix time. Everything is read under one lock, so every
+    endpoint and stream sees the same books."""
 
     def __init__(
         self,
@@ -143,43 +271,214 @@ class Market:
         self.tick_seconds = tick_seconds
         self.clock = clock
         self.wall_clock = wall_clock
+        self.lock = threading.RLock()
         self._start = clock()
-        self.book = functools.lru_cache(maxsize=256)(self._book)
+        self._frozen_at: Optional[int] = None
+        self._books: dict[str, _Book] = {}
 
-    def _now_ms(self) -> int:
+    def now_ms(self) -> int:
+        """The wall clock, in Unix milliseconds."""
         return int(self.wall_clock() * 1000)
 
     def step(self) -> int:
         """The market's current step."""
-        if self.tick_seconds <= 0:
-            return 0
-        return int((self.clock() - self._start) / self.tick_seconds)
+        with self.lock:
+            if self._frozen_at is not None:
+                return self._frozen_at
+            if self.tick_seconds <= 0:
+                return 0
+            return int((self.clock() - self._start) / self.tick_seconds)
 
-    def _book(self, symbol: str, step: int) -> tuple[tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]]:
-        """(bids, asks) at ``step``, best first, as (price, qty) in 1e-8 units."""
+    def freeze(self) -> None:
+        """Holds the market at its current step until ``unfreeze()``."""
+        with self.lock:
+            self._frozen_at = self.step()
+
+    def unfreeze(self) -> None:
+        """Lets the market move on from the step it was frozen at."""
+        with self.lock:
+            if self._frozen_at is not None and self.tick_seconds > 0:
+                self._start = self.clock() - self._frozen_at * self.tick_seconds
+            self._frozen_at = None
+
+    @property
+    def frozen(self) -> bool:
+        """Whether ``freeze()`` holds the market."""
+        return self._frozen_at is not None
+
+    # The books
+
+    def _depth_target(self, listed: ListedSymbol) -> int:
+        return DEEP_BOOK_LEVELS if listed.levels >= 1000 else listed.levels
+
+    def _target_bid(self, listed: ListedSymbol, step: int) -> int:
+        """The best bid the drift leads to at ``step``, on the tick grid."""
+        tick = to_units(listed.tick)
+        base = to_units(listed.price) // tick
+        amplitude = min(base // 100, MAX_DRIFT_TICKS)
+        swing = amplitude * (_wave(self.seed, listed.symbol, step, PRICE_PERIOD_STEPS, 1.0) - 1)
+        return max(1, base + round(swing)) * tick
+
+    @staticmethod
+    def _qty(rng: random.Random, listed: ListedSymbol) -> int:
+        draw = rng.random
+        return (1 + int(draw() * 2000)) * _QTY_SCALES[int(draw() * 5)] * to_units(listed.qty_step)
+
+    def _book(self, symbol: str) -> _Book:
+        """``symbol``'s book, caught up with the current step (lock held)."""
+        book = self._books.get(symbol)
         listed = self.symbols[symbol]
-        rng = random.Random(f"{self.seed}/{symbol}/{step}/book")
-        tick, qty_step = to_units(listed.tick), to_units(listed.qty_step)
-        mid = to_units(listed.price) * _wave(self.seed, symbol, step, 600, 0.01)
-        best_bid = max(tick, int(mid) // tick * tick)
-        best_ask = best_bid + tick * rng.choice((1, 1, 1, 2, 3, 5))
+        if book is None:
+            book = self._books[symbol] = self._generate(listed)
+        step = self.step()
+        while book.step < step:
+            book.step += 1
+            if listed.status == "TRADING":  # nothing moves a halted book
+                self._evolve(book, listed, random.Random(f"{self.seed}/{symbol}/{book.step}/changes"))
+        return book
 
-        def side(best: int, direction: int) -> tuple[tuple[int, int], ...]:
-            levels, price = [], best
-            while len(levels) < listed.levels and price > 0:
-                qty = rng.randint(1, 2000) * rng.choice((1, 1, 1, 10, 100)) * qty_step
-                levels.append((price, qty))
-                price += direction * tick * rng.choice((1, 1, 1, 1, 2, 3))
-            return tuple(levels)
+    def _generate(self, listed: ListedSymbol) -> _Book:
+        rng = random.Random(f"{self.seed}/{listed.symbol}/0/book")
+        book = _Book(1_000_000_000 + rng.randrange(1_000_000_000))
+        tick = to_units(listed.tick)
+        best_bid = self._target_bid(listed, 0)
+        book.bids.set(best_bid, self._qty(rng, listed))
+        book.asks.set(best_bid + tick * rng.choice((1, 1, 1, 2, 3, 5)), self._qty(rng, listed))
+        self._keep_depth(book, listed, rng, record=False)
+        return book
 
-        return side(best_bid, -1), side(best_ask, +1)
+    def _evolve(self, book: _Book, listed: ListedSymbol, rng: random.Random) -> None:
+        """One step: the drift, then a few changes near the top, then the
+        depth of each side restored at its far end."""
+        self._drift(book, listed, rng)
+        busy = listed.trades >= BUSY_TRADES
+        for _ in range(rng.randint(1, BUSY_CHANGES if busy else QUIET_CHANGES)):
+            self._change_near_top(book, listed, rng)
+        self._keep_depth(book, listed, rng)
+
+    def _drift(self, book: _Book, listed: ListedSymbol, rng: random.Random) -> None:
+        """When the drift takes the best bid to or past the best ask, the
+        asks it crosses go and the bids get a new best level (and the other
+        way round); the book is never crossed."""
+        tick = to_units(listed.tick)
+        bid = self._target_bid(listed, book.step)
+        if book.asks and bid >= book.asks.price(0):
+            for price in book.asks.beyond(bid):
+                book.change(False, price, 0)
+            book.change(True, bid, self._qty(rng, listed))
+        elif book.bids and bid + tick <= book.bids.price(0):
+            for price in book.bids.beyond(bid + tick):
+                book.change(True, price, 0)
+            book.change(False, bid + tick, self._qty(rng, listed))
+
+    def _change_near_top(self, book: _Book, listed: ListedSymbol, rng: random.Random) -> None:
+        """A quantity change, a deletion or an insertion between two prices
+        (or inside the spread), within the top levels of one side."""
+        bid = rng.random() < 0.5
+        side, other = (book.bids, book.asks) if bid else (book.asks, book.bids)
+        if not side:
+            return
+        index = min(int(rng.expovariate(0.3)), len(side) - 1, TOP_LEVELS - 1)
+        kind = rng.choice(("qty", "qty", "qty", "delete", "insert", "insert"))
+        if kind == "insert":
+            tick, direction = to_units(listed.tick), -1 if bid else 1
+            inner = side.price(index - 1) if index else (other.price(0) if other else None)
+            if inner is not None:
+                gap = abs(inner - side.price(index)) // tick - 1
+                if gap >= 1:
+                    book.change(bid, inner + direction * tick * rng.randint(1, gap), self._qty(rng, listed))
+                    return
+        if kind == "delete" and len(side) > 1:
+            book.change(bid, side.price(index), 0)
+            return
+        book.change(bid, side.price(index), self._qty(rng, listed))
+
+    def _keep_depth(self, book: _Book, listed: ListedSymbol, rng: random.Random, record: bool = True) -> None:
+        """Each side back to its depth: far levels trimmed, or added past
+        the farthest one (bids down to one tick)."""
+        tick, target = to_units(listed.tick), self._depth_target(listed)
+        for side, other in ((book.bids, book.asks), (book.asks, book.bids)):
+            direction = -1 if side.bid else 1
+            while len(side) > target:
+                self._set(book, side, side.price(-1), 0, record)
+            while len(side) < target:
+                far = side.price(-1) if side else other.price(0)
+                price = far + direction * tick * _SPACINGS[int(rng.random() * 6)]
+                if price < tick:
+                    break
+                self._set(book, side, price, self._qty(rng, listed), record)
+
+    @staticmethod
+    def _set(book: _Book, side: _Side, price: int, qty: int, record: bool) -> None:
+        if record:
+            book.change(side.bid, price, qty)
+        else:
+            side.set(price, qty)
+
+    def update_id(self, symbol: str) -> int:
+        """The update id of ``symbol``'s book now."""
+        with self.lock:
+            return self._book(symbol).update_id
+
+    def changes_since(self, symbol: str, update_id: int) -> Optional[DepthDiff]:
+        """The changes of ``symbol``'s book after ``update_id``, folded into a
+        diff (None when there are none); HistoryLost when they are older
+        than the ``MAX_HISTORY`` latest."""
+        with self.lock:
+            changes = self._book(symbol).since(update_id)
+        if not changes:
+            return None
+        final: dict[tuple[bool, int], int] = {}
+        for change in changes:
+            final[(change.bid, change.price)] = change.after
+        bids = sorted(((p, q) for (bid, p), q in final.items() if bid), reverse=True)
+        asks = sorted((p, q) for (bid, p), q in final.items() if not bid)
+        return DepthDiff(changes[0].update_id, changes[-1].update_id, bids, asks)
+
+    def true_book(self, symbol: str) -> tuple[int, list[tuple[int, int]], list[tuple[int, int]]]:
+        """(update id, bids, asks) of the whole book now, best first, in 1e-8 units."""
+        with self.lock:
+            book = self._book(symbol)
+            return book.update_id, book.bids.levels(), book.asks.levels()
+
+    def sweep(self, symbol: str, bid: bool, fraction: float) -> int:
+        """Removes the best ``fraction`` of one side's levels at once (at
+        least one level stays), as a large market order would; returns how
+        many went."""
+        with self.lock:
+            book = self._book(symbol)
+            side = book.bids if bid else book.asks
+            count = min(math.ceil(len(side) * fraction), len(side) - 1)
+            for price, _ in side.levels(count):
+                book.change(bid, price, 0)
+            return max(count, 0)
+
+    def _top(self, symbol: str) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        """The best bid and the best ask, each as a list of one level."""
+        book = self._book(symbol)
+        return book.bids.levels(1), book.asks.levels(1)
+
+    def _sides(self, symbol: str, lag: int = 0) -> tuple[int, _Side, _Side]:
+        """(update id, bids, asks) now, or ``lag`` changes ago (as far back
+        as the history goes); lock held."""
+        book = self._book(symbol)
+        if not lag:
+            return book.update_id, book.bids, book.asks
+        undone = book.history[-lag:]
+        levels = {True: dict(book.bids.qty), False: dict(book.asks.qty)}
+        for change in reversed(undone):
+            if change.before:
+                levels[change.bid][change.price] = change.before
+            else:
+                levels[change.bid].pop(change.price, None)
+        return book.update_id - len(undone), _Side(True, levels[True]), _Side(False, levels[False])
 
     def exchange_info(self, symbols: Optional[list[str]] = None) -> dict[str, Any]:
         """The exchangeInfo body, for all symbols or the ones asked for."""
         listed = [self.symbols[s] for s in symbols] if symbols else list(self.symbols.values())
         return {
             "timezone": "UTC",
-            "serverTime": self._now_ms(),
+            "serverTime": self.now_ms(),
             "rateLimits": [
                 {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000},
                 {"rateLimitType": "RAW_REQUESTS", "interval": "MINUTE", "intervalNum": 5, "limit": 61000},
@@ -218,8 +517,9 @@ class Market:
 
     def ticker(self, symbol: str, full: bool = True) -> dict[str, Any]:
         """One symbol's ticker/24hr record at the current step."""
-        listed, step = self.symbols[symbol], self.step()
-        bids, asks = self.book(symbol, step)
+        with self.lock:
+            listed, step = self.symbols[symbol], self.step()
+            bids, asks = self._top(symbol)
         price = to_units(listed.price)
         if listed.trades == 0:  # a symbol in BREAK: no trades, ids -1
             count, first_id, quote_volume, volume = 0, -1, 0, 0
@@ -242,7 +542,7 @@ class Market:
                 askPrice=from_units(asks[0][0]),
                 askQty=from_units(asks[0][1]),
             )
-        now_ms = self._now_ms()
+        now_ms = self.now_ms()
         record.update(
             openPrice=listed.price,
             highPrice=from_units(asks[0][0]),
@@ -259,19 +559,23 @@ class Market:
             record["lastPrice"] = from_units(bids[0][0])
         return record
 
-    def depth(self, symbol: str, limit: int) -> dict[str, Any]:
-        """The depth body: the best ``limit`` levels of each side."""
-        step = self.step()
-        bids, asks = self.book(symbol, step)
+    def depth(self, symbol: str, limit: int, lag: int = 0) -> dict[str, Any]:
+        """The depth body: the best ``limit`` levels of each side and the
+        book's update id; ``lag`` changes ago, when given (as far back as
+        the history kept goes)."""
+        with self.lock:
+            update_id, bid_side, ask_side = self._sides(symbol, lag)
+            bids, asks = bid_side.levels(limit), ask_side.levels(limit)
         return {
-            "lastUpdateId": 1_000_000_000 + step * 101,
-            "bids": [[from_units(p), from_units(q)] for p, q in bids[:limit]],
-            "asks": [[from_units(p), from_units(q)] for p, q in asks[:limit]],
+            "lastUpdateId": update_id,
+            "bids": [[from_units(p), from_units(q)] for p, q in bids],
+            "asks": [[from_units(p), from_units(q)] for p, q in asks],
         }
 
     def book_ticker(self, symbol: str) -> dict[str, Any]:
         """One symbol's bookTicker record at the current step."""
-        bids, asks = self.book(symbol, self.step())
+        with self.lock:
+            bids, asks = self._top(symbol)
         return {
             "symbol": symbol,
             "bidPrice": from_units(bids[0][0]),

@@ -22,12 +22,19 @@ schedule: a status with headers, a hang, a reset connection, a truncated,
 non-JSON or wrongly shaped body, an answer trickling out byte by byte, an
 endless or huge body, a gzip bomb, a redirect loop.
 
+With a ``stream_port``, it serves Binance's websocket streams too
+(``streams``), from the same market: diff-depth and 24 h ticker streams,
+with Binance's limits, and stream faults (``StreamFault``).
+
 ``GET /sim/stats`` (not a Binance endpoint) reports the requests, weight
-and violations the server has seen, so tests and benchmarks measure rather
-than compute; ``POST /sim/faults`` injects a fault given as JSON (the
-fields of ``Fault``, e.g. ``{"path": "/api/v3/depth", "status": 503,
-"times": 2}``), ``GET /sim/faults`` lists them and ``DELETE /sim/faults``
-clears them.
+and violations the server has seen, and the streams' connections, messages
+and violations, so tests and benchmarks measure rather than compute;
+``POST /sim/faults`` injects a fault given as JSON (the fields of
+``Fault``, e.g. ``{"path": "/api/v3/depth", "status": 503, "times": 2}``,
+or of ``StreamFault``, e.g. ``{"path": "stream", "action": "gap"}``),
+``GET /sim/faults`` lists them and ``DELETE /sim/faults`` clears them;
+``POST /sim/market`` with ``{"frozen": true}`` holds the market still and
+``{"frozen": false}`` lets it move again.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ import argparse
 import json
 import logging
 import math
+import os
 import socket
 import struct
 import sys
@@ -45,7 +53,7 @@ from collections import Counter
 from contextlib import contextmanager
 from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional, Union
 from urllib.parse import parse_qs, urlsplit
 
 from binance_exporter.config import OneLineParser
@@ -56,6 +64,7 @@ from binance_exporter.fake.faults import (
     AnswerWriter,
     Fault,
     Reply,
+    StreamFault,
     accepts_gzip,
     encoded_body,
     fault_help,
@@ -63,6 +72,7 @@ from binance_exporter.fake.faults import (
     valid_seconds,
 )
 from binance_exporter.fake.market import LISTED_SYMBOLS, Market, synthetic_symbols
+from binance_exporter.fake.streams import StreamServer
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +85,7 @@ IN_FLIGHT_GRACE = 0.25
 
 MAX_FAULTS = 100
 MAX_FAULT_JSON = 65536  # bytes of one POSTed fault
+STREAM_PORT = 9443  # Binance's
 
 
 def _retry_after(headers: dict[str, str], default: float) -> float:
@@ -213,9 +224,12 @@ class WeightWindow:
 
 
 class BinanceSimulator:  # pylint: disable=too-many-instance-attributes  # its state, its counters and its server
-    """The fake Binance HTTP server; ``start()`` serves on a thread."""
+    """The fake Binance HTTP server, and its stream server when
+    ``stream_port`` is given (0: a free port; ``stream_options`` are
+    ``StreamServer``'s, e.g. a shorter ``ping_interval``); ``start()``
+    serves on threads."""
 
-    def __init__(
+    def __init__(  # pylint: disable=too-many-arguments  # each a knob of the fake
         self,
         market: Optional[Market] = None,
         address: str = "127.0.0.1",
@@ -225,13 +239,16 @@ class BinanceSimulator:  # pylint: disable=too-many-instance-attributes  # its s
         ban_seconds: float = BAN_SECONDS,
         clock: Callable[[], float] = time.time,
         latency: float = 0.0,
+        *,
+        stream_port: Optional[int] = None,
+        stream_options: Optional[dict[str, Any]] = None,
     ):
         self.market = market or Market()
         self.latency = latency  # seconds added to every answer: a network round trip
         self.clock = clock  # Unix time: weight windows are clock minutes, as Binance's are
         self.weights = WeightWindow(window_seconds, clock, weight_limit)
         self.ban_seconds = ban_seconds
-        self.faults: list[Fault] = []
+        self.faults: list[Union[Fault, StreamFault]] = []
         self.answered: Counter[tuple[str, int]] = Counter()  # (path, status); paths not served count as "other"
         self.violations = 0
         self.in_progress = 0  # answers being waited for or sent right now
@@ -239,6 +256,16 @@ class BinanceSimulator:  # pylint: disable=too-many-instance-attributes  # its s
         self._banned = (-math.inf, -math.inf)  # (since, until), on ``clock``
         self._lock = threading.Lock()
         self.server = _Server((address, port), self)
+        self.streams: Optional[StreamServer] = None
+        if stream_port is not None:
+            try:
+                self.streams = StreamServer(
+                    self.market, address, stream_port, faults=self.take_stream_fault, clock=clock,
+                    **(stream_options or {}),
+                )  # fmt: skip
+            except OSError:
+                self.server.server_close()
+                raise
 
     @property
     def url(self) -> str:
@@ -246,22 +273,34 @@ class BinanceSimulator:  # pylint: disable=too-many-instance-attributes  # its s
         host, port = self.server.server_address[:2]
         return f"http://{host}:{port}"
 
+    @property
+    def stream_url(self) -> str:
+        """The base URL of the websocket streams: ``ws://host:port``."""
+        if self.streams is None:
+            raise RuntimeError("this simulator serves no streams: give it a stream_port")
+        return self.streams.url
+
     def start(self) -> "BinanceSimulator":
-        """Serves on a background thread."""
+        """Serves on background threads."""
         threading.Thread(target=self.server.serve_forever, args=(0.05,), name="binance-simulator", daemon=True).start()
+        if self.streams is not None:
+            self.streams.start()
         return self
 
     def stop(self) -> None:
-        """Stops serving, closes the socket, and has every answer still
-        waiting or being sent give up within ``POLL_SECONDS``."""
+        """Stops serving, closes the sockets, drops the stream connections,
+        and has every answer still waiting or being sent give up within
+        ``POLL_SECONDS``."""
         self.stopping.set()
+        if self.streams is not None:
+            self.streams.stop()
         self.server.shutdown()
         self.server.server_close()
 
-    def inject(self, fault: Fault) -> Fault:
-        """Serves ``fault`` from now on (see ``Fault``); ValueError if
-        ``MAX_FAULTS`` are in force already."""
-        if fault.gzip_bomb is not None:
+    def inject(self, fault: Union[Fault, StreamFault]) -> Union[Fault, StreamFault]:
+        """Serves ``fault`` from now on (see ``Fault`` and ``StreamFault``);
+        ValueError if ``MAX_FAULTS`` are in force already."""
+        if isinstance(fault, Fault) and fault.gzip_bomb is not None:
             gzip_bomb(fault.body or b"[]", fault.gzip_bomb)  # built now rather than while a request waits
         with self._lock:
             if len(self.faults) >= MAX_FAULTS:
@@ -282,20 +321,46 @@ class BinanceSimulator:  # pylint: disable=too-many-instance-attributes  # its s
         with self._lock:
             self.faults.clear()
 
+    def take_stream_fault(self, actions: frozenset, symbols: Optional[set]) -> Optional[StreamFault]:
+        """The first stream fault in force that acts now as one of
+        ``actions`` on a connection with streams of ``symbols`` (None:
+        any), counted as having acted; the stream server asks."""
+        with self._lock:
+            now = self.clock()
+            for fault in self.faults:
+                if isinstance(fault, StreamFault) and fault.acts_on(actions, symbols, now):
+                    fault.fired += 1
+                    if fault.over(now):
+                        self.faults.remove(fault)
+                    return fault
+            return None
+
+    def set_frozen(self, frozen: bool) -> dict[str, Any]:
+        """Freezes or unfreezes the market; the POST /sim/market answer."""
+        if frozen:
+            self.market.freeze()
+        else:
+            self.market.unfreeze()
+        return {"frozen": self.market.frozen, "step": self.market.step()}
+
     def stats(self) -> dict[str, Any]:
         """The /sim/stats body: requests by path and by status, weight,
-        violations, and the answers in progress."""
+        violations, the answers in progress, and the streams' counts
+        (``StreamServer.stats``) when it serves them."""
         with self._lock:
             requests: Counter[str] = Counter()
             for (path, _), count in self.answered.items():
                 requests[path] += count
-            return {
+            stats = {
                 "requests": dict(requests),
                 "statuses": {f"{path} {status}": count for (path, status), count in self.answered.items()},
                 "weight_total": self.weights.total,
                 "violations": self.violations,
                 "in_progress": self.in_progress,
             }
+        if self.streams is not None:
+            stats.update(self.streams.stats())
+        return stats
 
     @contextmanager
     def answering(self) -> Iterator[None]:
@@ -336,7 +401,7 @@ class BinanceSimulator:  # pylint: disable=too-many-instance-attributes  # its s
         return Reply(418, _json({"code": -1003, "msg": msg}), {"Retry-After": str(math.ceil(self.ban_seconds))})
 
     def _fault_reply(self, path: str, query: str, now: float) -> Optional[Reply]:
-        fault = next((fault for fault in self.faults if fault.matches(path, query, now)), None)
+        fault = next((f for f in self.faults if isinstance(f, Fault) and f.matches(path, query, now)), None)
         self.faults = [other for other in self.faults if not other.over(now)]
         if fault is None:
             return None
@@ -344,7 +409,7 @@ class BinanceSimulator:  # pylint: disable=too-many-instance-attributes  # its s
         if fault.over(now):
             self.faults.remove(fault)
         if fault.body is None and fault.status == 200 and not fault.endless and fault.gzip_bomb is None:
-            real = self._real_reply(path, query)
+            real = self._real_reply(path, query, fault.lag_changes or 0)
             status, body, headers, gzip = real.status, real.body, {**real.headers, **fault.headers}, fault.gzip
         else:
             status, body, headers = fault.status, fault.body or b"", dict(fault.headers)
@@ -366,8 +431,8 @@ class BinanceSimulator:  # pylint: disable=too-many-instance-attributes  # its s
             gzip=None if fault.gzip_bomb is not None else gzip,
         )
 
-    def _real_reply(self, path: str, query: str) -> Reply:
-        status, body, weight = self.answer(path, query)
+    def _real_reply(self, path: str, query: str, depth_lag: int = 0) -> Reply:
+        status, body, weight = self.answer(path, query, depth_lag)
         if not weight:
             return Reply(status, _json(body))
         if not self.weights.fits(weight):
@@ -377,13 +442,14 @@ class BinanceSimulator:  # pylint: disable=too-many-instance-attributes  # its s
         used = str(self.weights.add(weight))
         return Reply(status, _json(body), {"X-MBX-USED-WEIGHT-1M": used, "x-mbx-used-weight": used})
 
-    def answer(self, path: str, query: str) -> tuple[int, Any, int]:
-        """(HTTP status, JSON body, weight) for a GET of ``path``."""
+    def answer(self, path: str, query: str, depth_lag: int = 0) -> tuple[int, Any, int]:
+        """(HTTP status, JSON body, weight) for a GET of ``path``; a depth
+        ``depth_lag`` changes behind the book."""
         route = self._routes.get(path)
         if route is None:
             return 404, {"code": -1000, "msg": f"Unknown path {path}"}, 0
         try:
-            body, weight = route(self, query)
+            body, weight = self._depth(query, depth_lag) if depth_lag else route(self, query)
         except ApiError as exc:
             return exc.status, {"code": exc.code, "msg": exc.msg}, 1
         return 200, body, weight
@@ -410,11 +476,11 @@ class BinanceSimulator:  # pylint: disable=too-many-instance-attributes  # its s
         names = symbols or list(self.market.symbols)
         return [self.market.ticker(name, kind == "FULL") for name in names], ticker_weight(symbols)
 
-    def _depth(self, query: str) -> tuple[Any, int]:
+    def _depth(self, query: str, lag: int = 0) -> tuple[Any, int]:
         params = Query(query, ("symbol", "limit", "symbolStatus"))
         limit = params.limit(100)
         symbol = params.symbol(self.market, required=True)
-        return self.market.depth(symbol, limit), depth_weight(limit)
+        return self.market.depth(symbol, limit, lag), depth_weight(limit)
 
     def _book_ticker(self, query: str) -> tuple[Any, int]:
         params = Query(query, ("symbol", "symbols", "symbolStatus"))
@@ -460,9 +526,14 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(simulator.reply(parts.path, parts.query))
 
     def do_POST(self) -> None:  # pylint: disable=invalid-name  # http.server's naming
-        """POST /sim/faults: inject the fault in the body."""
-        if urlsplit(self.path).path != "/sim/faults":
-            self._send(Reply(404, _json({"msg": "POST /sim/faults only"})))
+        """POST /sim/faults: inject the fault in the body; POST /sim/market:
+        freeze or unfreeze the market."""
+        path = urlsplit(self.path).path
+        if path == "/sim/market":
+            self._set_market()
+            return
+        if path != "/sim/faults":
+            self._send(Reply(404, _json({"msg": "POST /sim/faults or /sim/market only"})))
             return
         simulator = self.server.simulator
         try:
@@ -471,6 +542,17 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(Reply(400, _json({"msg": str(exc)})))
             return
         self._send(Reply(201, _json(fault.listing(simulator.clock()))))
+
+    def _set_market(self) -> None:
+        try:
+            spec = json.loads(self._request_body())
+        except ValueError as exc:
+            self._send(Reply(400, _json({"msg": f"a market setting is a JSON object: {exc}"})))
+            return
+        if not isinstance(spec, dict) or set(spec) != {"frozen"} or not isinstance(spec["frozen"], bool):
+            self._send(Reply(400, _json({"msg": 'the market setting is {"frozen": true} or {"frozen": false}'})))
+            return
+        self._send(Reply(200, _json(self.server.simulator.set_frozen(spec["frozen"]))))
 
     def do_DELETE(self) -> None:  # pylint: disable=invalid-name  # http.server's naming
         """DELETE /sim/faults: serve real answers again."""
@@ -541,6 +623,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument(
         "--port", type=int, default=9999, help="port to listen on; 0 picks a free one (default: %(default)s)"
     )
+    parser.add_argument(
+        "--stream-port",
+        type=int,
+        default=STREAM_PORT,
+        help="port of the websocket streams; 0 picks a free one (default: %(default)s)",
+    )
     parser.add_argument("--seed", type=int, default=1, help="market seed (default: %(default)s)")
     parser.add_argument(
         "--weight-limit",
@@ -564,8 +652,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         help="seconds between market moves; 0 freezes the market (default: %(default)s)",
     )
     args = parser.parse_args(argv)
-    if not 0 <= args.port <= 65535:
-        parser.error(f"--port must be from 0 to 65535, not {args.port}")
+    for flag, port in (("--port", args.port), ("--stream-port", args.stream_port)):
+        if not 0 <= port <= 65535:
+            parser.error(f"{flag} must be from 0 to 65535, not {port}")
     if not math.isfinite(args.latency) or args.latency < 0 or not 0 <= args.extra_symbols <= 999:
         parser.error("--latency must be 0 or more and --extra-symbols from 0 to 999")
     if args.weight_limit < 1:
@@ -580,9 +669,18 @@ def main(argv: Optional[list[str]] = None) -> int:
         )
     except OSError as exc:
         parser.error(f"cannot listen on {args.address}:{args.port}: {exc.strerror}")
+    try:
+        simulator.streams = StreamServer(
+            market, args.address, args.stream_port, faults=simulator.take_stream_fault, clock=simulator.clock
+        )
+    except OSError as exc:
+        simulator.server.server_close()
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)  # socket.create_server adds to strerror
+        parser.error(f"cannot listen on {args.address}:{args.stream_port}: {reason}")
     signals = SignalRecord().install()
     simulator.start()
-    print(f"binance simulator listening on {simulator.url}", flush=True)
+    # The REST URL stays the last word of the line: scripts read it so.
+    print(f"binance simulator streaming on {simulator.stream_url}, listening on {simulator.url}", flush=True)
     signals.wait()
     simulator.stop()
     return 0
