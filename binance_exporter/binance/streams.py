@@ -70,6 +70,7 @@ STABLE_SECONDS = 30.0  # a connection that lived this long starts its backoff ov
 PING_INTERVAL = 20.0
 PING_TIMEOUT = 20.0
 OPEN_TIMEOUT = 10.0
+CLOSE_TIMEOUT = 0.5  # for Binance's answer to our close frame: a stop must not wait longer
 MAX_CONNECTION_AGE = 23 * 3600.0
 HANDOVER_SECONDS = 30.0
 MAX_FRAME_BYTES = 4 * 2**20  # a whole !ticker_1d@arr of every symbol is about 1 MB
@@ -172,6 +173,7 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
         self._ids = itertools.count(1)
         self._numbers = itertools.count(1)
         self._changed = asyncio.Event()
+        self._managing: Optional[asyncio.Task] = None
         # Owned by the loop's thread:
         self._syncs: dict[str, DepthSync] = {}
         self._connections: list[_Connection] = []
@@ -195,11 +197,11 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
         self._thread.start()
         return self
 
-    def stop(self, timeout: float = 1.0) -> None:
+    def stop(self, timeout: float = 1.5) -> None:
         """Closes every connection; gives up waiting after ``timeout``
         seconds (the thread is a daemon)."""
         if self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._cancel_all)
+            self._loop.call_soon_threadsafe(self._stop_managing)
             self._thread.join(timeout)
         self._workers.close()
 
@@ -250,17 +252,22 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
+        self._managing = self._loop.create_task(self._manage())
         try:
-            self._loop.run_until_complete(self._manage())
+            self._loop.run_until_complete(self._managing)
         except asyncio.CancelledError:
             pass
         finally:
+            left = asyncio.all_tasks(self._loop)  # snapshots on their way
+            for task in left:
+                task.cancel()
+            self._loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
             self._loop.run_until_complete(self._loop.shutdown_asyncgens())
             self._loop.close()
 
-    def _cancel_all(self) -> None:
-        for task in asyncio.all_tasks(self._loop):
-            task.cancel()
+    def _stop_managing(self) -> None:
+        if self._managing is not None:
+            self._managing.cancel()
 
     async def _read_books(
         self,
@@ -397,7 +404,7 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
                 ping_interval=self.ping_interval,
                 ping_timeout=self.ping_timeout,
                 open_timeout=OPEN_TIMEOUT,
-                close_timeout=1.0,
+                close_timeout=CLOSE_TIMEOUT,
                 max_size=MAX_FRAME_BYTES,
                 max_queue=MAX_QUEUED_FRAMES,
                 compression=None,

@@ -1,0 +1,152 @@
+"""The streams' hub against the fake Binance's real websocket server: live
+books that equal the simulated market, Binance's limits kept, silent
+connections replaced, connections rotated with no gap."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from decimal import Decimal
+
+import pytest
+
+from binance_exporter.binance.responses import parse_depth_snapshot
+from binance_exporter.binance.streams import MAX_STREAMS_PER_CONNECTION, StreamHub
+from binance_exporter.fake.market import LISTED_SYMBOLS, Market, synthetic_symbols
+from binance_exporter.fake.simulator import BinanceSimulator
+from binance_exporter.market.definitions import BOOK_DEPTH
+
+from .helpers import wait_for
+
+UNIT = Decimal(10) ** -8
+
+
+def inject(simulator: BinanceSimulator, **fault) -> None:
+    """Injects a fault over the simulator's own HTTP API."""
+    request = urllib.request.Request(
+        simulator.url + "/sim/faults", data=json.dumps(fault).encode(), method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=5) as answer:
+        assert answer.status == 201
+
+
+def direct_snapshots(simulator: BinanceSimulator):
+    """Snapshots read from the simulated market itself, costing no weight."""
+
+    def snapshot(symbol, limit, _time_left=None):
+        return parse_depth_snapshot(symbol, simulator.market.depth(symbol, limit), limit)
+
+    return snapshot
+
+
+def true_best_levels(simulator: BinanceSimulator, symbol: str):
+    """The best ``BOOK_DEPTH`` levels of each side of the true book, and its update id."""
+    update_id, bids, asks = simulator.market.true_book(symbol)
+    return update_id, *(tuple((p * UNIT, q * UNIT) for p, q in side[:BOOK_DEPTH]) for side in (bids, asks))
+
+
+@pytest.fixture(name="streaming")
+def streaming_simulator():
+    simulator = BinanceSimulator(
+        Market(LISTED_SYMBOLS + synthetic_symbols(600), tick_seconds=0.1), stream_port=0
+    ).start()
+    yield simulator
+    simulator.stop()
+
+
+def start_hub(simulator, symbols, **options) -> StreamHub:
+    hub = StreamHub((simulator.stream_url,), direct_snapshots(simulator), first_backoff=0.1, **options).start()
+    hub.track(symbols)
+    return hub
+
+
+def all_in_sync(hub, symbols):
+    readings = hub.book_readings(5)
+    return all(symbol in readings and readings[symbol][0].in_sync for symbol in symbols)
+
+
+def resyncs(hub):
+    return {symbol: dict(state.resyncs) for symbol, (state, _) in hub.book_readings(5).items() if state.resyncs}
+
+
+def test_live_books_equal_the_true_books_once_the_market_stands_still(streaming):
+    symbols = ("BTCUSDT", "ETHBTC", "WBTCBTC", "ADABTC")  # deep and shallow books
+    hub = start_hub(streaming, symbols)
+    try:
+        wait_for(lambda: all_in_sync(hub, symbols), timeout=30)
+        streaming.market.freeze()
+
+        def equal_to_truth():
+            readings = hub.book_readings(5)
+            for symbol in symbols:
+                _, bids, asks = true_best_levels(streaming, symbol)
+                state, levels = readings[symbol]
+                if not state.in_sync or levels != (bids, asks):
+                    return False
+            return True
+
+        wait_for(equal_to_truth, timeout=30)
+        assert dict(hub.counts().messages)["depth"] > 0
+        assert streaming.stats()["stream_violations"] == 0
+    finally:
+        hub.stop()
+
+
+def test_more_streams_than_a_connection_may_carry_open_another_connection_within_binances_limits(streaming):
+    symbols = tuple(sorted(streaming.market.symbols))[: MAX_STREAMS_PER_CONNECTION + 50]
+    assert len(symbols) == MAX_STREAMS_PER_CONNECTION + 50
+    hub = start_hub(streaming, symbols)
+    try:
+        wait_for(lambda: hub.counts().connections == 2, timeout=30)
+        wait_for(lambda: streaming.stats()["stream_subscriptions"] == len(symbols) + 1, timeout=60)
+        stats = streaming.stats()
+        assert stats["stream_violations"] == 0
+        assert stats["stream_connections"] == 2
+    finally:
+        hub.stop()
+
+
+def test_a_silent_connection_is_replaced_and_its_books_come_back(streaming):
+    hub = start_hub(streaming, ("BTCUSDT",), ping_interval=0.3, ping_timeout=0.3)
+    try:
+        wait_for(lambda: all_in_sync(hub, ("BTCUSDT",)), timeout=30)
+        inject(streaming, path="stream", action="stall", seconds=30, times=1)
+        wait_for(lambda: dict(hub.counts().reconnects).get("silent", 0) >= 1, timeout=30)
+        wait_for(lambda: all_in_sync(hub, ("BTCUSDT",)), timeout=30)
+        assert streaming.stats()["stream_violations"] == 0
+    finally:
+        hub.stop()
+
+
+def test_a_connection_is_rotated_before_its_age_limit_with_no_book_lost(streaming):
+    symbols = ("BTCUSDT", "ETHUSDT")
+    hub = start_hub(streaming, symbols, max_connection_age=1.0)
+    try:
+        wait_for(lambda: all_in_sync(hub, symbols), timeout=30)
+        wait_for(lambda: dict(hub.counts().reconnects).get("rotation", 0) >= 2, timeout=30)
+        assert all_in_sync(hub, symbols)
+        assert resyncs(hub) == {}  # handed over: nothing was lost, nothing taken again
+    finally:
+        hub.stop()
+
+
+def test_refused_handshakes_back_off_and_then_connect(streaming):
+    inject(streaming, path="stream", action="refuse", status=503, times=3)
+    hub = start_hub(streaming, ("BTCUSDT",))
+    try:
+        wait_for(lambda: all_in_sync(hub, ("BTCUSDT",)), timeout=30)
+        assert dict(hub.counts().reconnects).get("error", 0) == 3
+        assert streaming.stats()["stream_connection_attempts"] == 4
+    finally:
+        hub.stop()
+
+
+def test_untracked_books_are_unsubscribed_and_forgotten(streaming):
+    hub = start_hub(streaming, ("BTCUSDT", "ETHUSDT"))
+    try:
+        wait_for(lambda: all_in_sync(hub, ("BTCUSDT", "ETHUSDT")), timeout=30)
+        hub.track(("ETHUSDT",))
+        wait_for(lambda: set(hub.book_readings(5)) == {"ETHUSDT"}, timeout=10)
+        wait_for(lambda: streaming.stats()["stream_subscriptions"] == 2, timeout=10)  # the ticker and ETHUSDT
+    finally:
+        hub.stop()
