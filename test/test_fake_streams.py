@@ -353,7 +353,7 @@ def test_a_server_shutdown_event_comes_before_the_close(moving):
 
 
 def test_a_stall_sends_nothing_and_answers_no_ping_so_the_client_gives_up(moving):
-    with open_stream(moving, "/ws/btcusdt@depth@100ms", ping_interval=0.3, ping_timeout=1) as ws:
+    with open_stream(moving, "/ws/btcusdt@depth@100ms", ping_interval=0.3, ping_timeout=1, close_timeout=1) as ws:
         next(messages(ws))
         moving.inject(StreamFault("stream", "stall", seconds=600, times=1))
         with pytest.raises(ConnectionClosedError) as closed:
@@ -463,9 +463,11 @@ def test_stream_faults_are_listed_and_cleared_with_the_others(moving):
 def test_the_market_can_be_frozen_and_unfrozen_over_http(moving):
     status, answer = post(moving, "/sim/market", {"frozen": True})
     assert status == 200 and answer["frozen"] is True
-    held = moving.market.true_book("ETHBTC")
-    assert moving.market.true_book("ETHBTC") == wait_for(lambda: moving.market.true_book("ETHBTC"))
-    assert moving.market.true_book("ETHBTC") == held
+    held, step = moving.market.true_book("ETHBTC"), moving.market.step()
+    assert moving.market.frozen and json.loads(http_get(moving.url + "/api/v3/depth?symbol=ETHBTC")[2])[
+        "lastUpdateId"
+    ] == held[0]
+    assert moving.market.step() == step and moving.market.true_book("ETHBTC") == held
     assert post(moving, "/sim/market", {"frozen": False})[1]["frozen"] is False
     wait_for(lambda: moving.market.true_book("ETHBTC")[0] > held[0])
     request = urllib.request.Request(moving.url + "/sim/market", data=b'{"frozen": 1}', method="POST")
