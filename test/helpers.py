@@ -14,6 +14,8 @@ import urllib.error
 import urllib.request
 from typing import Callable
 
+from prometheus_client.parser import text_string_to_metric_families
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -72,6 +74,17 @@ def http_get(url: str, timeout: float = 5.0, method: str = "GET") -> tuple[int, 
             return response.status, dict(response.headers), response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, dict(exc.headers), exc.read()
+
+
+def scrape(url: str) -> dict[tuple[str, tuple], float]:
+    """Every sample of ``url``/metrics, by (name, sorted (label, value) pairs)."""
+    status, _, body = http_get(url + "/metrics")
+    assert status == 200
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(body.decode())
+        for sample in family.samples
+    }
 
 
 def wait_for(condition: Callable[[], object], timeout: float = 15.0, interval: float = 0.05) -> object:

@@ -20,13 +20,12 @@ from decimal import Decimal as D
 
 import bcrypt
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from binance_exporter.exposition.collector import BUILD_INFO
 from binance_exporter.signals import IGNORED_SIGNALS, STOP_SIGNALS
 from binance_exporter.fake.simulator import Fault
 from .certificates import make_pki
-from .helpers import ROOT, free_port, http_get, start_module, stop_process, wait_for
+from .helpers import ROOT, free_port, http_get, scrape, start_module, stop_process, wait_for
 
 Q1 = ("ETHBTC", "BNBBTC", "SOLBTC", "XRPBTC", "LINKBTC")
 Q2 = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT", "BTCDOWNUSDT")
@@ -58,16 +57,6 @@ def start_exporter(base_url, *args, env=None):
         env=env,
     )
     return process, f"http://127.0.0.1:{port}"
-
-
-def scrape(url):
-    status, _, body = http_get(url + "/metrics")
-    assert status == 200
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(body.decode())
-        for sample in family.samples
-    }
 
 
 def up(url):

@@ -99,6 +99,11 @@ class DepthSync:
         event buffered, and none already on its way."""
         return self.state == SYNCING and bool(self.buffer) and not self.snapshot_pending
 
+    def follows(self, event: DepthEvent) -> bool:
+        """Whether ``event`` continues the book in sync: it covers the
+        book's next update id."""
+        return self.in_sync and self.book is not None and event.first_id <= self.book.update_id + 1 <= event.last_id
+
     def on_event(self, event: DepthEvent) -> Optional[str]:
         """Takes one event; returns the reason when it started a resync."""
         if self.state == SYNCING:

@@ -25,9 +25,17 @@ Binance's rules, kept:
 * a connection is replaced before Binance closes it at 24 h
   (``MAX_CONNECTION_AGE``), and on a ``serverShutdown`` event, without a
   gap: the new connection is opened and subscribed, and the old one
-  closed once every book's stream has been heard on the new one (or after
-  ``HANDOVER_SECONDS``). Events arriving twice meanwhile are ignored by
-  update id.
+  closed once every book has moved to the new one (or after
+  ``HANDOVER_SECONDS``).
+
+A book takes its events from one connection at a time: two connections'
+events may be batched differently, and one's may run ahead of the
+other's. While a book's connection is being replaced, the new
+connection's events are held (at most ``MAX_HELD_EVENTS``), and the book
+moves to the new connection as soon as they continue it exactly
+(``DepthSync.follows``), never taken for a gap. A book whose connection
+is lost is interrupted (``DepthSync.interrupted``), and the next events
+from any connection decide whether it resumes or resyncs.
 """
 
 from __future__ import annotations
@@ -47,7 +55,7 @@ import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI, WebSocketException
 
-from binance_exporter.binance.depth_sync import SNAPSHOT_LIMIT, DepthSnapshot, DepthSync
+from binance_exporter.binance.depth_sync import SNAPSHOT_LIMIT, DepthEvent, DepthSnapshot, DepthSync
 from binance_exporter.binance.request_gate import RequestSkipped
 from binance_exporter.binance.responses import parse_depth_event, parse_rolling_tickers
 from binance_exporter.binance.workers import WorkerPool
@@ -73,6 +81,7 @@ OPEN_TIMEOUT = 10.0
 CLOSE_TIMEOUT = 0.5  # for Binance's answer to our close frame: a stop must not wait longer
 MAX_CONNECTION_AGE = 23 * 3600.0
 HANDOVER_SECONDS = 30.0
+MAX_HELD_EVENTS = 50
 MAX_FRAME_BYTES = 4 * 2**20  # a whole !ticker_1d@arr of every symbol is about 1 MB
 MAX_QUEUED_FRAMES = 64
 MAX_TICKERS = 10_000
@@ -117,13 +126,12 @@ class _Connection:  # pylint: disable=too-many-instance-attributes  # one websoc
         self.number = number
         self.wanted: set[str] = set()
         self.subscribed: set[str] = set()  # asked for on the open socket
-        self.heard: set[str] = set()  # streams that delivered since it opened
         self.ws: Optional[ClientConnection] = None
         self.opened_at: Optional[float] = None
         self.changed = asyncio.Event()
         self.task: Optional[asyncio.Task] = None
         self.stopping = False  # closed on purpose: no reconnect, no interruption
-        self.replacement: Optional[tuple[_Connection, str, float]] = None  # (new, reason, give-up time)
+        self.replacement: Optional[tuple[str, float]] = None  # being replaced: (why, when to close it anyway)
         self.warned_invalid = False
 
     def next_message(self, ids: Iterable[int]) -> Optional[dict[str, Any]]:
@@ -179,6 +187,8 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
         self._connections: list[_Connection] = []
         self._snapshots_running = 0
         self._snapshot_retry: dict[str, tuple[float, float]] = {}  # symbol: (not before, last wait)
+        self._sources: dict[str, _Connection] = {}  # symbol: the connection its book takes events from
+        self._held: dict[str, tuple[_Connection, deque]] = {}  # symbol: a replacement's events, for the move
         # Read by other threads under the lock:
         self._lock = threading.Lock()
         self._tickers: dict[str, Ticker24h] = {}
@@ -291,6 +301,8 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
         for symbol in set(self._syncs) - symbols:
             del self._syncs[symbol]
             self._snapshot_retry.pop(symbol, None)
+            self._sources.pop(symbol, None)
+            self._held.pop(symbol, None)
         for symbol in sorted(symbols - set(self._syncs)):
             self._syncs[symbol] = DepthSync(self.depth)
         self._changed.set()
@@ -347,15 +359,29 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
         if connection.task:
             connection.task.cancel()
         self._connections.remove(connection)
+        self._lost(connection)
+
+    def _lost(self, connection: _Connection) -> None:
+        """The books that took their events from ``connection`` wait for
+        the next event from any connection to say whether they missed any."""
+        for symbol, source in list(self._sources.items()):
+            if source is connection:
+                del self._sources[symbol]
+                self._syncs[symbol].interrupted()
+                if symbol in self._held:
+                    self._move(symbol, self._syncs[symbol])
+        for symbol, (holder, _) in list(self._held.items()):
+            if holder is connection:
+                del self._held[symbol]
 
     def _replace(self, connection: _Connection, reason: str) -> None:
         """Opens a replacement carrying the same streams; the old one
-        closes once the new one has been heard (``_hand_over``)."""
+        closes once every book has moved to the new one (``_hand_over``)."""
         if connection.replacement is not None or connection.stopping:
             return
         new = self._open_connection()
         new.wanted = set(connection.wanted)
-        connection.replacement = (new, reason, self._clock() + HANDOVER_SECONDS)
+        connection.replacement = (reason, self._clock() + HANDOVER_SECONDS)
         logger.info("stream connection %d: replaced (%s)", connection.number, reason)
 
     def _hand_over(self) -> None:
@@ -365,9 +391,8 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
                 if connection.opened_at is not None and now - connection.opened_at >= self.max_connection_age:
                     self._replace(connection, ROTATION)
                 continue
-            new, reason, give_up = connection.replacement
-            depth_streams = {s for s in new.wanted if s.endswith(DEPTH_SUFFIX)}
-            if (new.ws is not None and depth_streams <= new.heard) or now >= give_up:
+            reason, give_up = connection.replacement
+            if connection not in self._sources.values() or now >= give_up:
                 self._close(connection)
                 with self._lock:
                     self._reconnects[reason] += 1
@@ -389,10 +414,7 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
             failures = 1 if lived >= STABLE_SECONDS else failures + 1
             with self._lock:
                 self._reconnects[reason] += 1
-            for stream in connection.wanted:
-                sync = self._syncs.get(stream[: -len(DEPTH_SUFFIX)].upper())
-                if sync is not None and stream.endswith(DEPTH_SUFFIX):
-                    sync.interrupted()
+            self._lost(connection)
 
     async def _connect_and_read(self, connection: _Connection) -> tuple[str, float]:
         """One connection's life; returns why it ended and how long it lived."""
@@ -430,7 +452,7 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
 
     def _opened(self, connection: _Connection, ws: ClientConnection) -> None:
         connection.ws, connection.opened_at = ws, self._clock()
-        connection.subscribed, connection.heard = set(), set()
+        connection.subscribed = set()
         connection.changed.set()
         with self._lock:
             self._open += 1
@@ -497,12 +519,40 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
         sync = self._syncs.get(event.symbol)
         if sync is None or depth_stream(event.symbol) != stream:
             return  # no longer tracked, or not what this stream carries
-        connection.heard.add(stream)
+        symbol = event.symbol
+        source = self._sources.get(symbol)
+        if source is not None and source is not connection:
+            if source.replacement is not None and connection.replacement is None:  # the book is to move here
+                held = self._held.get(symbol)
+                if held is None or held[0] is not connection:
+                    held = self._held[symbol] = (connection, deque(maxlen=MAX_HELD_EVENTS))
+                held[1].append(event)
+                self._move(symbol, sync)
+            return  # the book's own connection still carries it
+        self._sources[symbol] = connection
+        self._apply(symbol, sync, event)
+
+    def _apply(self, symbol: str, sync: DepthSync, event: DepthEvent) -> None:
         reason = sync.on_event(event)
         if reason is not None:
-            logger.info("%s: order book resynced (%s)", event.symbol, reason)
+            logger.info("%s: order book resynced (%s)", symbol, reason)
         if sync.wants_snapshot:
             self._changed.set()
+
+    def _move(self, symbol: str, sync: DepthSync) -> None:
+        """Moves a book to the connection whose events are held for it,
+        once they continue it (or its own connection is lost: then they
+        say whether it resumes or resyncs)."""
+        connection, events = self._held[symbol]
+        while events and sync.book is not None and events[0].last_id <= sync.book.update_id:
+            events.popleft()
+        lost = symbol not in self._sources
+        if not events or not (lost or sync.follows(events[0])):
+            return
+        del self._held[symbol]
+        self._sources[symbol] = connection
+        for event in events:
+            self._apply(symbol, sync, event)
 
     def _ask_for_snapshots(self) -> None:
         now = self._clock()

@@ -327,8 +327,8 @@ STREAM_ACTIONS = {
     "close": "close the connection with a close frame of code (default 1001)",
     "stall": "send nothing, read nothing and so answer no ping for seconds (required), then go on "
     "(resume, the default) or drop the connection",
-    "shutdown": 'send {"e":"serverShutdown","E":<ms>} as Binance does before maintenance, then close with 1001 '
-    "after seconds (default 1)",
+    "shutdown": 'send {"e":"serverShutdown","E":<ms>} as Binance does before maintenance, go on streaming, '
+    "and close with 1001 after seconds (default 1)",
     "refuse": "refuse the websocket handshake with status (default 503)",
     "sweep": "remove the best fraction (default 0.9) of one side (default bids) of the symbol's book at once: "
     "one large depth event, and the true book too (symbol required)",

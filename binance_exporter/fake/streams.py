@@ -604,17 +604,24 @@ class StreamServer:  # pylint: disable=too-many-instance-attributes  # its limit
             if fault.resume:
                 connection.transport.resume_reading()
                 return True
-        self._disconnect("fault")
         if fault.action == "shutdown":
+            # As Binance does: the announcement, the stream going on, then the close.
             event = {"e": "serverShutdown", "E": self.market.now_ms()}
-            if await self._deliver(connection, _json(event)):
-                await asyncio.sleep(1.0 if fault.seconds is None else fault.seconds)
-                await connection.close(1001, "Server shutdown")
-        elif fault.action == "close":
+            if not await self._deliver(connection, _json(event)):
+                return False
+            self._in_background(self._close_later(connection, 1.0 if fault.seconds is None else fault.seconds))
+            return True
+        self._disconnect("fault")
+        if fault.action == "close":
             await connection.close(fault.code, "Closed")
         else:  # drop, or a stall that does not resume
             connection.transport.abort()
         return False
+
+    async def _close_later(self, connection: _Connection, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        self._disconnect("fault")
+        await connection.close(1001, "Server shutdown")
 
     async def _keepalive(self, connection: _Connection) -> None:
         """Pings every ``ping_interval``; closes the connection when a ping

@@ -1,0 +1,196 @@
+"""Stream mode end to end: the real exporter process against the fake
+Binance's REST and websocket servers, through every stream fault. After
+each, the market is frozen and the exported values must equal the
+simulated market's true books; only the symbol a fault hit is taken
+again, and Binance's limits are never broken."""
+
+from __future__ import annotations
+
+import json
+import signal
+import urllib.request
+from decimal import Decimal
+
+import pytest
+
+from binance_exporter.fake.market import Market
+from binance_exporter.fake.simulator import BinanceSimulator
+from binance_exporter.market.definitions import BOOK_DEPTH, side_notional
+
+from .helpers import free_port, scrape, start_module, stop_process, wait_for
+
+UNIT = Decimal(10) ** -8
+EXTRA = "BNBUSDT"  # a --symbols symbol, in no top list
+
+
+def post(simulator: BinanceSimulator, path: str, body: dict) -> None:
+    request = urllib.request.Request(simulator.url + path, data=json.dumps(body).encode(), method="POST")
+    with urllib.request.urlopen(request, timeout=5) as answer:
+        assert answer.status in (200, 201)
+
+
+def samples(port: int) -> dict[tuple[str, tuple], float]:
+    """Every sample of the exporter's /metrics."""
+    return scrape(f"http://127.0.0.1:{port}")
+
+
+def value(found: dict, name: str, **labels) -> float | None:
+    return found.get((name, tuple(sorted(labels.items()))))
+
+
+def tracked(found: dict) -> set[str]:
+    return {dict(labels)["symbol"] for name, labels in found if name == "binance_order_book_in_sync"}
+
+
+def all_in_sync(port: int) -> dict | None:
+    found = samples(port)
+    symbols = tracked(found)
+    ok = symbols and all(value(found, "binance_order_book_in_sync", symbol=s) == 1 for s in symbols)
+    return found if ok and value(found, "binance_up") == 1 else None
+
+
+def equals_truth(simulator: BinanceSimulator, port: int) -> bool:
+    """Whether every tracked book's exported Q3 and top equal the true book's."""
+    found = all_in_sync(port)
+    if not found:
+        return False
+    for symbol in tracked(found):
+        _, bids, asks = simulator.market.true_book(symbol)
+        bids = [(p * UNIT, q * UNIT) for p, q in bids[:BOOK_DEPTH]]
+        asks = [(p * UNIT, q * UNIT) for p, q in asks[:BOOK_DEPTH]]
+        expected = {
+            ("binance_order_book_notional", "bid"): float(side_notional(bids, "bid")),
+            ("binance_order_book_notional", "ask"): float(side_notional(asks, "ask")),
+        }
+        for (name, side), number in expected.items():
+            if value(found, name, symbol=symbol, side=side) != number:
+                return False
+        if value(found, "binance_best_bid_price", symbol=symbol) != float(bids[0][0]):
+            return False
+        if value(found, "binance_best_ask_price", symbol=symbol) != float(asks[0][0]):
+            return False
+    return True
+
+
+def resyncs(found: dict) -> dict[tuple[str, str], float]:
+    return {
+        (dict(labels)["symbol"], dict(labels)["reason"]): number
+        for (name, labels), number in found.items()
+        if name == "binance_order_book_resyncs_total" and number
+    }
+
+
+@pytest.fixture(name="market")
+def streaming_market():
+    simulator = BinanceSimulator(Market(tick_seconds=0.1), stream_port=0).start()
+    yield simulator
+    simulator.stop()
+
+
+@pytest.fixture(name="exporter")
+def stream_exporter(market):
+    port = free_port()
+    process = start_module(
+        "binance_exporter",
+        *("--source", "stream", "--port", str(port), "--address", "127.0.0.1"),
+        *("--base-url", market.url, "--stream-url", market.stream_url, "--symbols", EXTRA),
+        # Rankings from the start only: a book that joins while the market
+        # is frozen for a comparison gets no event to sync from.
+        *("--update-interval", "0.5", "--rank-interval", "3600", "--loglevel", "INFO"),
+    )
+    try:
+        wait_for(lambda: all_in_sync(port), timeout=60)
+        yield port, process
+    finally:
+        stop_process(process)
+
+
+def settle_and_compare(market: BinanceSimulator, port: int) -> dict:
+    """Waits for every book to be in sync, freezes the market, waits for
+    the exported values to equal the truth, lets it move again; returns
+    the samples."""
+    wait_for(lambda: all_in_sync(port), timeout=30)
+    post(market, "/sim/market", {"frozen": True})
+    try:
+        wait_for(lambda: equals_truth(market, port), timeout=30)
+        return samples(port)
+    finally:
+        post(market, "/sim/market", {"frozen": False})
+
+
+def test_every_tracked_symbol_has_a_live_book_equal_to_the_truth_at_no_request_weight(market, exporter):
+    port, _ = exporter
+    found = settle_and_compare(market, port)
+    symbols = tracked(found)
+    assert EXTRA in symbols and {"ETHBTC", "BTCUSDT"} <= symbols and len(symbols) == 11
+    for symbol in symbols:  # Q3, Q4 and Q5 for every live book, whichever list it is in
+        assert value(found, "binance_spread", symbol=symbol) is not None
+        assert value(found, "binance_order_book_levels", symbol=symbol, side="bid") > 0
+        assert value(found, "binance_order_book_last_update_timestamp_seconds", symbol=symbol) > 0
+    assert resyncs(found) == {}
+    assert value(found, "binance_stream_connections") == 1
+    depth_requests = market.stats()["requests"].get("/api/v3/depth", 0)
+    wait_for(lambda: value(samples(port), "binance_stream_messages_total", stream="depth") > 100)
+    assert market.stats()["requests"].get("/api/v3/depth", 0) == depth_requests  # in sync: no polling
+    assert market.stats()["violations"] == 0 and market.stats()["stream_violations"] == 0
+
+
+@pytest.mark.parametrize(
+    "fault, symbol_resynced, reconnect",
+    [
+        ({"action": "gap", "symbol": "BTCUSDT", "times": 1}, ("BTCUSDT", "gap"), None),
+        ({"action": "sweep", "symbol": "ETHBTC", "side": "bids", "fraction": 0.9}, ("ETHBTC", "horizon"), None),
+        ({"action": "duplicate", "symbol": "BTCUSDT", "times": 3}, None, None),
+        ({"action": "garbage", "times": 2}, None, None),
+        ({"action": "shutdown", "seconds": 3, "times": 1}, None, "server_shutdown"),
+        ({"action": "close", "code": 1001, "times": 1}, None, "closed"),
+        ({"action": "drop", "times": 1}, None, "error"),
+    ],
+    ids=["gap", "sweep", "duplicate", "garbage", "server-shutdown", "close-1001", "drop"],
+)
+def test_each_stream_fault_is_survived_with_exact_values_and_only_its_symbol_resynced(
+    market, exporter, fault, symbol_resynced, reconnect
+):
+    port, _ = exporter
+    post(market, "/sim/faults", {"path": "stream", **fault})
+    if symbol_resynced:
+        symbol, reason = symbol_resynced
+        wait_for(lambda: value(samples(port), "binance_order_book_resyncs_total", symbol=symbol, reason=reason))
+    if reconnect:
+        wait_for(lambda: value(samples(port), "binance_stream_reconnects_total", reason=reconnect), timeout=30)
+    if fault["action"] == "garbage":
+        wait_for(lambda: value(samples(port), "binance_stream_invalid_messages_total") == 2)
+    found = settle_and_compare(market, port)
+    lost = resyncs(found)
+    if symbol_resynced:
+        assert set(lost) == {symbol_resynced}  # that symbol only; every other book kept streaming
+    elif fault["action"] in ("drop", "close"):
+        assert {reason for _, reason in lost} <= {"reconnect"}  # a lost connection costs only what it lost
+    else:
+        assert lost == {}  # a duplicate, garbage or a gapless rotation loses nothing
+    assert market.stats()["violations"] == 0 and market.stats()["stream_violations"] == 0
+
+
+def test_a_snapshot_older_than_the_stream_is_taken_again(market):
+    post(market, "/sim/faults", {"path": "/api/v3/depth", "lag_changes": 500, "times": 3})
+    port = free_port()
+    process = start_module(
+        "binance_exporter",
+        *("--source", "stream", "--port", str(port), "--address", "127.0.0.1", "--update-interval", "0.5"),
+        *("--base-url", market.url, "--stream-url", market.stream_url),
+    )
+    try:
+        wait_for(lambda: all_in_sync(port), timeout=60)
+        settle_and_compare(market, port)
+        assert market.stats()["statuses"].get("/api/v3/depth 200", 0) >= 10 + 3  # 3 old ones, taken again
+    finally:
+        status, _, err = stop_process(process)
+    assert status == 0
+    assert "order book snapshot older than the stream, taken again" in err
+
+
+def test_sigterm_with_connections_open_exits_0(exporter):
+    port, process = exporter
+    assert value(samples(port), "binance_stream_connections") == 1
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=10) == 0
