@@ -42,8 +42,8 @@ coverage: install-dev
 	$(BIN)/coverage html
 	@echo "open htmlcov/index.html"
 
-# The simulator and the exporter against it: live values at
-# http://localhost:$(PORT)/metrics within seconds, with no network. The
+# The simulator and the exporter against it, in stream mode: live books and
+# values at http://localhost:$(PORT)/metrics within seconds, with no network. The
 # exporter starts once the simulator answers GET /api/v3/ping; if the
 # simulator cannot start, the demo stops at once with its one-line error.
 PORT ?= 8080
@@ -64,7 +64,7 @@ demo: install
 		[ $$attempt -lt 50 ] || { echo "make demo: the fake Binance did not answer at $(SIM_URL)" >&2; exit 1; }; \
 		sleep 0.1; \
 	done; \
-	$(BIN)/python -m binance_exporter --base-url $(SIM_URL) --port $(PORT) \
+	$(BIN)/python -m binance_exporter --base-url $(SIM_URL) --stream-url ws://127.0.0.1:$(SIM_STREAM_PORT) --port $(PORT) \
 		--update-interval 8 --rank-interval 30 $(ARGS)
 
 clean:

@@ -87,6 +87,18 @@ def test_the_state_dir_follows_xdg_state_home():
             "trade_count_assets",
             tuple(f"A{i}" for i in range(10)),
         ),
+        ("--source", "REST", "BINANCE_EXPORTER_SOURCE", "source", "rest"),
+        ("--symbols", "BNBUSDT, ETHBTC,BNBUSDT", "BINANCE_EXPORTER_SYMBOLS", "symbols", ("BNBUSDT", "ETHBTC")),
+        ("--symbols", " ", "BINANCE_EXPORTER_SYMBOLS", "symbols", ()),
+        (
+            "--stream-url",
+            "wss://stream.binance.com:9443/, wss://data-stream.binance.vision",
+            "BINANCE_EXPORTER_STREAM_URL",
+            "stream_urls",
+            ("wss://stream.binance.com:9443", "wss://data-stream.binance.vision"),
+        ),
+        ("--stream-url", "ws://127.0.0.1:9443", "BINANCE_EXPORTER_STREAM_URL", "stream_urls", ("ws://127.0.0.1:9443",)),
+        ("--update-interval", "0.1", "BINANCE_EXPORTER_UPDATE_INTERVAL", "update_interval", 0.1),
         ("--loglevel", "debug", "BINANCE_EXPORTER_LOGLEVEL", "loglevel", "DEBUG"),
         ("--log-format", "JSON", "BINANCE_EXPORTER_LOG_FORMAT", "log_format", "json"),
         ("--format", "json", "BINANCE_EXPORTER_FORMAT", "output_format", "json"),
@@ -250,6 +262,16 @@ def test_every_variable_the_repository_sets_or_names_is_known():
         (["--base-url", "api.binance.com"], {}, "--base-url must be http:// or https:// URLs"),
         (["--base-url", "https://"], {}, "--base-url must be http:// or https:// URLs"),
         (["--base-url", "https://a.example,"], {}, "separated by commas, not ''"),
+        (["--source", "websocket"], {}, "--source must be one of stream|rest, not 'websocket'"),
+        (["--symbols", "btcusdt"], {}, "--symbols must be symbols as Binance names them, e.g. BTCUSDT, separated by "
+                                       "commas, not 'btcusdt' ('BTCUSDT'?)"),  # fmt: skip
+        (["--symbols", "BTCUSDT,,ETHBTC"], {}, "--symbols must be symbols as Binance names them"),
+        (["--symbols", "BTC-USDT"], {}, "--symbols must be symbols as Binance names them"),
+        ([], {"BINANCE_EXPORTER_SYMBOLS": ",".join(f"S{i}" for i in range(1001))}, "must name at most 1000 symbols"),
+        (["--stream-url", "https://stream.binance.com"], {}, "--stream-url must be ws:// or wss:// URLs"),
+        (["--stream-url", "wss://stream.binance.com/stream?streams=x"], {}, "--stream-url must be ws:// or wss://"),
+        (["--source", "rest", "--update-interval", "0.2"], {}, "--update-interval must be at least 0.5 seconds with "
+                                                                 "--source rest, not 0.2"),  # fmt: skip
         (["--loglevel", "LOUD"], {}, "--loglevel must be one of CRITICAL|ERROR|WARNING|INFO|DEBUG, not 'LOUD'"),
         (["--format", "xml"], {}, "--format must be one of text|json"),
         (["--weight-budget", "0"], {}, "--weight-budget must be a whole number from 1 to 1000000, not '0'"),

@@ -11,8 +11,11 @@ from binance_exporter.binance.responses import (
     parse_book_top,
     parse_book_tops,
     parse_decimal,
+    parse_depth_event,
+    parse_depth_snapshot,
     parse_exchange_info,
     parse_order_book,
+    parse_rolling_tickers,
     parse_tickers,
 )
 
@@ -255,3 +258,72 @@ def test_any_json_gives_exchange_info_or_market_data_error(data):
     except MarketDataError:
         return
     assert symbols
+
+
+EVENT = {
+    "e": "depthUpdate",
+    "E": 1633998512068,
+    "s": "NKNUSDT",
+    "U": 499869750,
+    "u": 499869752,
+    "b": [["0.35130000", "6195.00000000"], ["0.34750000", "0.00000000"]],
+    "a": [],
+}
+
+
+def test_a_depth_event_gives_its_ids_time_and_levels_with_zero_for_a_removed_level():
+    event = parse_depth_event(EVENT)
+    assert (event.symbol, event.first_id, event.last_id, event.event_time) == ("NKNUSDT", 499869750, 499869752,
+                                                                              1633998512068)  # fmt: skip
+    assert event.bids == ((D("0.3513"), D("6195")), (D("0.3475"), D(0))) and not event.asks
+    assert parse_depth_event(EVENT) == event  # numbers read again come from the cache, equal
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"e": "24hrTicker"},
+        {"s": "nkn usdt"},
+        {"U": 499869753},  # after u
+        {"u": -1},
+        {"E": "soon"},
+        {"U": True},
+        {"b": {"0.1": "1"}},
+        {"b": [["0.1"]]},
+        {"b": [["0.1", 1]]},
+        {"a": [["1e5", "1"]]},
+        {"a": [["-1", "1"]]},
+        {"a": [[["x"], "1"]]},
+        {"a": "none"},
+    ],
+)
+def test_a_malformed_depth_event_is_a_market_data_error(change):
+    with pytest.raises(MarketDataError):
+        parse_depth_event({**EVENT, **change})
+    with pytest.raises(MarketDataError):
+        parse_depth_event([EVENT])
+    with pytest.raises(MarketDataError):
+        parse_depth_event({key: value for key, value in EVENT.items() if key != "b"})
+
+
+def test_a_depth_snapshot_keeps_its_update_id_and_a_thin_side_and_refuses_a_crossed_book():
+    data = {"lastUpdateId": 1027024, "bids": [["4.00000000", "431.00000000"]], "asks": []}
+    snapshot = parse_depth_snapshot("BNBBTC", data, 1000)
+    assert (snapshot.last_update_id, snapshot.bids, snapshot.asks, snapshot.limit) == (
+        1027024, ((D(4), D(431)),), (), 1000
+    )  # fmt: skip
+    with pytest.raises(MarketDataError, match="crossed book"):
+        parse_depth_snapshot("BNBBTC", {**data, "asks": [["3.9", "1"]]}, 1000)
+    with pytest.raises(MarketDataError, match="lastUpdateId"):
+        parse_depth_snapshot("BNBBTC", {**data, "lastUpdateId": "1027024"}, 1000)
+
+
+def test_rolling_tickers_give_volume_quote_volume_and_count_and_reject_only_bad_records():
+    good = {"e": "1dTicker", "s": "BTCUSDT", "v": "1500.5", "q": "100000000.25", "n": 2100000}
+    tickers, rejected = parse_rolling_tickers([good, {**good, "s": "ETHUSDT", "n": -1}])
+    assert [(t.symbol, t.volume, t.quote_volume, t.trade_count) for t in tickers] == [
+        ("BTCUSDT", D("1500.5"), D("100000000.25"), 2100000)
+    ]
+    assert len(rejected) == 1 and "n is not" in str(rejected[0])
+    with pytest.raises(MarketDataError):
+        parse_rolling_tickers({"s": "BTCUSDT"})
