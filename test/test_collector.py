@@ -23,7 +23,7 @@ from binance_exporter.exposition.collector import (
     distribution_version,
 )
 from binance_exporter.market.definitions import BookTop, Ranking, Ticker24h, top_lists
-from binance_exporter.cycle.snapshot import ApiCounts, BookNotional, Snapshot, SpreadReading
+from binance_exporter.cycle.snapshot import ApiCounts, BookNotional, BookState, Snapshot, SpreadReading, StreamCounts
 from .helpers import ROOT
 
 ETHBTC = Ticker24h("ETHBTC", D("271029.283"), D("8993.32796111"), 122239)
@@ -60,7 +60,24 @@ SNAPSHOT = Snapshot(
 
 
 # A snapshot with every optional value set, so that every family appears.
-EVERY_FAMILY = replace(SNAPSHOT, update_interval=10.0, api=replace(SNAPSHOT.api, weight_budget=1200))
+EVERY_FAMILY = replace(
+    SNAPSHOT,
+    update_interval=10.0,
+    api=replace(SNAPSHOT.api, weight_budget=1200),
+    books=(
+        BookState("ETHBTC", True, 1000, 998, 1795236344.125, (("gap", 2),)),
+        BookState("BTCUSDT", False, 0, 0, None, ()),
+    ),
+    streams=StreamCounts(
+        connections=1,
+        reconnects=(("server_shutdown", 1),),
+        messages=(("depth", 250), ("ticker", 12)),
+        invalid_messages=3,
+        lag_buckets=(0.01, 0.1),
+        lag_counts=(200, 45, 5),
+        lag_sum=4.5,
+    ),
+)
 
 # What every HELP text ends with: ", <unit>[ (note)]; <how often it refreshes>."
 HELP_ENDING = re.compile(
@@ -111,6 +128,24 @@ def registry_for(snapshot):
             1,
         ),
         ("binance_exporter_update_interval_seconds", {}, 10.0),
+        ("binance_order_book_in_sync", {"symbol": "ETHBTC"}, 1),
+        ("binance_order_book_in_sync", {"symbol": "BTCUSDT"}, 0),
+        ("binance_order_book_resyncs_total", {"symbol": "ETHBTC", "reason": "gap"}, 2),
+        ("binance_order_book_resyncs_total", {"symbol": "ETHBTC", "reason": "horizon"}, 0),
+        ("binance_order_book_levels", {"symbol": "ETHBTC", "side": "ask"}, 998),
+        ("binance_order_book_levels", {"symbol": "BTCUSDT", "side": "ask"}, None),  # not in sync: nothing
+        ("binance_order_book_last_update_timestamp_seconds", {"symbol": "ETHBTC"}, 1795236344.125),
+        ("binance_order_book_last_update_timestamp_seconds", {"symbol": "BTCUSDT"}, None),
+        ("binance_stream_connections", {}, 1),
+        ("binance_stream_reconnects_total", {"reason": "server_shutdown"}, 1),
+        ("binance_stream_reconnects_total", {"reason": "silent"}, 0),
+        ("binance_stream_messages_total", {"stream": "ticker"}, 12),
+        ("binance_stream_invalid_messages_total", {}, 3),
+        ("binance_stream_event_lag_seconds_bucket", {"le": "0.01"}, 200),
+        ("binance_stream_event_lag_seconds_bucket", {"le": "0.1"}, 245),
+        ("binance_stream_event_lag_seconds_bucket", {"le": "+Inf"}, 250),
+        ("binance_stream_event_lag_seconds_count", {}, 250),
+        ("binance_stream_event_lag_seconds_sum", {}, 4.5),
         ("binance_exporter_weight_budget", {}, 1200),
     ],
 )

@@ -103,7 +103,7 @@ class SnapshotCollector(Collector):
             "binance_order_book_resyncs",
             "Times the local order book was taken again from a snapshot, by reason (gap: events were lost; "
             "horizon: fewer than the best levels lie inside the snapshot's horizon; crossed: the book came out "
-            f"crossed; reconnect: events were lost while the stream reconnected), a count; {_EVERY_UPDATE}.",
+            f"crossed; reconnect: events were lost while the stream reconnected), a count of resyncs; {_EVERY_UPDATE}.",
             labels=["symbol", "reason"],
         )
         levels = _gauge(
@@ -133,7 +133,7 @@ class SnapshotCollector(Collector):
     def _streams(streams: StreamCounts) -> Iterator[Metric]:
         yield GaugeMetricFamily(
             "binance_stream_connections",
-            f"Websocket connections to Binance's streams open now, a count; {_EVERY_UPDATE}.",
+            f"Websocket connections to Binance's streams open now, a count of connections; {_EVERY_UPDATE}.",
             value=streams.connections,
         )
         reconnects = dict(streams.reconnects)
@@ -141,20 +141,20 @@ class SnapshotCollector(Collector):
             "binance_stream_reconnects",
             "Websocket connections replaced, by reason (closed: closed by Binance; error: failed or broken; "
             "silent: no pong within the ping timeout; rotation: before Binance's 24 h limit; server_shutdown: "
-            f"Binance announced maintenance), a count; {_EVERY_UPDATE}.",
+            f"Binance announced maintenance), a count of connections; {_EVERY_UPDATE}.",
             ("reason",),
             tuple((reason, reconnects.get(reason, 0)) for reason in RECONNECT_REASONS),
         )
         messages = dict(streams.messages)
         yield _counter(
             "binance_stream_messages",
-            f"Messages received from Binance's streams, by stream (depth, ticker), a count; {_EVERY_UPDATE}.",
+            f"Messages received from Binance's streams, by stream (depth, ticker), a count of messages; {_EVERY_UPDATE}.",
             ("stream",),
             tuple((stream, messages.get(stream, 0)) for stream in ("depth", "ticker")),
         )
         yield CounterMetricFamily(
             "binance_stream_invalid_messages",
-            f"Messages from Binance's streams that were not valid and were ignored, a count; {_EVERY_UPDATE}.",
+            f"Messages from Binance's streams that were not valid and were ignored, a count of messages; {_EVERY_UPDATE}.",
             value=streams.invalid_messages,
         )
         buckets, total = [], 0
