@@ -148,13 +148,15 @@ class SnapshotCollector(Collector):
         messages = dict(streams.messages)
         yield _counter(
             "binance_stream_messages",
-            f"Messages received from Binance's streams, by stream (depth, ticker), a count of messages; {_EVERY_UPDATE}.",
+            "Messages received from Binance's streams, by stream (depth, ticker), a count of messages; "
+            f"{_EVERY_UPDATE}.",
             ("stream",),
             tuple((stream, messages.get(stream, 0)) for stream in ("depth", "ticker")),
         )
         yield CounterMetricFamily(
             "binance_stream_invalid_messages",
-            f"Messages from Binance's streams that were not valid and were ignored, a count of messages; {_EVERY_UPDATE}.",
+            "Messages from Binance's streams that were not valid and were ignored, a count of messages; "
+            f"{_EVERY_UPDATE}.",
             value=streams.invalid_messages,
         )
         buckets, total = [], 0
