@@ -21,6 +21,7 @@ from .helpers import free_port, scrape, start_module, stop_process, wait_for
 
 UNIT = Decimal(10) ** -8
 EXTRA = "BNBUSDT"  # a --symbols symbol, in no top list
+RECONNECTS = "binance_stream_reconnects_total"
 
 
 def post(simulator: BinanceSimulator, path: str, body: dict) -> None:
@@ -168,6 +169,8 @@ def test_each_stream_fault_is_survived_with_exact_values_and_only_its_symbol_res
         assert {reason for _, reason in lost} <= {"reconnect"}  # a lost connection costs only what it lost
     else:
         assert lost == {}  # a duplicate, garbage or a gapless rotation loses nothing
+    replaced = {dict(labels)["reason"] for (name, labels), n in found.items() if name == RECONNECTS and n}
+    assert replaced == ({reconnect} if reconnect else set())  # one connection replaced, for that reason only
     assert market.stats()["violations"] == 0 and market.stats()["stream_violations"] == 0
 
 

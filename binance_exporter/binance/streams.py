@@ -355,9 +355,13 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
         return connection
 
     def _close(self, connection: _Connection) -> None:
-        connection.stopping = True
+        self._retire(connection)
         if connection.task:
             connection.task.cancel()
+
+    def _retire(self, connection: _Connection) -> None:
+        """Takes ``connection`` out of service for good."""
+        connection.stopping = True
         self._connections.remove(connection)
         self._lost(connection)
 
@@ -410,6 +414,11 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
             self._attempts.record()
             reason, lived = await self._connect_and_read(connection)
             if connection.stopping:
+                return
+            if connection.replacement is not None:  # closed while handing over: its replacement goes on alone
+                self._retire(connection)
+                with self._lock:
+                    self._reconnects[connection.replacement[0]] += 1
                 return
             failures = 1 if lived >= STABLE_SECONDS else failures + 1
             with self._lock:
