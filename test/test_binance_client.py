@@ -10,7 +10,7 @@ from decimal import Decimal as D
 
 import pytest
 
-from binance_exporter.binance.rest_client import RETRIES, BinanceClient
+from binance_exporter.binance.rest_client import RETRIES, BinanceClient, depth_weight
 from binance_exporter.errors import MarketDataError
 from binance_exporter.binance.request_gate import RequestGate, RequestSkipped
 from binance_exporter.fake.market import Market
@@ -282,6 +282,17 @@ def test_requests_over_the_weight_budget_are_skipped_not_sent(simulator, clock, 
     assert "/api/v3/depth: not sent" in caplog.text
     clock.advance(60)
     assert client.order_book("SOLBTC").bids
+
+
+def test_a_depth_snapshot_is_charged_the_weight_of_its_limit_and_keeps_its_update_id(simulator, clock):
+    client = BinanceClient(simulator.url, timeout=1.0, gate=RequestGate(weight_budget=100, clock=clock))
+    snapshot = client.depth_snapshot("BTCUSDT", 1000)
+    assert snapshot.last_update_id == simulator.market.depth("BTCUSDT", 1)["lastUpdateId"]
+    assert len(snapshot.bids) == len(snapshot.asks) == 1000 and snapshot.limit == 1000
+    client.depth_snapshot("ETHBTC", 1000)
+    with pytest.raises(RequestSkipped, match="would bring this minute to 150 of the 100 budget"):
+        client.depth_snapshot("SOLBTC", 1000)
+    assert [depth_weight(limit) for limit in (5, 100, 101, 500, 1000, 5000)] == [5, 5, 25, 25, 50, 250]
 
 
 def test_a_base_url_with_a_path_prefix_keeps_endpoint_labels(simulator):

@@ -256,10 +256,11 @@ def test_a_cycle_never_waits_past_the_next_cycle(simulator):
     assert {r.symbol: r.cycle for r in snapshot.notionals}["BNBBTC"] == 2  # the others were not held up
 
 
-def test_snapshots_carry_request_counts_and_weight(scheduler):
+def test_snapshots_carry_request_counts_and_weight(scheduler, simulator):
     snapshot = scheduler.run_cycle()
     assert ("/api/v3/depth", "200", 5) in snapshot.api.requests
-    assert snapshot.api.weight_used == 20 + 80 + 5 * 25 + 4
+    # 20 + 80 + 5 * 25 + 4 when no request had to be sent again on a loaded machine: what Binance counted.
+    assert snapshot.api.weight_used == simulator.stats()["weight_total"] >= 20 + 80 + 5 * 25 + 4
     assert snapshot.cycle_duration is not None and snapshot.cycle_duration >= 0
 
 

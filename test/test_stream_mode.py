@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sys
 import urllib.request
 from decimal import Decimal
 
@@ -17,7 +18,8 @@ from binance_exporter.fake.market import Market
 from binance_exporter.fake.simulator import BinanceSimulator
 from binance_exporter.market.definitions import BOOK_DEPTH, side_notional
 
-from .helpers import free_port, scrape, start_module, stop_process, wait_for
+from .helpers import free_port, http_get, scrape, start_module, stop_process, wait_for
+from .test_stack import promtool
 
 UNIT = Decimal(10) ** -8
 EXTRA = "BNBUSDT"  # a --symbols symbol, in no top list
@@ -95,6 +97,8 @@ def stream_exporter(market):
         "binance_exporter",
         *("--source", "stream", "--port", str(port), "--address", "127.0.0.1"),
         *("--base-url", market.url, "--stream-url", market.stream_url, "--symbols", EXTRA),
+        # Room for every book to be taken again more than once a minute, with no wait.
+        *("--weight-budget", "5000"),
         # Rankings from the start only: a book that joins while the market
         # is frozen for a comparison gets no event to sync from.
         *("--update-interval", "0.5", "--rank-interval", "3600", "--loglevel", "INFO"),
@@ -103,7 +107,7 @@ def stream_exporter(market):
         wait_for(lambda: all_in_sync(port), timeout=60)
         yield port, process
     finally:
-        stop_process(process)
+        sys.stderr.write(stop_process(process)[2][-5000:])  # the exporter's log, shown if the test failed
 
 
 def settle_and_compare(market: BinanceSimulator, port: int) -> dict:
@@ -197,3 +201,11 @@ def test_sigterm_with_connections_open_exits_0(exporter):
     assert value(samples(port), "binance_stream_connections") == 1
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=10) == 0
+
+
+def test_stream_mode_metrics_pass_promtool_check_metrics(exporter):
+    port, _ = exporter
+    _, _, metrics = http_get(f"http://127.0.0.1:{port}/metrics")
+    assert b"binance_stream_event_lag_seconds_bucket" in metrics and b"binance_order_book_in_sync" in metrics
+    result = promtool("check", "metrics", stdin=metrics.decode())
+    assert result.returncode == 0 and result.stdout == "" and result.stderr == "", result.stdout + result.stderr

@@ -71,6 +71,13 @@ WEIGHTS = {
     "/api/v3/depth": 25,  # limit 101-500
     "/api/v3/ticker/bookTicker": 4,  # symbols=[...]
 }
+# The weight of /api/v3/depth by limit: (largest limit, weight), smallest first.
+DEPTH_WEIGHTS = ((100, 5), (500, 25), (1000, 50), (5000, 250))
+
+
+def depth_weight(limit: int) -> int:
+    """The request weight of ``GET /api/v3/depth?limit=...``."""
+    return next(weight for most, weight in DEPTH_WEIGHTS if limit <= most)
 # The largest body each may have, decoded: a few times the largest real
 # answer (the full exchangeInfo is about 4 MB, all 24 h tickers about 1 MB,
 # even a limit-5000 depth about 300 kB, a bookTicker for 100 symbols 15 kB).
@@ -236,13 +243,15 @@ class BinanceClient:
         if weight is not None:
             self.gate.report_weight(weight)
 
-    def _get(self, endpoint: str, call: Callable[[Spot], Any], time_left: Optional[float]) -> Any:
-        """The JSON body of one GET, retried while that may help, or
-        ``MarketDataError``."""
+    def _get(
+        self, endpoint: str, call: Callable[[Spot], Any], time_left: Optional[float], weight: Optional[int] = None
+    ) -> Any:
+        """The JSON body of one GET (of ``weight``, default the endpoint's
+        in ``WEIGHTS``), retried while that may help, or ``MarketDataError``."""
         deadline = None if time_left is None else time.monotonic() + time_left
         for attempt in range(RETRIES + 1):
             try:
-                sent_at = self.gate.admit(endpoint, WEIGHTS[endpoint])
+                sent_at = self.gate.admit(endpoint, WEIGHTS[endpoint] if weight is None else weight)
             except RequestSkipped as exc:
                 self.stats.record_skipped(endpoint, exc.reason)
                 logger.log(logging.WARNING if exc.first else logging.DEBUG, "%s", exc)
@@ -362,10 +371,15 @@ class BinanceClient:
             self._failed_in_a_row = 0
             return False
 
-    def _parsed(
-        self, endpoint: str, call: Callable[[Spot], Any], parse: Callable[[Any], Any], time_left: Optional[float]
+    def _parsed(  # pylint: disable=too-many-arguments
+        self,
+        endpoint: str,
+        call: Callable[[Spot], Any],
+        parse: Callable[[Any], Any],
+        time_left: Optional[float],
+        weight: Optional[int] = None,
     ) -> Any:
-        data = self._get(endpoint, call, time_left)
+        data = self._get(endpoint, call, time_left, weight)
         try:
             return parse(data)
         except MarketDataError as exc:
@@ -413,6 +427,7 @@ class BinanceClient:
             lambda spot: spot.depth(symbol, limit=limit),
             lambda data: parse_depth_snapshot(symbol, data, limit),
             time_left,
+            depth_weight(limit),
         )
 
     def book_tops(self, symbols: list[str], time_left: Optional[float] = None) -> dict[str, BookTop]:
