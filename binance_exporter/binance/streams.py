@@ -94,6 +94,11 @@ RECONNECT_REASONS = (CLOSED, ERROR, SILENT, ROTATION, SERVER_SHUTDOWN)
 KEEPALIVE_TIMEOUT = 1011  # the close code websockets sends when a pong is late
 
 
+# A live book at one moment: its state, and its best levels (bids, asks)
+# while it is in sync, else None.
+BookReading = tuple[BookState, Optional[tuple[tuple[PriceLevel, ...], tuple[PriceLevel, ...]]]]
+
+
 def depth_stream(symbol: str) -> str:
     """The diff-depth stream of ``symbol``: ``btcusdt@depth@100ms``."""
     return symbol.lower() + DEPTH_SUFFIX
@@ -164,7 +169,7 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
         first_backoff: float = FIRST_BACKOFF,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
-        rng: random.Random = random.Random(),
+        rng: Optional[random.Random] = None,
     ):
         self.urls = urls
         self._snapshots = snapshots
@@ -172,7 +177,7 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
         self.ping_interval, self.ping_timeout = ping_interval, ping_timeout
         self.max_connection_age = max_connection_age
         self.first_backoff = first_backoff
-        self._clock, self._wall_clock, self._rng = clock, wall_clock, rng
+        self._clock, self._wall_clock, self._rng = clock, wall_clock, rng or random.Random()
         self._url_index = 0
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, name="streams", daemon=True)
@@ -220,9 +225,7 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
         wanted = frozenset(symbols)
         self._loop.call_soon_threadsafe(self._track, wanted)
 
-    def book_readings(
-        self, timeout: float
-    ) -> dict[str, tuple[BookState, Optional[tuple[tuple[PriceLevel, ...], tuple[PriceLevel, ...]]]]]:
+    def book_readings(self, timeout: float) -> dict[str, BookReading]:
         """Every live book's state and, for those in sync, the best
         ``depth`` levels of each side, all as of one moment. Raises
         ``MarketDataError`` if the loop does not answer within ``timeout``."""
@@ -279,9 +282,7 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
         if self._managing is not None:
             self._managing.cancel()
 
-    async def _read_books(
-        self,
-    ) -> dict[str, tuple[BookState, Optional[tuple[tuple[PriceLevel, ...], tuple[PriceLevel, ...]]]]]:
+    async def _read_books(self) -> dict[str, BookReading]:
         readings = {}
         for symbol, sync in self._syncs.items():
             book = sync.book

@@ -243,6 +243,11 @@ class _Book:
         return self.history[update_id + 1 - oldest :]
 
 
+# Books at step 0 by (seed, symbol): (update id, bids, asks).
+_FIRST_BOOKS: dict[tuple[int, ListedSymbol], tuple[int, dict[int, int], dict[int, int]]] = {}
+MAX_FIRST_BOOKS = 4096
+
+
 class Market:  # pylint: disable=too-many-instance-attributes  # its clocks, its books and its lock
     """The simulated market. Each symbol has one book, which evolves step
     by step: step 0 is generated from (seed, symbol); every later step
@@ -329,12 +334,27 @@ class Market:  # pylint: disable=too-many-instance-attributes  # its clocks, its
         book = self._books.get(symbol)
         listed = self.symbols[symbol]
         if book is None:
-            book = self._books[symbol] = self._generate(listed)
+            book = self._books[symbol] = self._first_book(listed)
         step = self.step()
         while book.step < step:
             book.step += 1
             if listed.status == "TRADING":  # nothing moves a halted book
                 self._evolve(book, listed, random.Random(f"{self.seed}/{symbol}/{book.step}/changes"))
+        return book
+
+    def _first_book(self, listed: ListedSymbol) -> _Book:
+        """The book at step 0: generated once per process for each (seed,
+        symbol), then copied (generating 1600 levels a side takes a few
+        milliseconds, a copy a fraction of one)."""
+        key = (self.seed, listed)
+        if key not in _FIRST_BOOKS:
+            if len(_FIRST_BOOKS) >= MAX_FIRST_BOOKS:
+                _FIRST_BOOKS.clear()
+            generated = self._generate(listed)
+            _FIRST_BOOKS[key] = (generated.update_id, dict(generated.bids.qty), dict(generated.asks.qty))
+        update_id, bids, asks = _FIRST_BOOKS[key]
+        book = _Book(update_id)
+        book.bids, book.asks = _Side(True, bids), _Side(False, asks)
         return book
 
     def _generate(self, listed: ListedSymbol) -> _Book:
