@@ -8,7 +8,9 @@ Each cycle (every ``update_interval`` seconds):
    ``!ticker_1d@arr`` stream keeps, seeded from one ``GET
    /api/v3/ticker/24hr`` at start and every ``TICKER_RESEED_INTERVAL``;
 3. tracks a live book for every symbol of the Q1 and Q2 lists and every
-   ``--symbols`` symbol Binance lists as TRADING;
+   ``--symbols`` symbol Binance lists as TRADING (and keeps, unexported,
+   the books of symbols that left the lists in the last hour:
+   ``STANDBY_SECONDS``);
 4. reads every tracked book in sync, all as of one moment, for Q3, Q4 and
    Q5 alike, and publishes the snapshot.
 
@@ -36,6 +38,10 @@ from binance_exporter.market.definitions import BookTop, Ticker24h, side_notiona
 logger = logging.getLogger(__name__)
 
 TICKER_RESEED_INTERVAL = 3600.0
+# A book whose symbol left the lists is kept, unexported, this long, so that
+# a symbol hovering at the edge of a top list costs no snapshot (weight 50)
+# each time it comes back; at most as many such books as exported ones.
+STANDBY_SECONDS = 3600.0
 # The ticker stream pushes every second; this long without it, the table
 # is no longer current and the rankings are not refreshed from it.
 TICKER_SILENCE = 60.0
@@ -59,6 +65,7 @@ class StreamScheduler(Scheduler):
         self.wanted_symbols = symbols  # --symbols
         self._seeded_at = -math.inf
         self._tracked: tuple[str, ...] = ()
+        self._standby: dict[str, float] = {}  # symbol: when it left the tracked ones (on clock)
         self._checked_symbols: Optional[object] = None  # the exchange info --symbols was last checked against
         self._extra: tuple[str, ...] = ()  # the --symbols Binance lists as TRADING
         self._book_states: tuple[BookState, ...] = ()
@@ -99,11 +106,19 @@ class StreamScheduler(Scheduler):
         self._check_wanted_symbols()
         ranked = self._ranked_symbols()
         tracked = tuple(dict.fromkeys(ranked + self._extra))
+        now = self._clock()
         if tracked != self._tracked:
+            for symbol in set(self._tracked) - set(tracked):
+                self._standby[symbol] = now
             self._tracked = tracked
             self._readings.new_ranking(tracked, tracked)
             logger.info("live order books: %s", ", ".join(tracked) or "none")
-        self.hub.track(tracked)
+        recent = sorted(
+            ((left, s) for s, left in self._standby.items() if s not in tracked and now - left < STANDBY_SECONDS),
+            reverse=True,
+        )[: len(tracked)]
+        self._standby = {symbol: left for left, symbol in recent}
+        self.hub.track(tracked + tuple(self._standby))
 
     def _ranked_symbols(self) -> tuple[str, ...]:
         return super().notional_symbols() + super().spread_symbols()

@@ -1,0 +1,171 @@
+"""The update cycle in stream mode, driven directly: rankings from the live
+24 h table, readings from the live books, which books are tracked, and
+when the snapshot is up. The streams are a stand-in that hands over what
+a test sets; REST is the fake Binance."""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal as D
+
+import pytest
+
+from binance_exporter.binance.rest_client import BinanceClient
+from binance_exporter.binance.request_gate import RequestGate
+from binance_exporter.cycle.scheduler import Schedule
+from binance_exporter.cycle.snapshot import BookState, StreamCounts
+from binance_exporter.cycle import stream_scheduler as stream_scheduler_module
+from binance_exporter.cycle.stream_scheduler import TICKER_SILENCE, StreamScheduler
+from binance_exporter.errors import MarketDataError
+from binance_exporter.market.definitions import Ticker24h
+
+from .helpers import FakeClock
+
+@pytest.fixture(name="clock")
+def fake_clock():
+    return FakeClock(6000.0)
+
+
+@pytest.fixture
+def sim_clock(clock):
+    """The fake Binance shares the cycle's clock: its weight minute does not
+    roll over between two requests of a test."""
+    return clock
+
+
+BIDS = ((D("100"), D("2")), (D("99"), D("1")))
+ASKS = ((D("101"), D("3")),)
+
+
+class LiveBooks:
+    """Stands in for ``StreamHub``: the books and table a test sets."""
+
+    def __init__(self, clock):
+        self.clock = clock
+        self.tracked: tuple[str, ...] = ()
+        self.in_sync: set[str] = set()
+        self.table: dict[str, Ticker24h] = {}
+        self.streamed_at = None
+        self.late = False
+        self.stopped = False
+
+    def track(self, symbols):
+        self.tracked = tuple(symbols)
+
+    def book_readings(self, timeout):
+        assert timeout > 0
+        if self.late:
+            raise MarketDataError("the streams' loop did not answer in time", "late")
+        return {
+            s: (BookState(s, s in self.in_sync, 2, 1, 1.5, ()), (BIDS, ASKS) if s in self.in_sync else None)
+            for s in self.tracked
+        }
+
+    def seed_tickers(self, tickers):
+        self.table = {t.symbol: t for t in tickers}
+
+    def tickers(self):
+        return self.streamed_at, list(self.table.values())
+
+    def counts(self):
+        return StreamCounts(connections=1)
+
+    def stop(self):
+        self.stopped = True
+
+
+def stream_scheduler(simulator, clock, symbols=()):
+    client = BinanceClient(simulator.url, timeout=5.0, gate=RequestGate(clock=clock), sleep=lambda _: None)
+    books = LiveBooks(clock)
+    return StreamScheduler(client, books, Schedule(10, 60), symbols, clock=clock, wall_clock=clock), books
+
+
+def test_every_tracked_book_in_sync_answers_q3_to_q5_and_the_snapshot_is_up(simulator, clock):
+    scheduler, books = stream_scheduler(simulator, clock, ("BNBUSDT",))
+    first = scheduler.run_cycle()
+    assert not first.up and len(books.tracked) == 11 and "BNBUSDT" in books.tracked
+    assert [state.in_sync for state in first.books] == [False] * 11 and first.streams.connections == 1
+    books.in_sync = set(books.tracked)
+    clock.advance(10)
+    snapshot = scheduler.run_cycle()
+    assert snapshot.up
+    notionals = {reading.symbol: (reading.bid, reading.ask) for reading in snapshot.notionals}
+    spreads = {reading.symbol: reading.spread for reading in snapshot.spreads}
+    assert set(notionals) == set(spreads) == set(books.tracked)  # Q3, Q4 and Q5 for every live book
+    assert notionals["BNBUSDT"] == (D("299"), D("303")) and spreads["ETHBTC"] == D(1)
+    assert simulator.stats()["requests"] == {"/api/v3/exchangeInfo": 1, "/api/v3/ticker/24hr": 1}
+    scheduler.close()
+    assert books.stopped
+
+
+def test_a_book_out_of_sync_gives_no_reading_and_its_last_values_age_out(simulator, clock):
+    scheduler, books = stream_scheduler(simulator, clock)
+    scheduler.run_cycle()
+    books.in_sync = set(books.tracked)
+    scheduler.run_cycle()
+    books.in_sync.discard("BTCUSDT")
+    for _ in range(3):
+        clock.advance(10)
+        kept = scheduler.run_cycle()
+        assert not kept.up and "BTCUSDT" in {reading.symbol for reading in kept.spreads}
+    clock.advance(10)
+    gone = scheduler.run_cycle()
+    assert "BTCUSDT" not in {reading.symbol for reading in gone.spreads}
+    assert [state.in_sync for state in gone.books if state.symbol == "BTCUSDT"] == [False]
+
+
+def test_rankings_come_from_the_live_table_and_a_silent_ticker_stream_is_not_fresh(simulator, clock, caplog):
+    scheduler, books = stream_scheduler(simulator, clock)
+    scheduler.run_cycle()
+    books.in_sync = set(books.tracked)
+    leader = Ticker24h("LTCBTC", D(1), D("999999"), 1)
+    books.table["LTCBTC"] = leader
+    books.streamed_at = clock()
+    clock.advance(60)
+    snapshot = scheduler.run_cycle()
+    assert snapshot.rankings[0].tickers[0] == leader and "LTCBTC" in books.tracked
+    assert simulator.stats()["requests"]["/api/v3/ticker/24hr"] == 1  # read from the table, not polled
+    clock.advance(TICKER_SILENCE + 1)
+    stale = scheduler.run_cycle()
+    assert not stale.up
+    assert "the 24 h ticker stream has been silent" in caplog.text
+
+
+def test_a_symbol_that_left_the_lists_keeps_its_book_unexported_for_a_while(simulator, clock, monkeypatch):
+    monkeypatch.setattr(stream_scheduler_module, "STANDBY_SECONDS", 600.0)  # ends before the hourly reseed
+    scheduler, books = stream_scheduler(simulator, clock)
+    scheduler.run_cycle()
+    leaving = scheduler.snapshot.rankings[0].tickers[-1].symbol
+    books.table["LTCBTC"] = Ticker24h("LTCBTC", D(1), D("999999"), 1)
+    books.streamed_at = clock()
+    clock.advance(60)
+    snapshot = scheduler.run_cycle()
+    assert leaving in books.tracked  # still kept: it may come back
+    assert leaving not in {state.symbol for state in snapshot.books}
+    assert leaving not in {reading.symbol for reading in snapshot.notionals}
+    clock.advance(599)
+    books.streamed_at = clock()
+    scheduler.run_cycle()
+    assert leaving in books.tracked
+    clock.advance(1)
+    scheduler.run_cycle()
+    assert leaving not in books.tracked
+
+
+def test_symbols_binance_does_not_trade_are_skipped_once_per_exchange_info(simulator, clock, caplog):
+    caplog.set_level(logging.WARNING)
+    scheduler, books = stream_scheduler(simulator, clock, ("LUNABTC", "NOPE", "BNBUSDT"))
+    scheduler.run_cycle()
+    clock.advance(10)
+    scheduler.run_cycle()
+    assert "BNBUSDT" in books.tracked and "LUNABTC" not in books.tracked
+    assert caplog.text.count("--symbols LUNABTC skipped: not a TRADING symbol (BREAK)") == 1
+    assert caplog.text.count("--symbols NOPE skipped: not a TRADING symbol (not listed)") == 1
+
+
+def test_books_the_loop_cannot_read_in_time_make_the_cycle_incomplete(simulator, clock, caplog):
+    scheduler, books = stream_scheduler(simulator, clock)
+    books.late = True
+    snapshot = scheduler.run_cycle()
+    assert not snapshot.up and not snapshot.notionals
+    assert "cannot read the live order books" in caplog.text
