@@ -479,7 +479,10 @@ def secure_run(latency: float) -> dict[str, float]:
 # exporter process; book maintenance, decoders and book structures in this
 # process; event-to-book latency over loopback websockets.
 
-STREAM_SIMULATOR = ["--tick-seconds", "0.1"]  # every book moves every 0.1 s, as @depth@100ms sends
+# The fake market at its own pace, as `make demo` runs it (a step a second):
+# at ten times that, its top lists change every few seconds, and each symbol
+# that enters one costs a snapshot.
+STREAM_SIMULATOR: list[str] = []
 
 
 def stream_resyncs(run: Run) -> Counter:
@@ -936,7 +939,9 @@ def hub_lags(base_url: str, stream_url: str, symbols: list[str], seconds: float)
     are in sync, for each event applied over ``seconds``, the ms from its
     event time ``E`` to the moment it was applied; the books in sync at the
     end, and the hub's reconnects and the books' resyncs meanwhile."""
-    lags: list[float] = []
+    # lags: ms from E to the book updated; processing: ms from the hub taking
+    # the frame to the book updated; taken: when the hub took the last frame.
+    timing: dict[str, Any] = {"lags": [], "processing": [], "taken": 0.0}
 
     class TimedDepthSync(DepthSync):
         """A ``DepthSync`` that notes each event's lag when it applies it."""
@@ -945,11 +950,19 @@ def hub_lags(base_url: str, stream_url: str, symbols: list[str], seconds: float)
             before = self.book.update_id if self.book is not None else None
             reason = super().on_event(event)
             if self.in_sync and self.book is not None and self.book.update_id != before:
-                lags.append(time.time() * 1000 - event.event_time)
+                timing["lags"].append(time.time() * 1000 - event.event_time)
+                timing["processing"].append((time.perf_counter() - timing["taken"]) * 1000)
             return reason
 
+    class TimedHub(streams.StreamHub):
+        """A ``StreamHub`` that notes when it takes each frame."""
+
+        def _on_frame(self, connection: Any, frame: Any) -> None:
+            timing["taken"] = time.perf_counter()
+            super()._on_frame(connection, frame)
+
     streams.DepthSync = TimedDepthSync  # the hub makes its books from the module's name
-    hub = streams.StreamHub((stream_url,), rest_snapshots(base_url))
+    hub = TimedHub((stream_url,), rest_snapshots(base_url))
     try:
         hub.start().track(symbols)
 
@@ -958,12 +971,14 @@ def hub_lags(base_url: str, stream_url: str, symbols: list[str], seconds: float)
             return sum(state.in_sync for state in states), sum(n for state in states for _, n in state.resyncs)
 
         wait_for(lambda: resyncs()[0] == len(symbols), timeout=120)
-        lags.clear()
+        timing["lags"].clear()
+        timing["processing"].clear()
         started, before, reconnects = time.monotonic(), resyncs()[1], sum(n for _, n in hub.counts().reconnects)
         time.sleep(seconds)
         elapsed, (in_sync, after) = time.monotonic() - started, resyncs()
         return {
-            "lags": list(lags),
+            "lags": list(timing["lags"]),
+            "processing": list(timing["processing"]),
             "seconds": elapsed,
             "in_sync": in_sync,
             "resyncs": after - before,
@@ -1007,6 +1022,7 @@ def latency_run(seconds: float) -> dict[str, float]:
         "latency_resyncs": hub["resyncs"],
         "latency_reconnects": hub["reconnects"],
         **lag_stats("event_to_book", hub["lags"], hub["seconds"]),
+        **lag_stats("frame_to_book", hub["processing"], hub["seconds"]),
         **lag_stats("event_to_bare_client", baseline, seconds),
     }
 

@@ -10,7 +10,7 @@ from typing import Callable, Iterator
 import pytest
 from hypothesis import HealthCheck, settings
 
-from binance_exporter.fake.market import Market
+from binance_exporter.fake.market import LISTED_SYMBOLS, Market, synthetic_symbols
 from binance_exporter.fake.simulator import BinanceSimulator
 
 FROZEN_WALL_CLOCK = 1_767_225_600.0  # 2026-01-01T00:00:00Z
@@ -25,6 +25,15 @@ settings.load_profile("binance_exporter")
 # says --source stream (a flag wins over its variable): the stream tests
 # give them the fake Binance's stream URL.
 os.environ.setdefault("BINANCE_EXPORTER_SOURCE", "rest")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def first_books() -> None:
+    """Generates the fake market's first books once, before any test: a
+    test's first request for them must not wait on their making."""
+    market = Market(LISTED_SYMBOLS + synthetic_symbols(70), tick_seconds=0)
+    for symbol in market.symbols:
+        market.depth(symbol, 1)
 
 
 @pytest.fixture(scope="session", autouse=True)
