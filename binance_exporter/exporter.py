@@ -21,20 +21,20 @@ from pathlib import Path
 from typing import Callable, Mapping, Optional, Sequence, TextIO
 
 from binance_exporter import __version__
+from binance_exporter.binance.request_gate import BINANCE_WEIGHT_LIMIT, RequestGate
 from binance_exporter.binance.rest_client import WEIGHTS, BinanceClient
-from binance_exporter.exposition.collector import MetricsPage
+from binance_exporter.binance.streams import StreamHub
 from binance_exporter.config import Config, config_error, parse_args
+from binance_exporter.cycle.scheduler import STALE_AFTER_INTERVALS, Schedule, Scheduler
+from binance_exporter.cycle.snapshot import Snapshot
+from binance_exporter.cycle.stream_scheduler import StreamScheduler
+from binance_exporter.exposition.collector import MetricsPage
 from binance_exporter.exposition.http_server import ExporterHTTPServer, Health, Limits
+from binance_exporter.exposition.report import render_report, render_spread_lines
+from binance_exporter.exposition.web_config import WebConfig, WebConfigError, WebConfigFile
 from binance_exporter.logs import configure_logging
 from binance_exporter.market.definitions import top_lists
-from binance_exporter.exposition.report import render_report, render_spread_lines
-from binance_exporter.binance.request_gate import BINANCE_WEIGHT_LIMIT, RequestGate
-from binance_exporter.binance.streams import StreamHub
-from binance_exporter.cycle.stream_scheduler import StreamScheduler
-from binance_exporter.cycle.scheduler import STALE_AFTER_INTERVALS, Schedule, Scheduler
 from binance_exporter.signals import SignalRecord
-from binance_exporter.cycle.snapshot import Snapshot
-from binance_exporter.exposition.web_config import WebConfig, WebConfigError, WebConfigFile
 
 logger = logging.getLogger("binance_exporter.exporter")  # __name__ is __main__ under -m
 

@@ -27,9 +27,9 @@ from concurrent.futures import Future, TimeoutError as FutureTimeout
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping, Optional, Protocol
 
-from binance_exporter.errors import MarketDataError
 from binance_exporter.binance.request_gate import RequestSkipped
 from binance_exporter.binance.workers import WorkerPool
+from binance_exporter.errors import MarketDataError
 from binance_exporter.market.definitions import (
     BY_QUOTE_VOLUME,
     BY_TRADE_COUNT,

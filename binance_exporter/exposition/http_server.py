@@ -48,8 +48,8 @@ from typing import Callable, Iterator, Mapping, Optional
 from urllib.parse import urlsplit
 
 from binance_exporter import __version__
-from binance_exporter.exposition.collector import MetricsPage
 from binance_exporter.cycle.snapshot import Snapshot
+from binance_exporter.exposition.collector import MetricsPage
 from binance_exporter.exposition.web_config import BasicAuth, Credentials, WebConfig
 
 logger = logging.getLogger(__name__)
