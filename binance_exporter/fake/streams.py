@@ -36,7 +36,7 @@ import socket
 import threading
 import time
 from collections import Counter, deque
-from typing import Any, Callable, NamedTuple, Optional, Union
+from typing import Any, Callable, Iterator, NamedTuple, Optional, Union
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import ServerConnection, serve
@@ -253,25 +253,33 @@ class StreamSession:
         return _json({"stream": stream, "data": payload} if self.combined else payload)
 
     def tick(self, now_ms: int, faults: FaultSource = no_faults) -> list[str]:
-        """The frames to send this tick (ticks are ``TICK_SECONDS`` apart):
-        the events of the streams due, with the gaps and duplicates
-        ``faults`` call for. HistoryLost if a depth stream fell further
-        behind than the book's history."""
+        """The frames of one tick (ticks are ``TICK_SECONDS`` apart), all
+        stamped ``now_ms``; see ``frames``."""
+        return list(self.frames(faults, lambda: now_ms))
+
+    def frames(self, faults: FaultSource = no_faults, now_ms: Optional[Callable[[], int]] = None) -> Iterator[str]:
+        """The frames of one tick, each made when it is asked for and
+        stamped with the time it was made (``now_ms``, default the
+        market's clock), as Binance stamps and sends each event: the events
+        of the streams due, with the gaps and duplicates ``faults`` call
+        for. HistoryLost if a depth stream fell further behind than the
+        book's history."""
+        clock = now_ms or self.market.now_ms
         self.ticks += 1
-        frames: list[str] = []
         for stream in list(self.streams.values()):
-            if self.ticks % stream.every:
+            if self.ticks % stream.every or stream.name not in self.streams:
                 continue
+            frames: list[str] = []
             try:
                 if stream.symbol is None:
-                    payload: Any = self._tickers(now_ms)
+                    payload: Any = self._tickers(clock())
                 else:
-                    payload = self._depth(stream, now_ms, faults, frames)
+                    payload = self._depth(stream, clock(), faults, frames)
             except KeyError:  # a symbol taken off the market: its streams fall silent
                 continue
             if payload is not None:
                 frames.append(self.frame(stream.name, payload))
-        return frames
+            yield from frames
 
     def _depth(self, stream: Stream, now_ms: int, faults: FaultSource, frames: list[str]) -> Optional[dict]:
         symbol = stream.symbol
@@ -581,14 +589,13 @@ class StreamServer:  # pylint: disable=too-many-instance-attributes  # its limit
                 return
             next_tick = max(next_tick, loop.time() - TICK_SECONDS)  # after a stall: no burst of ticks
             try:
-                frames = session.tick(self.market.now_ms(), self.faults)
+                for frame in session.frames(self.faults):  # each sent as soon as it is made
+                    if not await self._deliver(connection, frame):
+                        return
             except HistoryLost:
                 self._disconnect("fell_behind")
                 await connection.close(1011, "Fell behind the book's history")
                 return
-            for frame in frames:
-                if not await self._deliver(connection, frame):
-                    return
 
     async def _act(self, connection: _Connection, fault: StreamFault) -> bool:
         """Carries out a connection fault; whether the connection goes on."""
