@@ -435,6 +435,13 @@ class Market:  # pylint: disable=too-many-instance-attributes  # its clocks, its
         else:
             side.set(price, qty)
 
+    def prepare(self) -> None:
+        """Makes every symbol's book now rather than when it is first read
+        (a few milliseconds each)."""
+        with self.lock:
+            for symbol in self.symbols:
+                self._book(symbol)
+
     def update_id(self, symbol: str) -> int:
         """The update id of ``symbol``'s book now."""
         with self.lock:

@@ -678,6 +678,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         reason = os.strerror(exc.errno) if exc.errno else str(exc)  # socket.create_server adds to strerror
         parser.error(f"cannot listen on {args.address}:{args.stream_port}: {reason}")
     signals = SignalRecord().install()
+    market.prepare()  # every book made before the first answer, which is then as quick as any
     simulator.start()
     # The REST URL stays the last word of the line: scripts read it so.
     print(f"binance simulator streaming on {simulator.stream_url}, listening on {simulator.url}", flush=True)
