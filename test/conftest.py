@@ -68,3 +68,12 @@ def simulator(market: Market, sim_clock: Callable[[], float]) -> Iterator[Binanc
     sim = BinanceSimulator(market, clock=sim_clock).start()
     yield sim
     sim.stop()
+
+
+@pytest.fixture
+def streaming() -> Iterator[BinanceSimulator]:
+    """The fake Binance with its websocket streams, every book moving every
+    0.1 s, as ``<symbol>@depth@100ms`` sends."""
+    sim = BinanceSimulator(Market(tick_seconds=0.1), stream_port=0).start()
+    yield sim
+    sim.stop()

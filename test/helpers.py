@@ -4,6 +4,7 @@ processes."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import socket
@@ -12,7 +13,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from typing import Callable
+from decimal import Decimal
+from typing import Any, Callable
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -76,6 +78,16 @@ def http_get(url: str, timeout: float = 5.0, method: str = "GET") -> tuple[int, 
         return exc.code, dict(exc.headers), exc.read()
 
 
+def post(simulator: Any, path: str, body: Any) -> tuple[int, Any]:
+    """(status, decoded body) of POSTing ``body`` as JSON to the fake
+    Binance's ``path`` (``/sim/faults``, ``/sim/market``); only a 2xx
+    answer is expected."""
+    request = urllib.request.Request(simulator.url + path, data=json.dumps(body).encode(), method="POST")
+    with urllib.request.urlopen(request, timeout=5) as answer:
+        assert 200 <= answer.status < 300
+        return answer.status, json.loads(answer.read())
+
+
 def scrape(url: str) -> dict[tuple[str, tuple], float]:
     """Every sample of ``url``/metrics, by (name, sorted (label, value) pairs)."""
     status, _, body = http_get(url + "/metrics")
@@ -124,3 +136,11 @@ def stop_process(process: subprocess.Popen, timeout: float = 5.0) -> tuple[int, 
         process.kill()
         out, err = process.communicate()
     return process.returncode, out, err
+
+
+def true_best_levels(simulator: Any, symbol: str, depth: int) -> tuple[int, tuple, tuple]:
+    """The fake Binance's true book of ``symbol``: its update id and the best
+    ``depth`` levels of each side, as (price, quantity) ``Decimal`` pairs."""
+    update_id, bids, asks = simulator.market.true_book(symbol)
+    unit = Decimal(10) ** -8  # the fake keeps prices and quantities in 1e-8 units
+    return update_id, *(tuple((p * unit, q * unit) for p, q in side[:depth]) for side in (bids, asks))

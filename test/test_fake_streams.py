@@ -19,7 +19,7 @@ from binance_exporter.fake.simulator import BinanceSimulator, main
 from binance_exporter.fake.streams import StreamSession, ticker_event
 from binance_exporter.fake.faults import Fault, StreamFault
 from .conftest import FROZEN_WALL_CLOCK
-from .helpers import FakeClock, http_get, start_module, stop_process, wait_for
+from .helpers import FakeClock, http_get, post, start_module, stop_process, wait_for
 
 
 @pytest.fixture
@@ -69,12 +69,6 @@ def rest(sim, path):
     status, _, body = http_get(sim.url + path)
     assert status == 200, body
     return json.loads(body)
-
-
-def post(sim, path, body):
-    request = urllib.request.Request(sim.url + path, data=json.dumps(body).encode(), method="POST")
-    with urllib.request.urlopen(request, timeout=5) as response:
-        return response.status, json.loads(response.read())
 
 
 class LocalBook:

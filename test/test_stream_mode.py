@@ -6,30 +6,19 @@ again, and Binance's limits are never broken."""
 
 from __future__ import annotations
 
-import json
 import signal
 import sys
-import urllib.request
-from decimal import Decimal
 
 import pytest
 
-from binance_exporter.fake.market import Market
 from binance_exporter.fake.simulator import BinanceSimulator
 from binance_exporter.market.definitions import BOOK_DEPTH, side_notional
 
-from .helpers import free_port, http_get, scrape, start_module, stop_process, wait_for
+from .helpers import free_port, http_get, post, scrape, start_module, stop_process, true_best_levels, wait_for
 from .test_stack import promtool
 
-UNIT = Decimal(10) ** -8
 EXTRA = "BNBUSDT"  # a --symbols symbol, in no top list
 RECONNECTS = "binance_stream_reconnects_total"
-
-
-def post(simulator: BinanceSimulator, path: str, body: dict) -> None:
-    request = urllib.request.Request(simulator.url + path, data=json.dumps(body).encode(), method="POST")
-    with urllib.request.urlopen(request, timeout=5) as answer:
-        assert answer.status in (200, 201)
 
 
 def samples(port: int) -> dict[tuple[str, tuple], float]:
@@ -58,9 +47,7 @@ def equals_truth(simulator: BinanceSimulator, port: int) -> bool:
     if not found:
         return False
     for symbol in tracked(found):
-        _, bids, asks = simulator.market.true_book(symbol)
-        bids = [(p * UNIT, q * UNIT) for p, q in bids[:BOOK_DEPTH]]
-        asks = [(p * UNIT, q * UNIT) for p, q in asks[:BOOK_DEPTH]]
+        _, bids, asks = true_best_levels(simulator, symbol, BOOK_DEPTH)
         expected = {
             ("binance_order_book_notional", "bid"): float(side_notional(bids, "bid")),
             ("binance_order_book_notional", "ask"): float(side_notional(asks, "ask")),
@@ -83,20 +70,13 @@ def resyncs(found: dict) -> dict[tuple[str, str], float]:
     }
 
 
-@pytest.fixture(name="market")
-def streaming_market():
-    simulator = BinanceSimulator(Market(tick_seconds=0.1), stream_port=0).start()
-    yield simulator
-    simulator.stop()
-
-
 @pytest.fixture(name="exporter")
-def stream_exporter(market):
+def stream_exporter(streaming):
     port = free_port()
     process = start_module(
         "binance_exporter",
         *("--source", "stream", "--port", str(port), "--address", "127.0.0.1"),
-        *("--base-url", market.url, "--stream-url", market.stream_url, "--symbols", EXTRA),
+        *("--base-url", streaming.url, "--stream-url", streaming.stream_url, "--symbols", EXTRA),
         # Room for every book to be taken again more than once a minute, with no wait.
         *("--weight-budget", "5000"),
         # Rankings from the start only: a book that joins while the market
@@ -110,22 +90,22 @@ def stream_exporter(market):
         sys.stderr.write(stop_process(process)[2][-5000:])  # the exporter's log, shown if the test failed
 
 
-def settle_and_compare(market: BinanceSimulator, port: int) -> dict:
+def settle_and_compare(streaming: BinanceSimulator, port: int) -> dict:
     """Waits for every book to be in sync, freezes the market, waits for
     the exported values to equal the truth, lets it move again; returns
     the samples."""
     wait_for(lambda: all_in_sync(port), timeout=30)
-    post(market, "/sim/market", {"frozen": True})
+    post(streaming, "/sim/market", {"frozen": True})
     try:
-        wait_for(lambda: equals_truth(market, port), timeout=30)
+        wait_for(lambda: equals_truth(streaming, port), timeout=30)
         return samples(port)
     finally:
-        post(market, "/sim/market", {"frozen": False})
+        post(streaming, "/sim/market", {"frozen": False})
 
 
-def test_every_tracked_symbol_has_a_live_book_equal_to_the_truth_at_no_request_weight(market, exporter):
+def test_every_tracked_symbol_has_a_live_book_equal_to_the_truth_at_no_request_weight(streaming, exporter):
     port, _ = exporter
-    found = settle_and_compare(market, port)
+    found = settle_and_compare(streaming, port)
     symbols = tracked(found)
     assert EXTRA in symbols and {"ETHBTC", "BTCUSDT"} <= symbols and len(symbols) == 11
     for symbol in symbols:  # Q3, Q4 and Q5 for every live book, whichever list it is in
@@ -134,10 +114,10 @@ def test_every_tracked_symbol_has_a_live_book_equal_to_the_truth_at_no_request_w
         assert value(found, "binance_order_book_last_update_timestamp_seconds", symbol=symbol) > 0
     assert resyncs(found) == {}
     assert value(found, "binance_stream_connections") == 1
-    depth_requests = market.stats()["requests"].get("/api/v3/depth", 0)
+    depth_requests = streaming.stats()["requests"].get("/api/v3/depth", 0)
     wait_for(lambda: value(samples(port), "binance_stream_messages_total", stream="depth") > 100)
-    assert market.stats()["requests"].get("/api/v3/depth", 0) == depth_requests  # in sync: no polling
-    assert market.stats()["violations"] == 0 and market.stats()["stream_violations"] == 0
+    assert streaming.stats()["requests"].get("/api/v3/depth", 0) == depth_requests  # in sync: no polling
+    assert streaming.stats()["violations"] == 0 and streaming.stats()["stream_violations"] == 0
 
 
 @pytest.mark.parametrize(
@@ -154,10 +134,10 @@ def test_every_tracked_symbol_has_a_live_book_equal_to_the_truth_at_no_request_w
     ids=["gap", "sweep", "duplicate", "garbage", "server-shutdown", "close-1001", "drop"],
 )
 def test_each_stream_fault_is_survived_with_exact_values_and_only_its_symbol_resynced(
-    market, exporter, fault, symbol_resynced, reconnect
+    streaming, exporter, fault, symbol_resynced, reconnect
 ):
     port, _ = exporter
-    post(market, "/sim/faults", {"path": "stream", **fault})
+    post(streaming, "/sim/faults", {"path": "stream", **fault})
     if symbol_resynced:
         symbol, reason = symbol_resynced
         wait_for(lambda: value(samples(port), "binance_order_book_resyncs_total", symbol=symbol, reason=reason))
@@ -165,7 +145,7 @@ def test_each_stream_fault_is_survived_with_exact_values_and_only_its_symbol_res
         wait_for(lambda: value(samples(port), "binance_stream_reconnects_total", reason=reconnect), timeout=30)
     if fault["action"] == "garbage":
         wait_for(lambda: value(samples(port), "binance_stream_invalid_messages_total") == 2)
-    found = settle_and_compare(market, port)
+    found = settle_and_compare(streaming, port)
     lost = resyncs(found)
     if symbol_resynced:
         assert set(lost) == {symbol_resynced}  # that symbol only; every other book kept streaming
@@ -175,21 +155,21 @@ def test_each_stream_fault_is_survived_with_exact_values_and_only_its_symbol_res
         assert lost == {}  # a duplicate, garbage or a gapless rotation loses nothing
     replaced = {dict(labels)["reason"] for (name, labels), n in found.items() if name == RECONNECTS and n}
     assert replaced == ({reconnect} if reconnect else set())  # one connection replaced, for that reason only
-    assert market.stats()["violations"] == 0 and market.stats()["stream_violations"] == 0
+    assert streaming.stats()["violations"] == 0 and streaming.stats()["stream_violations"] == 0
 
 
-def test_a_snapshot_older_than_the_stream_is_taken_again(market):
-    post(market, "/sim/faults", {"path": "/api/v3/depth", "lag_changes": 500, "times": 3})
+def test_a_snapshot_older_than_the_stream_is_taken_again(streaming):
+    post(streaming, "/sim/faults", {"path": "/api/v3/depth", "lag_changes": 500, "times": 3})
     port = free_port()
     process = start_module(
         "binance_exporter",
         *("--source", "stream", "--port", str(port), "--address", "127.0.0.1", "--update-interval", "0.5"),
-        *("--base-url", market.url, "--stream-url", market.stream_url),
+        *("--base-url", streaming.url, "--stream-url", streaming.stream_url),
     )
     try:
         wait_for(lambda: all_in_sync(port), timeout=60)
-        settle_and_compare(market, port)
-        assert market.stats()["statuses"].get("/api/v3/depth 200", 0) >= 10 + 3  # 3 old ones, taken again
+        settle_and_compare(streaming, port)
+        assert streaming.stats()["statuses"].get("/api/v3/depth 200", 0) >= 10 + 3  # 3 old ones, taken again
     finally:
         status, _, err = stop_process(process)
     assert status == 0

@@ -4,9 +4,6 @@ connections replaced, connections rotated with no gap."""
 
 from __future__ import annotations
 
-import json
-import urllib.request
-from decimal import Decimal
 
 import pytest
 
@@ -16,19 +13,7 @@ from binance_exporter.fake.market import LISTED_SYMBOLS, Market, synthetic_symbo
 from binance_exporter.fake.simulator import BinanceSimulator
 from binance_exporter.market.definitions import BOOK_DEPTH
 
-from .helpers import wait_for
-
-UNIT = Decimal(10) ** -8
-
-
-def inject(simulator: BinanceSimulator, **fault) -> None:
-    """Injects a fault over the simulator's own HTTP API."""
-    request = urllib.request.Request(
-        simulator.url + "/sim/faults", data=json.dumps(fault).encode(), method="POST"
-    )
-    with urllib.request.urlopen(request, timeout=5) as answer:
-        assert answer.status == 201
-
+from .helpers import post, true_best_levels, wait_for
 
 def direct_snapshots(simulator: BinanceSimulator):
     """Snapshots read from the simulated market itself, costing no weight."""
@@ -37,19 +22,6 @@ def direct_snapshots(simulator: BinanceSimulator):
         return parse_depth_snapshot(symbol, simulator.market.depth(symbol, limit), limit)
 
     return snapshot
-
-
-def true_best_levels(simulator: BinanceSimulator, symbol: str):
-    """The best ``BOOK_DEPTH`` levels of each side of the true book, and its update id."""
-    update_id, bids, asks = simulator.market.true_book(symbol)
-    return update_id, *(tuple((p * UNIT, q * UNIT) for p, q in side[:BOOK_DEPTH]) for side in (bids, asks))
-
-
-@pytest.fixture(name="streaming")
-def streaming_simulator():
-    simulator = BinanceSimulator(Market(tick_seconds=0.1), stream_port=0).start()
-    yield simulator
-    simulator.stop()
 
 
 @pytest.fixture(name="wide_market")
@@ -88,7 +60,7 @@ def test_live_books_equal_the_true_books_once_the_market_stands_still(streaming)
         def equal_to_truth():
             readings = hub.book_readings(5)
             for symbol in symbols:
-                _, bids, asks = true_best_levels(streaming, symbol)
+                _, bids, asks = true_best_levels(streaming, symbol, BOOK_DEPTH)
                 state, levels = readings[symbol]
                 if not state.in_sync or levels != (bids, asks):
                     return False
@@ -119,7 +91,8 @@ def test_a_silent_connection_is_replaced_and_its_books_come_back(streaming):
     hub = start_hub(streaming, ("BTCUSDT",), ping_interval=0.3, ping_timeout=0.3)
     try:
         wait_for(lambda: all_in_sync(hub, ("BTCUSDT",)), timeout=30)
-        inject(streaming, path="stream", action="stall", seconds=30, times=1)
+        stall = {"path": "stream", "action": "stall", "seconds": 30, "times": 1}
+        assert post(streaming, "/sim/faults", stall)[0] == 201
         wait_for(lambda: dict(hub.counts().reconnects).get("silent", 0) >= 1, timeout=30)
         wait_for(lambda: all_in_sync(hub, ("BTCUSDT",)), timeout=30)
         assert streaming.stats()["stream_violations"] == 0
@@ -140,7 +113,7 @@ def test_a_connection_is_rotated_before_its_age_limit_with_no_book_lost(streamin
 
 
 def test_refused_handshakes_back_off_and_then_connect(streaming):
-    inject(streaming, path="stream", action="refuse", status=503, times=3)
+    assert post(streaming, "/sim/faults", {"path": "stream", "action": "refuse", "status": 503, "times": 3})[0] == 201
     hub = start_hub(streaming, ("BTCUSDT",))
     try:
         wait_for(lambda: all_in_sync(hub, ("BTCUSDT",)), timeout=30)
