@@ -250,17 +250,20 @@ class Run:
         headers = {"Authorization": self.security.authorization} if self.security else {}
         return headers | ({"Accept-Encoding": "gzip"} if compressed else {})
 
-    def metrics(self) -> dict[str, float]:
-        """The exporter's unlabelled samples, and bookTicker requests as ``cycles``."""
+    def page(self) -> str:
+        """The exporter's /metrics, uncompressed."""
         connection = self.connection()
         try:
             connection.request("GET", "/metrics", headers=self.headers())
             response = connection.getresponse()
-            text = checked_body(response, response.read(), compressed=False).decode()
+            return checked_body(response, response.read(), compressed=False).decode()
         finally:
             connection.close()
+
+    def metrics(self) -> dict[str, float]:
+        """The exporter's unlabelled samples, and bookTicker requests as ``cycles``."""
         samples = {}
-        for line in text.splitlines():
+        for line in self.page().splitlines():
             if line.startswith("binance_exporter_api_requests_total") and '"/api/v3/ticker/bookTicker"' in line:
                 samples["cycles"] = samples.get("cycles", 0.0) + float(line.rsplit(" ", 1)[1])
             elif line and not line.startswith("#") and "{" not in line:
@@ -274,14 +277,7 @@ class Run:
 
     def labelled_samples(self, name: str) -> list[tuple[str, float]]:
         """Every labelled sample of metric ``name``: its labels as written, and its value."""
-        connection = self.connection()
-        try:
-            connection.request("GET", "/metrics", headers=self.headers())
-            response = connection.getresponse()
-            text = checked_body(response, response.read(), compressed=False).decode()
-        finally:
-            connection.close()
-        samples = [line.rsplit(" ", 1) for line in text.splitlines() if line.startswith(name + "{")]
+        samples = [line.rsplit(" ", 1) for line in self.page().splitlines() if line.startswith(name + "{")]
         return [(labels[len(name) :], float(value)) for labels, value in samples]
 
     def binance_stats(self) -> dict[str, Any]:

@@ -66,7 +66,7 @@ class StreamScheduler(Scheduler):
         self._seeded_at = -math.inf
         self._tracked: tuple[str, ...] = ()
         self._standby: dict[str, float] = {}  # symbol: when it left the tracked ones (on clock)
-        self._checked_symbols: Optional[object] = None  # the exchange info --symbols was last checked against
+        self._checked_at: Optional[float] = None  # when the exchange info --symbols was last checked against came
         self._extra: tuple[str, ...] = ()  # the --symbols Binance lists as TRADING
         self._book_states: tuple[BookState, ...] = ()
 
@@ -92,10 +92,9 @@ class StreamScheduler(Scheduler):
     def _check_wanted_symbols(self) -> None:
         """The ``--symbols`` Binance lists as TRADING; the others are
         logged, once per exchange info."""
-        if self._symbols is None or self._checked_symbols is self._symbols:
+        if self._symbols is None or self._checked_at == self._symbols[0]:
             return
-        self._checked_symbols = self._symbols
-        listed = self._symbols[1]
+        self._checked_at, listed = self._symbols
         self._extra = tuple(s for s in self.wanted_symbols if s in listed and listed[s].trading)
         for symbol in self.wanted_symbols:
             if symbol not in self._extra:
