@@ -199,14 +199,17 @@ class Scheduler:
         self.snapshot = Snapshot(top_lists=schedule.top_lists)
         self._clock = clock
         self._wall_clock = wall_clock
-        # Enough workers for all of a cycle's requests at once, up to MAX_WORKERS.
-        requests = schedule.depths_per_cycle + schedule.book_ticker_requests_per_cycle
-        self._pool = WorkerPool(min(max(requests, 1), MAX_WORKERS))
+        self._pool = WorkerPool(self._fetch_workers())
         self._cycle = 0
         self._symbols: Optional[tuple[float, Mapping[str, SymbolInfo]]] = None  # (fetched at, symbols)
         self._rankings: Optional[tuple[float, tuple[Ranking, ...]]] = None  # (fetched at, rankings)
         self._readings = SymbolReadings(STALE_AFTER_INTERVALS * schedule.update_interval)
         self._deadline = 0.0
+
+    def _fetch_workers(self) -> int:
+        """Threads for a cycle's requests: enough for all at once, up to ``MAX_WORKERS``."""
+        requests = self.schedule.depths_per_cycle + self.schedule.book_ticker_requests_per_cycle
+        return min(max(requests, 1), MAX_WORKERS)
 
     def close(self) -> None:
         """Releases the worker threads."""

@@ -70,6 +70,9 @@ class StreamScheduler(Scheduler):
         self._extra: tuple[str, ...] = ()  # the --symbols Binance lists as TRADING
         self._book_states: tuple[BookState, ...] = ()
 
+    def _fetch_workers(self) -> int:
+        return 0  # its requests (exchange info, the table's seed) are one at a time, on the cycle's thread
+
     def notional_symbols(self) -> tuple[str, ...]:
         """Every symbol with a live book."""
         return self._tracked
