@@ -127,6 +127,16 @@ def test_a_combined_stream_wraps_depth_events_whose_ids_follow_on(moving):
     assert bids == sorted(bids, reverse=True)
 
 
+def test_events_are_sent_without_waiting_for_the_clients_acknowledgements(moving):
+    # Nagle's algorithm off: a small frame is not held back for the client's
+    # delayed ACK of the one before it.
+    with open_stream(moving, "/stream?streams=btcusdt@depth@100ms") as ws:
+        next(messages(ws))
+        (connection,) = moving.streams._open  # pylint: disable=protected-access  # the server's side of it
+        sock = connection.transport.get_extra_info("socket")
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+
+
 def test_a_raw_stream_sends_bare_payloads(moving):
     with open_stream(moving, "/ws/ethbtc@depth@100ms") as ws:
         event = next(messages(ws))
