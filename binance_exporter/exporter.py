@@ -139,7 +139,7 @@ def build_scheduler(config: Config, source: Optional[str] = None) -> Scheduler:
     client = BinanceClient(config.base_urls, config.request_timeout, gate)
     if source == "rest":
         return Scheduler(client, schedule_for(config))
-    hub = StreamHub(config.stream_urls, client.depth_snapshot).start()
+    hub = StreamHub(config.stream_urls, client.depth_snapshot, client.agg_trades).start()
     return StreamScheduler(client, hub, schedule_for(config), config.symbols)
 
 

@@ -23,6 +23,7 @@ from binance_exporter.market.definitions import (
     is_name,
     printable,
 )
+from binance_exporter.market.microstructure import AggTrade
 
 # Binance formats numbers as plain, unsigned decimals ("0.00001234") with at
 # most 8 decimals and far fewer than 20 integer digits. Exponents, signs,
@@ -299,3 +300,46 @@ def parse_rolling_tickers(data: Any) -> tuple[list[Ticker24h], list[MarketDataEr
     """The 24 h statistics of the symbols that changed, from one
     ``!ticker_1d@arr`` message, and the errors of the records rejected."""
     return _each(_list(data, "1dTicker array"), parse_rolling_ticker)
+
+
+def _flag(record: Any, name: str, what: str) -> bool:
+    value = _field(record, name, what)
+    if not isinstance(value, bool):
+        raise MarketDataError(f"{what}: {name} is not true or false: {_shown(value)}")
+    return value
+
+
+def parse_agg_trade(record: Any, what: str = "aggTrade") -> AggTrade:
+    """One aggregate trade, from ``GET /api/v3/aggTrades`` or (with its
+    ``e``, ``E`` and ``s`` besides) a ``<symbol>@aggTrade`` event."""
+    first, last = _update_id(record, "f", what), _update_id(record, "l", what)
+    if first > last:
+        raise MarketDataError(f"{what}: first trade id f {first} is after the last, l {last}")
+    price, qty = _decimal_field(record, "p", what), _decimal_field(record, "q", what)
+    if price == 0 or qty == 0:
+        raise MarketDataError(f"{what}: a trade of price {price} and quantity {qty}")
+    return AggTrade(
+        agg_id=_update_id(record, "a", what),
+        price=price,
+        qty=qty,
+        first_id=first,
+        last_id=last,
+        time_ms=_update_id(record, "T", what),
+        buyer_maker=_flag(record, "m", what),
+    )
+
+
+def parse_agg_trade_event(data: Any) -> tuple[str, AggTrade]:
+    """A ``<symbol>@aggTrade`` event: its symbol and trade."""
+    if _field(data, "e", "aggTrade event") != "aggTrade":
+        raise MarketDataError(f"aggTrade event: e is not aggTrade: {_shown(data['e'])}")
+    symbol = _name(data, "s", "aggTrade event")
+    return symbol, parse_agg_trade(data, f"aggTrade event {symbol}")
+
+
+def parse_agg_trades(symbol: str, data: Any) -> list[AggTrade]:
+    """The answer of ``GET /api/v3/aggTrades``: every trade, or an error
+    for the whole answer (a backfill half-counted would hide which ids
+    are missing)."""
+    what = f"aggTrades {symbol}"
+    return [parse_agg_trade(record, what) for record in _list(data, what)]

@@ -49,6 +49,7 @@ from binance_exporter.binance.request_gate import (
     RequestSkipped,
 )
 from binance_exporter.binance.responses import (
+    parse_agg_trades,
     parse_book_tops,
     parse_depth_snapshot,
     parse_exchange_info,
@@ -56,6 +57,7 @@ from binance_exporter.binance.responses import (
     parse_tickers,
 )
 from binance_exporter.cycle.snapshot import ApiCounts
+from binance_exporter.market.microstructure import AggTrade
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +72,7 @@ WEIGHTS = {
     "/api/v3/ticker/24hr": 80,  # all symbols
     "/api/v3/depth": 25,  # limit 101-500
     "/api/v3/ticker/bookTicker": 4,  # symbols=[...]
+    "/api/v3/aggTrades": 4,
 }
 # The weight of /api/v3/depth by limit: (largest limit, weight), smallest first.
 DEPTH_WEIGHTS = ((100, 5), (500, 25), (1000, 50), (5000, 250))
@@ -428,6 +431,19 @@ class BinanceClient:
             lambda data: parse_depth_snapshot(symbol, data, limit),
             time_left,
             depth_weight(limit),
+        )
+
+    def agg_trades(
+        self, symbol: str, from_id: Optional[int], limit: int, time_left: Optional[float] = None
+    ) -> list[AggTrade]:
+        """Up to ``limit`` aggregate trades of ``symbol`` from id
+        ``from_id`` on, or the latest ``limit`` when it is None; oldest first."""
+        options = {"limit": limit} if from_id is None else {"fromId": from_id, "limit": limit}
+        return self._parsed(
+            "/api/v3/aggTrades",
+            lambda spot: spot.agg_trades(symbol, **options),
+            lambda data: parse_agg_trades(symbol, data),
+            time_left,
         )
 
     def book_tops(self, symbols: list[str], time_left: Optional[float] = None) -> dict[str, BookTop]:

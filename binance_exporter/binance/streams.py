@@ -1,10 +1,12 @@
-"""Binance's websocket streams: the connections, and the local order books
-and 24 h table kept from what they carry.
+"""Binance's websocket streams: the connections, and the local order books,
+trade flows and 24 h table kept from what they carry.
 
 All websocket I/O runs in one asyncio loop on its own thread. Each tracked
-symbol has a ``DepthSync`` fed by its ``<symbol>@depth@100ms`` stream,
-whose snapshots are taken through the REST client (and so its request
-gate) on worker threads; ``!ticker_1d@arr`` keeps the 24 h table the
+symbol has a ``DepthSync`` fed by its ``<symbol>@depth@100ms`` stream and
+a ``TradeSync`` fed by its ``<symbol>@aggTrade`` stream; their REST
+requests (depth snapshots, the trades' baseline and backfills) go through
+the REST client (and so its request gate) on worker threads, at most
+``REQUEST_WORKERS`` at once. ``!ticker_1d@arr`` keeps the 24 h table the
 rankings read. Other threads call ``track``, ``book_readings``,
 ``tickers`` and ``counts``: they never wait on the network, only (for
 ``book_readings``) on the loop copying the books' best levels.
@@ -49,7 +51,8 @@ import random
 import threading
 import time
 from collections import Counter, deque
-from typing import Any, Callable, Iterable, Optional
+from decimal import Decimal
+from typing import Any, Callable, Iterable, NamedTuple, Optional
 
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
@@ -57,16 +60,20 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from binance_exporter.binance.depth_sync import SNAPSHOT_LIMIT, DepthEvent, DepthSnapshot, DepthSync
 from binance_exporter.binance.request_gate import RequestSkipped
-from binance_exporter.binance.responses import parse_depth_event, parse_rolling_tickers
+from binance_exporter.binance.responses import parse_agg_trade_event, parse_depth_event, parse_rolling_tickers
+from binance_exporter.binance.trade_sync import BACKFILL_LIMIT, TradeSync
 from binance_exporter.binance.workers import WorkerPool
-from binance_exporter.cycle.snapshot import BookState, StreamCounts
+from binance_exporter.cycle.snapshot import BookState, StreamCounts, TradeFlow
 from binance_exporter.errors import MarketDataError
-from binance_exporter.market.definitions import BOOK_DEPTH, PriceLevel, Ticker24h, printable
+from binance_exporter.market.definitions import BOOK_DEPTH, Ticker24h, printable
+from binance_exporter.market.microstructure import DEPTH_BANDS_BPS, AggTrade, BookView, band_edge, mid_price
+from binance_exporter.market.order_book import BookSide
 
 logger = logging.getLogger(__name__)
 
 TICKER_STREAM = "!ticker_1d@arr"
 DEPTH_SUFFIX = "@depth@100ms"
+TRADE_SUFFIX = "@aggTrade"
 MAX_STREAMS_PER_CONNECTION = 1024
 MESSAGE_INTERVAL = 0.25
 MAX_STREAMS_PER_MESSAGE = 200
@@ -85,23 +92,44 @@ MAX_HELD_EVENTS = 50
 MAX_FRAME_BYTES = 4 * 2**20  # a whole !ticker_1d@arr of every symbol is about 1 MB
 MAX_QUEUED_FRAMES = 64
 MAX_TICKERS = 10_000
-SNAPSHOT_WORKERS = 4
-SNAPSHOT_DEADLINE = 10.0
-SNAPSHOT_RETRY = (1.0, 30.0)  # first and longest wait before asking again for a snapshot that failed
+REQUEST_WORKERS = 4
+REQUEST_DEADLINE = 10.0
+REQUEST_RETRY = (1.0, 30.0)  # first and longest wait before asking again for what failed
 LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 CLOSED, ERROR, SILENT, ROTATION, SERVER_SHUTDOWN = "closed", "error", "silent", "rotation", "server_shutdown"
+SNAPSHOT, TRADES = "order book snapshot", "aggregate trades"  # what a REST request is for
 RECONNECT_REASONS = (CLOSED, ERROR, SILENT, ROTATION, SERVER_SHUTDOWN)
 KEEPALIVE_TIMEOUT = 1011  # the close code websockets sends when a pong is late
 
 
-# A live book at one moment: its state, and its best levels (bids, asks)
-# while it is in sync, else None.
-BookReading = tuple[BookState, Optional[tuple[tuple[PriceLevel, ...], tuple[PriceLevel, ...]]]]
+
+
+class BookReading(NamedTuple):
+    """A tracked symbol at one moment: its book's state; while the book is
+    in sync, its levels out to the widest depth band (at least the best
+    ``depth``) and its horizons; and its trade flow once counting began."""
+
+    state: BookState
+    view: Optional[BookView]
+    flow: Optional[TradeFlow]
 
 
 def depth_stream(symbol: str) -> str:
     """The diff-depth stream of ``symbol``: ``btcusdt@depth@100ms``."""
     return symbol.lower() + DEPTH_SUFFIX
+
+
+def trade_stream(symbol: str) -> str:
+    """The aggregate trade stream of ``symbol``: ``btcusdt@aggTrade``."""
+    return symbol.lower() + TRADE_SUFFIX
+
+
+def levels_to_read(side: BookSide, mid: Optional[Decimal], depth: int) -> int:
+    """How many of a side's best levels a reading copies: the best
+    ``depth``, or all within the widest depth band of ``mid`` if more."""
+    if mid is None:
+        return depth
+    return max(depth, side.count_within(band_edge(mid, DEPTH_BANDS_BPS[-1], side.is_bid)))
 
 
 class ConnectionAttempts:
@@ -161,6 +189,7 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
         self,
         urls: tuple[str, ...],
         snapshots: Callable[[str, int, Optional[float]], DepthSnapshot],
+        trades: Callable[[str, Optional[int], int, Optional[float]], list[AggTrade]],
         *,
         depth: int = BOOK_DEPTH,
         ping_interval: float = PING_INTERVAL,
@@ -172,7 +201,7 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
         rng: Optional[random.Random] = None,
     ):
         self.urls = urls
-        self._snapshots = snapshots
+        self._snapshots, self._trades = snapshots, trades
         self.depth = depth
         self.ping_interval, self.ping_timeout = ping_interval, ping_timeout
         self.max_connection_age = max_connection_age
@@ -181,7 +210,7 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
         self._url_index = 0
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, name="streams", daemon=True)
-        self._workers = WorkerPool(SNAPSHOT_WORKERS, name="snapshot")
+        self._workers = WorkerPool(REQUEST_WORKERS, name="stream-rest")
         self._attempts = ConnectionAttempts(CONNECTION_ATTEMPTS, ATTEMPT_WINDOW, clock)
         self._ids = itertools.count(1)
         self._numbers = itertools.count(1)
@@ -189,9 +218,10 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
         self._managing: Optional[asyncio.Task] = None
         # Owned by the loop's thread:
         self._syncs: dict[str, DepthSync] = {}
+        self._trade_syncs: dict[str, TradeSync] = {}
         self._connections: list[_Connection] = []
-        self._snapshots_running = 0
-        self._snapshot_retry: dict[str, tuple[float, float]] = {}  # symbol: (not before, last wait)
+        self._requests_running = 0
+        self._retry: dict[tuple[str, str], tuple[float, float]] = {}  # (what, symbol): (not before, last wait)
         self._sources: dict[str, _Connection] = {}  # symbol: the connection its book takes events from
         self._held: dict[str, tuple[_Connection, deque]] = {}  # symbol: a replacement's events, for the move
         # Read by other threads under the lock:
@@ -285,27 +315,51 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
     async def _read_books(self) -> dict[str, BookReading]:
         readings = {}
         for symbol, sync in self._syncs.items():
-            book = sync.book
+            book = sync.book if sync.in_sync else None
             state = BookState(
                 symbol=symbol,
                 in_sync=sync.in_sync,
-                bid_levels=len(book.bids) if book and sync.in_sync else 0,
-                ask_levels=len(book.asks) if book and sync.in_sync else 0,
+                bid_levels=len(book.bids) if book else 0,
+                ask_levels=len(book.asks) if book else 0,
                 last_event_time=sync.last_event_time / 1000 if sync.last_event_time is not None else None,
                 resyncs=tuple(sorted(sync.resyncs.items())),
             )
-            levels = (tuple(book.bids.top(self.depth)), tuple(book.asks.top(self.depth))) if sync.in_sync else None
-            readings[symbol] = (state, levels)
+            view = None
+            if book is not None:
+                best = BookView(tuple(book.bids.top(1)), tuple(book.asks.top(1)))
+                mid = mid_price(best)
+                view = BookView(
+                    tuple(book.bids.top(levels_to_read(book.bids, mid, self.depth))),
+                    tuple(book.asks.top(levels_to_read(book.asks, mid, self.depth))),
+                    book.bids.horizon,
+                    book.asks.horizon,
+                )
+            readings[symbol] = BookReading(state, view, self._trade_flow(symbol))
         return readings
+
+    def _trade_flow(self, symbol: str) -> Optional[TradeFlow]:
+        trades = self._trade_syncs[symbol]
+        if not trades.baseline_known:
+            return None
+        return TradeFlow(
+            symbol=symbol,
+            buy=trades.flow["buy"],
+            sell=trades.flow["sell"],
+            last_price=None if trades.catch_up else trades.last_price,
+            backfilled=trades.backfilled,
+            lost=trades.lost,
+        )
 
     def _track(self, symbols: frozenset[str]) -> None:
         for symbol in set(self._syncs) - symbols:
-            del self._syncs[symbol]
-            self._snapshot_retry.pop(symbol, None)
+            del self._syncs[symbol], self._trade_syncs[symbol]
+            self._retry.pop((SNAPSHOT, symbol), None)
+            self._retry.pop((TRADES, symbol), None)
             self._sources.pop(symbol, None)
             self._held.pop(symbol, None)
         for symbol in sorted(symbols - set(self._syncs)):
             self._syncs[symbol] = DepthSync(self.depth)
+            self._trade_syncs[symbol] = TradeSync()
         self._changed.set()
 
     async def _manage(self) -> None:
@@ -314,7 +368,7 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
         try:
             while True:
                 self._plan()
-                self._ask_for_snapshots()
+                self._ask_for_requests()
                 self._hand_over()
                 try:
                     await asyncio.wait_for(self._changed.wait(), 0.5)
@@ -332,7 +386,7 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
         """Assigns each wanted stream to one connection (the replacement,
         while one is being handed over to), opening connections as needed
         and closing those left with nothing to carry."""
-        wanted = {TICKER_STREAM} | {depth_stream(symbol) for symbol in self._syncs}
+        wanted = {TICKER_STREAM} | {name for symbol in self._syncs for name in (depth_stream(symbol), trade_stream(symbol))}
         live = [c for c in self._connections if not c.stopping and c.replacement is None]
         for connection in live:
             connection.wanted &= wanted
@@ -425,6 +479,10 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
             with self._lock:
                 self._reconnects[reason] += 1
             self._lost(connection)
+            for symbol, trades in self._trade_syncs.items():
+                if trade_stream(symbol) in connection.wanted:
+                    trades.interrupted()
+            self._changed.set()
 
     async def _connect_and_read(self, connection: _Connection) -> tuple[str, float]:
         """One connection's life; returns why it ended and how long it lived."""
@@ -496,6 +554,8 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
                 self._on_tickers(data)
             elif isinstance(stream, str) and stream.endswith(DEPTH_SUFFIX):
                 self._on_depth(connection, stream, data)
+            elif isinstance(stream, str) and stream.endswith(TRADE_SUFFIX):
+                self._on_trade(stream, data)
             elif "id" in message:
                 if message.get("error") is not None:
                     logger.warning("stream connection %d: Binance refused: %s", connection.number, message["error"])
@@ -542,6 +602,17 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
         self._sources[symbol] = connection
         self._apply(symbol, sync, event)
 
+    def _on_trade(self, stream: str, data: Any) -> None:
+        symbol, trade = parse_agg_trade_event(data)
+        with self._lock:
+            self._messages["trade"] += 1
+        sync = self._trade_syncs.get(symbol)
+        if sync is None or trade_stream(symbol) != stream:
+            return  # no longer tracked, or not what this stream carries
+        sync.on_trade(trade)
+        if sync.wanted_from() is not None and not sync.request_pending:
+            self._changed.set()
+
     def _apply(self, symbol: str, sync: DepthSync, event: DepthEvent) -> None:
         reason = sync.on_event(event)
         if reason is not None:
@@ -564,32 +635,72 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
         for event in events:
             self._apply(symbol, sync, event)
 
-    def _ask_for_snapshots(self) -> None:
+    def _ask_for_requests(self) -> None:
+        """Starts the REST requests the books and trade flows want, at most
+        ``REQUEST_WORKERS`` at once: snapshots first, each symbol's once its
+        last failure's wait is over."""
         now = self._clock()
-        for symbol, sync in self._syncs.items():
-            if self._snapshots_running >= SNAPSHOT_WORKERS:
+        wanted: list[tuple[str, str, Any]] = [
+            (SNAPSHOT, symbol, sync) for symbol, sync in self._syncs.items() if sync.wants_snapshot
+        ]
+        wanted += [
+            (TRADES, symbol, trades)
+            for symbol, trades in self._trade_syncs.items()
+            if not trades.request_pending and (not trades.baseline_known or trades.wanted_from() is not None)
+        ]
+        for what, symbol, sync in wanted:
+            if self._requests_running >= REQUEST_WORKERS:
                 return
-            if sync.wants_snapshot and now >= self._snapshot_retry.get(symbol, (0.0, 0.0))[0]:
+            if now < self._retry.get((what, symbol), (0.0, 0.0))[0]:
+                continue
+            self._requests_running += 1
+            if what == SNAPSHOT:
                 sync.snapshot_pending = True
-                self._snapshots_running += 1
                 self._loop.create_task(self._take_snapshot(symbol, sync))
+            else:
+                sync.request_pending = True
+                self._loop.create_task(self._fetch_trades(symbol, sync))
+
+    async def _request(self, what: str, symbol: str, call: Callable[[], Any]) -> Any:
+        """``call`` on a worker thread; None after a failure, logged, and
+        the wait before the next try doubled (``REQUEST_RETRY``)."""
+        try:
+            answer = await asyncio.wrap_future(self._workers.submit(call))
+        except MarketDataError as exc:
+            wait = min(REQUEST_RETRY[1], 2 * self._retry.get((what, symbol), (0.0, REQUEST_RETRY[0] / 2))[1])
+            self._retry[(what, symbol)] = (self._clock() + wait, wait)
+            level = logging.DEBUG if isinstance(exc, RequestSkipped) else logging.WARNING
+            logger.log(level, "%s: %s failed, again in %.0f s: %s", symbol, what, wait, exc)
+            return None
+        finally:
+            self._requests_running -= 1
+            self._changed.set()
+        self._retry.pop((what, symbol), None)
+        return answer
+
+    async def _fetch_trades(self, symbol: str, sync: TradeSync) -> None:
+        """The trades' baseline (the latest trade), or a backfill."""
+        from_id = sync.wanted_from() if sync.baseline_known else None
+        limit = BACKFILL_LIMIT if sync.baseline_known else 1
+        try:
+            answer = await self._request(TRADES, symbol, lambda: self._trades(symbol, from_id, limit, REQUEST_DEADLINE))
+        finally:
+            sync.request_pending = False
+        if answer is None or self._trade_syncs.get(symbol) is not sync:
+            return  # failed, or no longer tracked
+        if not sync.baseline_known:
+            sync.on_baseline(answer[-1] if answer else None)
+        elif from_id is not None:
+            sync.on_backfill(from_id, answer)
 
     async def _take_snapshot(self, symbol: str, sync: DepthSync) -> None:
         try:
-            future = self._workers.submit(self._snapshots, symbol, SNAPSHOT_LIMIT, SNAPSHOT_DEADLINE)
-            snapshot = await asyncio.wrap_future(future)
-        except MarketDataError as exc:
-            sync.snapshot_pending = False
-            wait = min(SNAPSHOT_RETRY[1], 2 * self._snapshot_retry.get(symbol, (0.0, SNAPSHOT_RETRY[0] / 2))[1])
-            self._snapshot_retry[symbol] = (self._clock() + wait, wait)
-            level = logging.DEBUG if isinstance(exc, RequestSkipped) else logging.WARNING
-            logger.log(level, "%s: order book snapshot failed, again in %.0f s: %s", symbol, wait, exc)
-            return
+            snapshot = await self._request(
+                SNAPSHOT, symbol, lambda: self._snapshots(symbol, SNAPSHOT_LIMIT, REQUEST_DEADLINE)
+            )
         finally:
-            self._snapshots_running -= 1
-            self._changed.set()
-        self._snapshot_retry.pop(symbol, None)
-        if self._syncs.get(symbol) is not sync:
+            sync.snapshot_pending = False
+        if snapshot is None or self._syncs.get(symbol) is not sync:
             return  # no longer tracked
         if not sync.on_snapshot(snapshot):
             logger.info("%s: order book snapshot older than the stream, taken again", symbol)

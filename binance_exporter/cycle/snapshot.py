@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Optional
 
 from binance_exporter.market.definitions import DEFAULT_TOP_LISTS, BookTop, Ranking, Ticker24h, TopList
+from binance_exporter.market.microstructure import Microstructure, SideFlow
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,30 @@ class BookState:
 
 
 @dataclass(frozen=True)
+class MicroReading:
+    """One live book's microstructure, read in cycle ``cycle``."""
+
+    symbol: str
+    values: Microstructure
+    cycle: int
+
+
+@dataclass(frozen=True)
+class TradeFlow:
+    """One symbol's trades counted since it was first tracked, by taker
+    side; the price of the last one (None before any, and while trades
+    may have gone by unseen); the aggregate trades counted from a REST
+    backfill, and those given up on."""
+
+    symbol: str
+    buy: SideFlow
+    sell: SideFlow
+    last_price: Optional[Decimal]
+    backfilled: int
+    lost: int
+
+
+@dataclass(frozen=True)
 class StreamCounts:
     """The websocket streams at one moment: connections open, connections
     replaced by reason, messages received by stream (``depth``,
@@ -102,9 +127,10 @@ class Snapshot:
     configured time between cycles, in seconds (None before the first).
     ``top_lists`` are the configured top lists, in order; ``rankings``
     holds one ranking per list once they are known, () until then.
-    In stream mode ``books`` holds the state of every live book and
-    ``streams`` the websocket connections' counts; in REST mode they are
-    () and None.
+    In stream mode ``books`` holds the state of every live book,
+    ``microstructure`` the readings of those in sync, ``trade_flows`` the
+    symbols' trade flows, and ``streams`` the websocket connections'
+    counts; in REST mode they are (), (), () and None.
     """
 
     cycle: int = 0
@@ -118,6 +144,8 @@ class Snapshot:
     api: ApiCounts = field(default_factory=ApiCounts)
     top_lists: tuple[TopList, ...] = DEFAULT_TOP_LISTS
     books: tuple[BookState, ...] = ()
+    microstructure: tuple[MicroReading, ...] = ()
+    trade_flows: tuple[TradeFlow, ...] = ()
     streams: Optional[StreamCounts] = None
 
     def ranking(self, top_list: TopList) -> Optional[Ranking]:

@@ -12,7 +12,8 @@ Each cycle (every ``update_interval`` seconds):
    the books of symbols that left the lists in the last hour:
    ``STANDBY_SECONDS``);
 4. reads every tracked book in sync, all as of one moment, for Q3, Q4 and
-   Q5 alike, and publishes the snapshot.
+   Q5 alike and for its microstructure, and every tracked symbol's trade
+   flow, and publishes the snapshot.
 
 A book not in sync gives no reading: its last values age out after
 ``STALE_AFTER_INTERVALS`` intervals, as in REST mode. ``up`` is true when
@@ -31,9 +32,10 @@ from typing import Callable, Optional
 
 from binance_exporter.binance.streams import StreamHub
 from binance_exporter.cycle.scheduler import MarketSource, Schedule, Scheduler
-from binance_exporter.cycle.snapshot import BookNotional, BookState, Snapshot
+from binance_exporter.cycle.snapshot import BookNotional, BookState, MicroReading, Snapshot, TradeFlow
 from binance_exporter.errors import MarketDataError
 from binance_exporter.market.definitions import BookTop, Ticker24h, side_notional
+from binance_exporter.market.microstructure import microstructure
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +71,8 @@ class StreamScheduler(Scheduler):
         self._checked_at: Optional[float] = None  # when the exchange info --symbols was last checked against came
         self._extra: tuple[str, ...] = ()  # the --symbols Binance lists as TRADING
         self._book_states: tuple[BookState, ...] = ()
+        self._micro: dict[str, tuple[float, MicroReading]] = {}  # symbol: (read at, reading)
+        self._flows: dict[str, tuple[float, TradeFlow]] = {}
 
     def _fetch_workers(self) -> int:
         return 0  # its requests (exchange info, the table's seed) are one at a time, on the cycle's thread
@@ -132,15 +136,18 @@ class StreamScheduler(Scheduler):
         except MarketDataError as exc:
             logger.warning("cannot read the live order books: %s", exc)
             return False
-        self._book_states = tuple(readings[s][0] for s in self._tracked if s in readings)
+        self._book_states = tuple(readings[s].state for s in self._tracked if s in readings)
         now = self._clock()
         complete = True
         for symbol in self._tracked:
-            state, levels = readings.get(symbol, (None, None))
-            if state is None or levels is None:
+            reading = readings.get(symbol)
+            if reading is not None and reading.flow is not None:
+                self._flows[symbol] = (now, reading.flow)
+            if reading is None or reading.view is None:
                 complete = False
                 continue
-            bids, asks = levels
+            bids, asks = reading.view.bids, reading.view.asks
+            self._micro[symbol] = (now, MicroReading(symbol, microstructure(reading.view), self._cycle))
             self._readings.add_notional(
                 now, BookNotional(symbol, side_notional(bids, "bid"), side_notional(asks, "ask"), self._cycle)
             )
@@ -155,7 +162,17 @@ class StreamScheduler(Scheduler):
         """Runs one cycle and publishes its snapshot, with the books'
         and the connections' state."""
         snapshot = super().run_cycle()
-        self.snapshot = replace(snapshot, books=self._book_states, streams=self.hub.counts())
+        now, max_age = self._clock(), self._readings.max_age
+        for kept in (self._micro, self._flows):
+            for symbol in [s for s, (read_at, _) in kept.items() if s not in self._tracked or now - read_at > max_age]:
+                del kept[symbol]
+        self.snapshot = replace(
+            snapshot,
+            books=self._book_states,
+            microstructure=tuple(self._micro[s][1] for s in self._tracked if s in self._micro),
+            trade_flows=tuple(self._flows[s][1] for s in self._tracked if s in self._flows),
+            streams=self.hub.counts(),
+        )
         return self.snapshot
 
     def close(self) -> None:

@@ -36,6 +36,7 @@ from binance_exporter.binance.depth_sync import RESYNC_REASONS
 from binance_exporter.binance.streams import RECONNECT_REASONS
 from binance_exporter.cycle.snapshot import Snapshot, StreamCounts
 from binance_exporter.market.definitions import BOOK_DEPTH
+from binance_exporter.market.microstructure import TAKER_SIDES
 
 _EVERY_UPDATE = "refreshed every update interval"
 _OPENMETRICS_EOF = b"# EOF\n"  # ends an OpenMetrics body; the process metrics follow the snapshot's
@@ -89,6 +90,8 @@ class SnapshotCollector(Collector):
         yield from self._books(snapshot)
         if snapshot.streams is not None:
             yield from self._live_books(snapshot)
+            yield from self._microstructure(snapshot)
+            yield from self._trade_flows(snapshot)
             yield from self._streams(snapshot.streams)
         yield from self._health(snapshot)
 
@@ -130,6 +133,91 @@ class SnapshotCollector(Collector):
         yield from (in_sync, resyncs, levels, last_update)
 
     @staticmethod
+    def _microstructure(snapshot: Snapshot) -> Iterator[Metric]:
+        mid = _gauge(
+            "binance_mid_price", f"(Best bid + best ask) / 2, in quote asset units; {_EVERY_UPDATE}.", ("symbol",)
+        )
+        micro = _gauge(
+            "binance_micro_price",
+            "Size-weighted mid: (best bid x best ask quantity + best ask x best bid quantity) / (best bid quantity "
+            f"+ best ask quantity), in quote asset units; {_EVERY_UPDATE}.",
+            ("symbol",),
+        )
+        depth = _gauge(
+            "binance_order_book_depth_notional",
+            "Sum of price x quantity of one side's levels within within_bps basis points of the mid price, edges "
+            "included, cumulative like histogram buckets; absent when the band reaches past what the book knows; "
+            f"in quote asset units; {_EVERY_UPDATE}.",
+            ("symbol", "side", "within_bps"),
+        )
+        imbalance = _gauge(
+            "binance_order_book_imbalance",
+            "(Bid quantity - ask quantity) / (bid quantity + ask quantity) over the best levels of each side, "
+            f"from -1 (asks only) to 1 (bids only); {_EVERY_UPDATE}.",
+            ("symbol", "levels"),
+        )
+        for reading in snapshot.microstructure:
+            values, symbol = reading.values, reading.symbol
+            if values.mid is not None:
+                mid.add_metric([symbol], float(values.mid))
+            if values.micro is not None:
+                micro.add_metric([symbol], float(values.micro))
+            for (side, bps), notional in values.depth.items():
+                depth.add_metric([symbol, side, str(bps)], float(notional))
+            for levels, value in values.imbalance.items():
+                imbalance.add_metric([symbol, str(levels)], float(value))
+        yield from (mid, micro, depth, imbalance)
+
+    @staticmethod
+    def _trade_flows(snapshot: Snapshot) -> Iterator[Metric]:
+        trades = CounterMetricFamily(
+            "binance_trades",
+            "Trades since the symbol was first tracked, by taker side (buy: the buyer took liquidity), from "
+            f"<symbol>@aggTrade and REST backfills, a count of trades; {_EVERY_UPDATE}.",
+            labels=["symbol", "taker_side"],
+        )
+        volume = CounterMetricFamily(
+            "binance_trade_volume",
+            f"Quantity traded since the symbol was first tracked, by taker side, in base asset units; {_EVERY_UPDATE}.",
+            labels=["symbol", "taker_side"],
+        )
+        quote_volume = CounterMetricFamily(
+            "binance_trade_quote_volume",
+            "Amount traded (price x quantity) since the symbol was first tracked, by taker side, in quote asset "
+            f"units; {_EVERY_UPDATE}.",
+            labels=["symbol", "taker_side"],
+        )
+        last_price = _gauge(
+            "binance_last_trade_price",
+            "Price of the last trade, in quote asset units; absent while trades may have gone by unseen; "
+            f"{_EVERY_UPDATE}.",
+            ("symbol",),
+        )
+        backfilled = CounterMetricFamily(
+            "binance_trade_backfilled",
+            "Aggregate trades missed by the stream and fetched with GET /api/v3/aggTrades, a count of aggregate "
+            f"trades; {_EVERY_UPDATE}.",
+            labels=["symbol"],
+        )
+        gaps = CounterMetricFamily(
+            "binance_trade_gaps",
+            "Aggregate trades missed by the stream that could not be fetched (Binance no longer had them, or too "
+            f"many were missing), a count of aggregate trades; {_EVERY_UPDATE}.",
+            labels=["symbol"],
+        )
+        for flow in snapshot.trade_flows:
+            for side in TAKER_SIDES:
+                totals = flow.buy if side == "buy" else flow.sell
+                trades.add_metric([flow.symbol, side], totals.trades)
+                volume.add_metric([flow.symbol, side], float(totals.volume))
+                quote_volume.add_metric([flow.symbol, side], float(totals.quote_volume))
+            if flow.last_price is not None:
+                last_price.add_metric([flow.symbol], float(flow.last_price))
+            backfilled.add_metric([flow.symbol], flow.backfilled)
+            gaps.add_metric([flow.symbol], flow.lost)
+        yield from (trades, volume, quote_volume, last_price, backfilled, gaps)
+
+    @staticmethod
     def _streams(streams: StreamCounts) -> Iterator[Metric]:
         yield GaugeMetricFamily(
             "binance_stream_connections",
@@ -148,10 +236,10 @@ class SnapshotCollector(Collector):
         messages = dict(streams.messages)
         yield _counter(
             "binance_stream_messages",
-            "Messages received from Binance's streams, by stream (depth, ticker), a count of messages; "
+            "Messages received from Binance's streams, by stream (depth, trade, ticker), a count of messages; "
             f"{_EVERY_UPDATE}.",
             ("stream",),
-            tuple((stream, messages.get(stream, 0)) for stream in ("depth", "ticker")),
+            tuple((stream, messages.get(stream, 0)) for stream in ("depth", "trade", "ticker")),
         )
         yield CounterMetricFamily(
             "binance_stream_invalid_messages",

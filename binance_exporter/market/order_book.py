@@ -96,6 +96,13 @@ class BookSide:
         quantities = self._quantities
         return [(price, quantities[price]) for price in prices]
 
+    def count_within(self, price: Decimal) -> int:
+        """How many levels are at ``price`` or better (at or above it for
+        bids, at or below it for asks)."""
+        if self.is_bid:
+            return len(self._prices) - bisect.bisect_left(self._prices, price)
+        return bisect.bisect_right(self._prices, price)
+
     def exact(self, depth: int = BOOK_DEPTH) -> bool:
         """Whether the best ``depth`` levels are known exactly: the side is
         known whole, or at least ``depth`` levels lie inside its horizon
