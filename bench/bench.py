@@ -88,9 +88,10 @@ from test.helpers import free_port, wait_for
 
 from binance_exporter.binance import responses, streams
 from binance_exporter.binance.depth_sync import SNAPSHOT_LIMIT, DepthEvent, DepthSnapshot, DepthSync
-from binance_exporter.binance.responses import parse_depth_event, parse_depth_snapshot
+from binance_exporter.binance.responses import parse_agg_trades, parse_depth_event, parse_depth_snapshot
 from binance_exporter.errors import MarketDataError
 from binance_exporter.market.definitions import BOOK_DEPTH
+from binance_exporter.market.microstructure import AggTrade
 from binance_exporter.market.order_book import LocalBook
 
 # pylint: enable=wrong-import-position,wrong-import-order,import-error,no-name-in-module
@@ -914,6 +915,21 @@ def rest_snapshots(base_url: str) -> Callable[[str, int, Optional[float]], Depth
     return snapshot
 
 
+def rest_trades(base_url: str) -> Callable[[str, Optional[int], int, Optional[float]], list[AggTrade]]:
+    """Aggregate trades read over REST with ``urllib``, for a ``StreamHub``."""
+
+    def trades(symbol: str, from_id: Optional[int], limit: int, time_left: Optional[float] = None) -> list[AggTrade]:
+        start = "" if from_id is None else f"&fromId={from_id}"
+        url = f"{base_url}/api/v3/aggTrades?symbol={symbol}&limit={limit}{start}"
+        try:
+            with urllib.request.urlopen(url, timeout=time_left or 10) as answer:
+                return parse_agg_trades(symbol, orjson.loads(answer.read()))
+        except (OSError, ValueError) as exc:
+            raise MarketDataError(f"aggTrades {symbol}: {exc}") from exc
+
+    return trades
+
+
 async def received_lags(stream_url: str, symbols: list[str], seconds: float) -> list[float]:
     """The baseline: for each depth event a bare websocket client (no
     books, no parsing) receives from ``symbols``' streams over ``seconds``,
@@ -975,12 +991,12 @@ def hub_lags(base_url: str, stream_url: str, symbols: list[str], seconds: float)
             super()._on_frame(connection, frame)
 
     streams.DepthSync = TimedDepthSync  # the hub makes its books from the module's name
-    hub = TimedHub((stream_url,), rest_snapshots(base_url))
+    hub = TimedHub((stream_url,), rest_snapshots(base_url), rest_trades(base_url))
     try:
         hub.start().track(symbols)
 
         def resyncs() -> tuple[int, int]:
-            states = [state for state, _ in hub.book_readings(5).values()]
+            states = [reading.state for reading in hub.book_readings(5).values()]
             return sum(state.in_sync for state in states), sum(n for state in states for _, n in state.resyncs)
 
         wait_for(lambda: resyncs()[0] == len(symbols), timeout=120)

@@ -23,7 +23,17 @@ from binance_exporter.exposition.collector import (
     distribution_version,
 )
 from binance_exporter.market.definitions import BookTop, Ranking, Ticker24h, top_lists
-from binance_exporter.cycle.snapshot import ApiCounts, BookNotional, BookState, Snapshot, SpreadReading, StreamCounts
+from binance_exporter.cycle.snapshot import (
+    ApiCounts,
+    BookNotional,
+    BookState,
+    MicroReading,
+    Snapshot,
+    SpreadReading,
+    StreamCounts,
+    TradeFlow,
+)
+from binance_exporter.market.microstructure import Microstructure, SideFlow
 from .helpers import ROOT
 
 ETHBTC = Ticker24h("ETHBTC", D("271029.283"), D("8993.32796111"), 122239)
@@ -68,6 +78,20 @@ EVERY_FAMILY = replace(
         BookState("ETHBTC", True, 1000, 998, 1795236344.125, (("gap", 2),)),
         BookState("BTCUSDT", False, 0, 0, None, ()),
     ),
+    microstructure=(
+        MicroReading(
+            "ETHBTC",
+            Microstructure(
+                D("0.05123"), D("0.051231"), {("bid", 10): D("12.5"), ("ask", 500): D("700.25")}, {1: D("-0.25")}
+            ),
+            1,
+        ),
+        MicroReading("WBTCBTC", Microstructure(None, None, {}, {20: D("1")}), 1),  # one-sided
+    ),
+    trade_flows=(
+        TradeFlow("ETHBTC", SideFlow(12, D("1.5"), D("0.075")), SideFlow(3, D("0.25"), D("0.0125")), D("0.05"), 7, 2),
+        TradeFlow("BTCUSDT", SideFlow(), SideFlow(), None, 0, 0),
+    ),
     streams=StreamCounts(
         connections=1,
         reconnects=(("server_shutdown", 1),),
@@ -81,8 +105,8 @@ EVERY_FAMILY = replace(
 
 # What every HELP text ends with: ", <unit>[ (note)]; <how often it refreshes>."
 HELP_ENDING = re.compile(
-    r", (?P<unit>in seconds|Unix time in seconds|in (?:quote asset|base asset|weight) units|a count of \w+"
-    r"|a rank|1 or 0|always 1)(?: \([^;]*\))?"
+    r", (?P<unit>in seconds|Unix time in seconds|in (?:quote asset|base asset|weight) units|a count of (?:\w+ )?\w+"
+    r"|a rank|a ratio from -1 to 1|1 or 0|always 1)(?: \([^;]*\))?"
     r"; (?P<refreshed>refreshed every update interval|refreshed every rank interval|fixed at start)\.$"
 )
 
@@ -147,6 +171,24 @@ def registry_for(snapshot):
         ("binance_stream_event_lag_seconds_count", {}, 250),
         ("binance_stream_event_lag_seconds_sum", {}, 4.5),
         ("binance_exporter_weight_budget", {}, 1200),
+        ("binance_mid_price", {"symbol": "ETHBTC"}, 0.05123),
+        ("binance_mid_price", {"symbol": "WBTCBTC"}, None),
+        ("binance_micro_price", {"symbol": "ETHBTC"}, 0.051231),
+        ("binance_order_book_depth_notional", {"symbol": "ETHBTC", "side": "bid", "within_bps": "10"}, 12.5),
+        ("binance_order_book_depth_notional", {"symbol": "ETHBTC", "side": "ask", "within_bps": "500"}, 700.25),
+        ("binance_order_book_depth_notional", {"symbol": "ETHBTC", "side": "ask", "within_bps": "10"}, None),
+        ("binance_order_book_imbalance", {"symbol": "ETHBTC", "levels": "1"}, -0.25),
+        ("binance_order_book_imbalance", {"symbol": "WBTCBTC", "levels": "20"}, 1),
+        ("binance_trades_total", {"symbol": "ETHBTC", "taker_side": "buy"}, 12),
+        ("binance_trades_total", {"symbol": "ETHBTC", "taker_side": "sell"}, 3),
+        ("binance_trades_total", {"symbol": "BTCUSDT", "taker_side": "sell"}, 0),
+        ("binance_trade_volume_total", {"symbol": "ETHBTC", "taker_side": "buy"}, 1.5),
+        ("binance_trade_quote_volume_total", {"symbol": "ETHBTC", "taker_side": "sell"}, 0.0125),
+        ("binance_last_trade_price", {"symbol": "ETHBTC"}, 0.05),
+        ("binance_last_trade_price", {"symbol": "BTCUSDT"}, None),
+        ("binance_trade_backfilled_total", {"symbol": "ETHBTC"}, 7),
+        ("binance_trade_gaps_total", {"symbol": "ETHBTC"}, 2),
+        ("binance_stream_messages_total", {"stream": "trade"}, 0),
     ],
 )
 def test_sample_values_are_exact(name, labels, value):

@@ -88,7 +88,7 @@ def test_depth_bands_leave_out_what_a_side_cannot_give_and_everything_for_a_one_
     bands = depth_bands(view)
     assert {bps for side, bps in bands if side == "bid"} == {10, 25, 50, 100}  # 200 bps reaches 98.04900
     assert {bps for side, bps in bands if side == "ask"} == set(DEPTH_BANDS_BPS)
-    assert depth_bands(BookView(BOOK.bids, ())) == {}
+    assert not depth_bands(BookView(BOOK.bids, ()))
 
 
 SIX_28THS = D("0.2142857142857142857142857142857143")  # 6/28 to 34 digits

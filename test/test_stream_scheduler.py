@@ -13,11 +13,13 @@ import pytest
 from binance_exporter.binance.rest_client import BinanceClient
 from binance_exporter.binance.request_gate import RequestGate
 from binance_exporter.cycle.scheduler import Schedule
-from binance_exporter.cycle.snapshot import BookState, StreamCounts
+from binance_exporter.binance.streams import BookReading
+from binance_exporter.cycle.snapshot import BookState, StreamCounts, TradeFlow
 from binance_exporter.cycle import stream_scheduler as stream_scheduler_module
 from binance_exporter.cycle.stream_scheduler import TICKER_SILENCE, StreamScheduler
 from binance_exporter.errors import MarketDataError
 from binance_exporter.market.definitions import Ticker24h
+from binance_exporter.market.microstructure import BookView, SideFlow
 
 from .helpers import FakeClock
 
@@ -48,6 +50,7 @@ class LiveBooks:
         self.streamed_at = None
         self.late = False
         self.stopped = False
+        self.flows: dict[str, TradeFlow] = {}
 
     def track(self, symbols):
         self.tracked = tuple(symbols)
@@ -57,7 +60,11 @@ class LiveBooks:
         if self.late:
             raise MarketDataError("the streams' loop did not answer in time", "late")
         return {
-            s: (BookState(s, s in self.in_sync, 2, 1, 1.5, ()), (BIDS, ASKS) if s in self.in_sync else None)
+            s: BookReading(
+                BookState(s, s in self.in_sync, 2, 1, 1.5, ()),
+                BookView(BIDS, ASKS) if s in self.in_sync else None,
+                self.flows.get(s),
+            )
             for s in self.tracked
         }
 
@@ -169,3 +176,38 @@ def test_books_the_loop_cannot_read_in_time_make_the_cycle_incomplete(simulator,
     snapshot = scheduler.run_cycle()
     assert not snapshot.up and not snapshot.notionals
     assert "cannot read the live order books" in caplog.text
+
+
+def test_every_live_book_in_sync_has_its_microstructure_and_every_tracked_symbol_its_trade_flow(simulator, clock):
+    scheduler, books = stream_scheduler(simulator, clock)
+    scheduler.run_cycle()
+    books.in_sync = set(books.tracked) - {"ETHBTC"}
+    flow = TradeFlow("ETHBTC", SideFlow(3, D("1"), D("0.05")), SideFlow(), D("0.05"), 1, 0)
+    books.flows = {"ETHBTC": flow}
+    clock.advance(10)
+    snapshot = scheduler.run_cycle()
+    micro = {reading.symbol: reading.values for reading in snapshot.microstructure}
+    assert set(micro) == set(books.tracked) - {"ETHBTC"}  # out of sync: nothing from its book
+    values = micro["BTCUSDT"]
+    assert values.mid == D("100.5") and values.micro == D("100.4")  # (100 x 3 + 101 x 2) / 5
+    assert values.imbalance == {1: D("-0.2"), 5: D(0), 20: D(0)}
+    assert values.depth[("bid", 100)] == D(200) and values.depth[("bid", 200)] == D(299)  # 99 is 149 bps away
+    assert values.depth[("ask", 10)] == 0
+    assert snapshot.trade_flows == (flow,)
+
+
+def test_microstructure_and_trade_flows_age_out_and_leave_with_their_symbol(simulator, clock):
+    scheduler, books = stream_scheduler(simulator, clock)
+    scheduler.run_cycle()
+    books.in_sync = set(books.tracked)
+    books.flows = {"BTCUSDT": TradeFlow("BTCUSDT", SideFlow(), SideFlow(), None, 0, 0)}
+    scheduler.run_cycle()
+    books.in_sync.clear()
+    books.late = True  # the loop does not answer: nothing new
+    for _ in range(3):
+        clock.advance(10)
+        kept = scheduler.run_cycle()
+        assert kept.trade_flows and "BTCUSDT" in {reading.symbol for reading in kept.microstructure}
+    clock.advance(10)
+    gone = scheduler.run_cycle()
+    assert gone.trade_flows == () and gone.microstructure == ()

@@ -386,7 +386,9 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
         """Assigns each wanted stream to one connection (the replacement,
         while one is being handed over to), opening connections as needed
         and closing those left with nothing to carry."""
-        wanted = {TICKER_STREAM} | {name for symbol in self._syncs for name in (depth_stream(symbol), trade_stream(symbol))}
+        wanted = {TICKER_STREAM}
+        for symbol in self._syncs:
+            wanted |= {depth_stream(symbol), trade_stream(symbol)}
         live = [c for c in self._connections if not c.stopping and c.replacement is None]
         for connection in live:
             connection.wanted &= wanted

@@ -118,7 +118,7 @@ class StreamCounts:
 
 
 @dataclass(frozen=True)
-class Snapshot:
+class Snapshot:  # pylint: disable=too-many-instance-attributes  # one attribute per thing published
     """Everything the exporter publishes, as of the end of one cycle.
 
     Readings (``notionals``, ``spreads``) carry the number of the cycle

@@ -145,15 +145,15 @@ class SnapshotCollector(Collector):
         )
         depth = _gauge(
             "binance_order_book_depth_notional",
-            "Sum of price x quantity of one side's levels within within_bps basis points of the mid price, edges "
-            "included, cumulative like histogram buckets; absent when the band reaches past what the book knows; "
-            f"in quote asset units; {_EVERY_UPDATE}.",
+            "Sum of price x quantity of one side's levels within within_bps basis points of the mid price, in quote "
+            "asset units (edges included, cumulative like histogram buckets, absent when the band reaches past what "
+            f"the book knows); {_EVERY_UPDATE}.",
             ("symbol", "side", "within_bps"),
         )
         imbalance = _gauge(
             "binance_order_book_imbalance",
             "(Bid quantity - ask quantity) / (bid quantity + ask quantity) over the best levels of each side, "
-            f"from -1 (asks only) to 1 (bids only); {_EVERY_UPDATE}.",
+            f"a ratio from -1 to 1 (-1: asks only, 1: bids only); {_EVERY_UPDATE}.",
             ("symbol", "levels"),
         )
         for reading in snapshot.microstructure:
@@ -189,7 +189,7 @@ class SnapshotCollector(Collector):
         )
         last_price = _gauge(
             "binance_last_trade_price",
-            "Price of the last trade, in quote asset units; absent while trades may have gone by unseen; "
+            "Price of the last trade, in quote asset units (absent while trades may have gone by unseen); "
             f"{_EVERY_UPDATE}.",
             ("symbol",),
         )
