@@ -31,6 +31,13 @@ def test_a_side_keeps_levels_sorted_and_removes_a_level_at_quantity_zero():
     assert BookSide(False).best() is None and BookSide(True).top(3) == []
 
 
+def test_a_side_counts_the_levels_at_or_better_than_a_price():
+    bids = BookSide(True, levels(("10", "1"), ("12", "2"), ("11", "3")))
+    asks = BookSide(False, levels(("13", "1"), ("15", "2"), ("14", "3")))
+    assert [bids.count_within(D(p)) for p in ("13", "12", "11.5", "11", "9")] == [0, 1, 1, 2, 3]
+    assert [asks.count_within(D(p)) for p in ("12", "13", "14.5", "15", "16")] == [0, 1, 2, 3, 3]
+
+
 def test_equal_prices_written_differently_are_one_level():
     asks = BookSide(False, levels(("0.01000000", "5")))
     asks.set(D("0.01"), D("6"))

@@ -8,6 +8,8 @@ from hypothesis import given, strategies as st
 
 from binance_exporter.errors import MarketDataError
 from binance_exporter.binance.responses import (
+    parse_agg_trade_event,
+    parse_agg_trades,
     parse_book_top,
     parse_book_tops,
     parse_decimal,
@@ -327,3 +329,48 @@ def test_rolling_tickers_give_volume_quote_volume_and_count_and_reject_only_bad_
     assert len(rejected) == 1 and "n is not" in str(rejected[0])
     with pytest.raises(MarketDataError):
         parse_rolling_tickers({"s": "BTCUSDT"})
+
+
+AGG_TRADE = {"a": 26129, "p": "0.01633102", "q": "4.70443515", "f": 27781, "l": 27783, "T": 1498793709153, "m": True,
+             "M": True}  # fmt: skip
+
+
+def test_aggregate_trades_give_their_ids_price_quantity_and_taker_side():
+    (trade,) = parse_agg_trades("BNBBTC", [AGG_TRADE])
+    assert (trade.agg_id, trade.price, trade.qty, trade.trades, trade.time_ms) == (
+        26129, D("0.01633102"), D("4.70443515"), 3, 1498793709153
+    )  # fmt: skip
+    assert trade.taker_side == "sell"  # the buyer was the maker
+    event = {"e": "aggTrade", "E": 1498793709160, "s": "BNBBTC", **AGG_TRADE, "m": False}
+    symbol, streamed = parse_agg_trade_event(event)
+    assert symbol == "BNBBTC" and streamed.taker_side == "buy" and streamed.agg_id == 26129
+    assert parse_agg_trades("BNBBTC", []) == []
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"a": -1},
+        {"a": "26129"},
+        {"f": 27784},  # after l
+        {"p": "0"},
+        {"q": "0.00000000"},
+        {"p": "1e-3"},
+        {"m": 1},
+        {"T": None},
+    ],
+)
+def test_a_malformed_aggregate_trade_is_a_market_data_error(change):
+    with pytest.raises(MarketDataError):
+        parse_agg_trades("BNBBTC", [AGG_TRADE, {**AGG_TRADE, **change}])  # one bad record spoils the answer
+    with pytest.raises(MarketDataError):
+        parse_agg_trade_event({"e": "aggTrade", "E": 1, "s": "BNBBTC", **AGG_TRADE, **change})
+
+
+def test_an_aggregate_trade_answer_or_event_of_the_wrong_shape_is_a_market_data_error():
+    with pytest.raises(MarketDataError):
+        parse_agg_trades("BNBBTC", {"code": -1121})
+    with pytest.raises(MarketDataError):
+        parse_agg_trade_event({"e": "trade", "E": 1, "s": "BNBBTC", **AGG_TRADE})
+    with pytest.raises(MarketDataError):
+        parse_agg_trade_event({"e": "aggTrade", "E": 1, "s": "bnb btc", **AGG_TRADE})
