@@ -88,10 +88,16 @@ from test.helpers import free_port, wait_for
 
 from binance_exporter.binance import responses, streams
 from binance_exporter.binance.depth_sync import SNAPSHOT_LIMIT, DepthEvent, DepthSnapshot, DepthSync
-from binance_exporter.binance.responses import parse_agg_trades, parse_depth_event, parse_depth_snapshot
+from binance_exporter.binance.responses import (
+    parse_agg_trade_event,
+    parse_agg_trades,
+    parse_depth_event,
+    parse_depth_snapshot,
+)
+from binance_exporter.binance.trade_sync import TradeSync
 from binance_exporter.errors import MarketDataError
 from binance_exporter.market.definitions import BOOK_DEPTH
-from binance_exporter.market.microstructure import AggTrade
+from binance_exporter.market.microstructure import AggTrade, BookView, microstructure, mid_price
 from binance_exporter.market.order_book import LocalBook
 
 # pylint: enable=wrong-import-position,wrong-import-order,import-error,no-name-in-module
@@ -481,6 +487,7 @@ def secure_run(latency: float) -> dict[str, float]:
 # that enters one costs a snapshot.
 STREAM_SIMULATOR: list[str] = []
 SNAPSHOT_WEIGHT = 50  # GET /api/v3/depth?limit=1000
+BASELINE_WEIGHT = 4  # GET /api/v3/aggTrades?limit=1: where a new symbol's trade counters start
 
 
 def stream_resyncs(run: Run) -> Counter:
@@ -489,6 +496,23 @@ def stream_resyncs(run: Run) -> Counter:
     for labels, value in run.labelled_samples("binance_order_book_resyncs_total"):
         resyncs[labels.split('reason="', 1)[1].split('"', 1)[0]] += int(value)
     return resyncs
+
+
+def stream_top_100_run(latency: float) -> dict[str, float]:
+    """Stream mode with 100 live books (the top 50 of each list, the fake
+    Binance with 100 more symbols per quote asset): /metrics latency and
+    body size once every book is in sync, with every microstructure and
+    trade-flow series."""
+    args = ["--top", "50", "--weight-budget", "1000000"]
+    run = Run(latency, args, ["--extra-symbols", "100", "--weight-limit", "1000000"], stream=True)
+    try:
+        wait_for(lambda: len(run.labelled("binance_order_book_in_sync")) == 100, timeout=60)
+        wait_for(lambda: min(run.labelled("binance_order_book_in_sync")) == 1.0, timeout=120)
+        result = {"books": len(run.labelled("binance_order_book_in_sync")), "series": run.page().count("\nbinance_")}
+        result.update(scrape_stats(run, sizes=True))
+    finally:
+        run.close()
+    return {f"stream_top100_{key}": value for key, value in result.items()}
 
 
 def stream_run(latency: float, minute: float, prefix: str, exporter_args: list[str]) -> dict[str, float]:
@@ -510,14 +534,14 @@ def stream_run(latency: float, minute: float, prefix: str, exporter_args: list[s
             "seconds_to_all_in_sync": round(synced_at - started, 1),
             "weight_to_sync": stats["weight_total"],
             "weight_per_minute": round((after["weight_total"] - stats["weight_total"]) * 60 / minute),
-            # Less the first snapshots of books for symbols that entered a top
-            # list in the minute (each depth request not counted as a resync):
-            # what the streams cost while the lists stay as they are.
+            # Less the first snapshot and trade baseline of symbols that entered
+            # a top list in the minute (each depth request not counted as a
+            # resync): what the streams cost while the lists stay as they are.
             "steady_weight_per_minute": round(
                 (
                     after["weight_total"]
                     - stats["weight_total"]
-                    - SNAPSHOT_WEIGHT * (requests.get("/api/v3/depth", 0) - sum(resyncs.values()))
+                    - (SNAPSHOT_WEIGHT + BASELINE_WEIGHT) * (requests.get("/api/v3/depth", 0) - sum(resyncs.values()))
                 )
                 * 60
                 / minute
@@ -894,8 +918,63 @@ def book_maintenance(events: int) -> tuple[dict[str, float], dict[str, list[dict
             "decode_parse_apply_per_second"
         ],
         "book_bytes_per_level": structures[0]["bytes_per_level"],
+        "trade_events_per_second": trade_rate(trade_frames(events)),
+        "microstructure_us_per_book": microstructure_us(data),
     }
     return result, {"decoders": decoders, "book_structures": structures}
+
+
+def trade_frames(count: int) -> list[bytes]:
+    """``count`` aggTrade events of one symbol in a row, as Binance writes them."""
+    rng = random.Random(2)
+    return [
+        orjson.dumps(
+            {
+                "stream": "btcusdt@aggTrade",
+                "data": {
+                    "e": "aggTrade", "E": 1_800_000_000_000 + i, "s": "BTCUSDT", "a": 10_000 + i,
+                    "p": price_text(MID_CENTS + rng.randrange(-20, 20)), "q": quantity_text(rng),
+                    "f": 3 * i, "l": 3 * i + 2, "T": 1_800_000_000_000 + i, "m": rng.random() < 0.5, "M": True,
+                },
+            }
+        )  # fmt: skip
+        for i in range(count)
+    ]
+
+
+def trade_rate(frames: list[bytes]) -> int:
+    """aggTrade events per second through orjson, ``parse_agg_trade_event``
+    and ``TradeSync.on_trade``: the cost trade flow adds per event."""
+
+    def measure() -> float:
+        sync = TradeSync()
+        sync.on_baseline(None)
+        started = time.perf_counter()
+        for frame in frames:
+            _, trade = parse_agg_trade_event(orjson.loads(frame)["data"])
+            sync.on_trade(trade)
+        return time.perf_counter() - started
+
+    return best_rate(measure, len(frames))
+
+
+def microstructure_us(data: dict[str, Any]) -> float:
+    """Microseconds to read one 1000-level book's microstructure (mid,
+    micro price, 12 depth bands, 3 imbalances), as the cycle does per book."""
+    sync = synced_book(data)
+    assert sync.book is not None
+    mid = mid_price(BookView(tuple(sync.book.bids.top(1)), tuple(sync.book.asks.top(1))))
+    view = BookView(
+        tuple(sync.book.bids.top(streams.levels_to_read(sync.book.bids, mid, BOOK_DEPTH))),
+        tuple(sync.book.asks.top(streams.levels_to_read(sync.book.asks, mid, BOOK_DEPTH))),
+        sync.book.bids.horizon,
+        sync.book.asks.horizon,
+    )
+    rounds = 200
+    started = time.perf_counter()
+    for _ in range(rounds):
+        microstructure(view)
+    return round(1e6 * (time.perf_counter() - started) / rounds, 1)
 
 
 LATENCY_BOOKS = 100
@@ -1076,6 +1155,7 @@ def missed_targets(results: dict[str, Any], latency: float) -> list[str]:
         ),
         ("stream_rss_mb_after_warm_up", 80, "stream mode: resident memory <= 80 MB at defaults"),
         ("event_to_book_p99_ms", 5, "event-to-book p99 <= 5 ms with 100 books"),
+        ("stream_top100_metrics_p99_ms_10_scrapers", 25, "stream mode: /metrics p99 <= 25 ms with 100 live books"),
         ("stream_binance_violations", 0, "stream mode: no Binance limit broken"),
         ("stream_update_1s_binance_violations", 0, "stream mode: no Binance limit broken at --update-interval 1"),
     ]
@@ -1133,6 +1213,7 @@ def main() -> int:
     if "stream" in sections:
         results.update(stream_run(args.latency, args.minute, "stream", []))
         results.update(stream_run(args.latency, args.minute, "stream_update_1s", ["--update-interval", "1"]))
+        results.update(stream_top_100_run(args.latency))
         maintained, tables = book_maintenance(BENCH_EVENTS)
         results.update(maintained)
         results.update(latency_run(args.latency_seconds))
