@@ -316,6 +316,45 @@ def test_a_duplicate_fault_sends_an_event_again(moving):
     assert following["U"] == event["u"] + 1  # after the duplicate, the stream goes on
 
 
+def trade_events(ws, timeout=15.0):
+    """The aggTrade events of ``ws``, unwrapped, as they come."""
+    for message in messages(ws, timeout):
+        data = message.get("data", message)
+        if isinstance(data, dict) and data.get("e") == "aggTrade":
+            yield data
+
+
+def test_aggregate_trades_stream_as_binance_sends_them_and_equal_the_rest_history(moving):
+    with open_stream(moving, "/stream?streams=btcusdt@aggTrade") as ws:
+        received = []
+        for message in messages(ws):
+            assert message["stream"] == "btcusdt@aggTrade"
+            received.append(message["data"])
+            if len(received) == 12:
+                break
+    assert all(set(e) == {"e", "E", "s", "a", "p", "q", "f", "l", "T", "m", "M"} for e in received)
+    assert all(e["e"] == "aggTrade" and e["s"] == "BTCUSDT" and isinstance(e["E"], int) for e in received)
+    for earlier, later in zip(received, received[1:]):
+        assert later["a"] == earlier["a"] + 1 and later["f"] == earlier["l"] + 1
+    history = rest(moving, f"/api/v3/aggTrades?symbol=BTCUSDT&fromId={received[0]['a']}&limit=12")
+    assert [{k: v for k, v in e.items() if k not in ("e", "E", "s")} for e in received] == history
+    with open_stream(moving, "/ws/ethbtc@aggTrade") as raw:
+        assert next(trade_events(raw))["s"] == "ETHBTC"
+
+
+def test_a_drop_trades_fault_leaves_trades_out_of_the_stream_but_not_the_history(moving):
+    with open_stream(moving, "/ws/btcusdt@aggTrade") as ws:
+        events = trade_events(ws)
+        seen = [next(events)]
+        moving.inject(StreamFault("stream", "drop_trades", symbol="BTCUSDT", times=4))
+        while len(seen) < 30:
+            seen.append(next(events))
+    skipped = [a for earlier, later in zip(seen, seen[1:]) for a in range(earlier["a"] + 1, later["a"])]
+    assert len(skipped) == 4 and moving.fault_list() == []  # dropped 4, then over
+    history = rest(moving, f"/api/v3/aggTrades?symbol=BTCUSDT&fromId={skipped[0]}&limit=1")
+    assert history[0]["a"] == skipped[0]  # still in the history
+
+
 def test_a_garbage_fault_sends_a_frame_that_is_not_json(moving):
     moving.inject(StreamFault("stream", "garbage", body="<html>502 Bad Gateway</html>", times=1))
     with open_stream(moving, "/ws/ethbtc@depth@100ms") as ws:
@@ -438,6 +477,7 @@ def test_a_sweep_removes_most_of_one_side_in_one_event(moving):
         ({"path": "stream", "action": "explode"}, "fault field 'action' must be one of gap, duplicate,"),
         ({"path": "stream", "action": "stall"}, "a stall needs seconds"),
         ({"path": "stream", "action": "sweep"}, "a sweep needs a symbol"),
+        ({"path": "stream", "action": "drop_trades"}, "drop_trades needs a symbol"),
         ({"path": "stream", "action": "gap", "code": 4000}, "code do not go with the gap action"),
         ({"path": "stream", "action": "close", "code": 999}, "'code' must be a close code from 1000 to 4999"),
         ({"path": "stream", "action": "gap", "colour": 1}, "unknown stream fault field 'colour'"),

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from binance_exporter.fake import market as market_module
 from binance_exporter.fake.market import (
     DEEP_BOOK_LEVELS,
     LISTED_SYMBOLS,
@@ -30,6 +31,7 @@ from binance_exporter.fake.market import (
 )
 from binance_exporter.fake.faults import ENDLESS_LEVEL, FAULT_FIELDS, accepts_gzip
 from binance_exporter.fake.simulator import MAX_FAULTS, BinanceSimulator, Fault, depth_weight, main, ticker_weight
+from .conftest import FROZEN_WALL_CLOCK
 from .helpers import ROOT, FakeClock, http_get, start_module, stop_process, wait_for
 
 
@@ -771,3 +773,112 @@ def test_the_readme_lists_every_fault_field_and_no_other():
     table = readme[readme.index("The fields:\n\n| field | what it does |") :].split("\n\n")[1]
     listed = [line.split("`")[1] for line in table.splitlines()[2:]]
     assert listed == list(FAULT_FIELDS)
+
+
+# Aggregate trades: one history per symbol, made as the market moves.
+FROZEN_WALL_CLOCK_MS = int(FROZEN_WALL_CLOCK * 1000)
+
+
+def trading_market(clock: FakeClock) -> Market:
+    """A market moving one step per second of ``clock``."""
+    return Market(tick_seconds=1, clock=clock, wall_clock=lambda: FROZEN_WALL_CLOCK)
+
+
+@pytest.fixture(name="traded")
+def traded_simulator():
+    """The fake Binance over a market 300 steps on: a few hundred trades a symbol."""
+    clock = FakeClock()
+    sim = BinanceSimulator(trading_market(clock), clock=clock).start()
+    clock.advance(300)
+    yield sim
+    sim.stop()
+
+
+def test_agg_trades_answers_the_latest_oldest_first_with_consecutive_ids_and_weight_4(traded):
+    status, headers, trades = get_json(traded, "/api/v3/aggTrades?symbol=BTCUSDT&limit=50")
+    assert status == 200 and headers["X-MBX-USED-WEIGHT-1M"] == "4" and len(trades) == 50
+    assert trades[-1]["a"] == traded.market.last_trade_id("BTCUSDT")
+    for earlier, later in zip(trades, trades[1:]):
+        assert later["a"] == earlier["a"] + 1 and later["f"] == earlier["l"] + 1
+    assert all(set(t) == {"a", "p", "q", "f", "l", "T", "m", "M"} for t in trades)
+    assert all(len(t["p"].split(".")[1]) == len(t["q"].split(".")[1]) == 8 and t["M"] is True for t in trades)
+    assert all(1 <= t["l"] - t["f"] + 1 <= 5 and isinstance(t["m"], bool) for t in trades)
+    assert {t["m"] for t in trades} == {True, False}  # both taker sides
+    assert traded.stats()["agg_trade_baselines"] == {"BTCUSDT": trades[-1]["a"]}
+    assert traded.stats()["requests"] == {"/api/v3/aggTrades": 1}
+
+
+def test_agg_trades_from_an_id_within_a_time_range_and_by_limit(traded):
+    _, _, latest = get_json(traded, "/api/v3/aggTrades?symbol=ETHBTC&limit=1000")
+    first = latest[0]["a"]
+    _, _, page = get_json(traded, f"/api/v3/aggTrades?symbol=ETHBTC&fromId={first + 3}&limit=5")
+    assert page == latest[3:8]
+    _, _, default = get_json(traded, f"/api/v3/aggTrades?symbol=ETHBTC&fromId={first}")
+    assert default == latest[:500]
+    _, _, beyond = get_json(traded, f"/api/v3/aggTrades?symbol=ETHBTC&fromId={latest[-1]['a'] + 1}")
+    assert beyond == []
+    _, _, capped = get_json(traded, "/api/v3/aggTrades?symbol=ETHBTC&fromId=0&limit=5000")
+    assert capped == latest[:1000]  # from an id older than the history: from the oldest kept, 1000 at most
+    times = f"startTime={FROZEN_WALL_CLOCK_MS}&endTime={FROZEN_WALL_CLOCK_MS}"
+    _, _, timed = get_json(traded, f"/api/v3/aggTrades?symbol=ETHBTC&{times}&limit=1000")
+    assert timed == latest  # every trade is stamped at the frozen wall clock
+    _, _, before = get_json(traded, f"/api/v3/aggTrades?symbol=ETHBTC&endTime={FROZEN_WALL_CLOCK_MS - 1}")
+    assert before == []
+
+
+@pytest.mark.parametrize(
+    "query, code",
+    [
+        ("", -1102),
+        ("symbol=NOPE", -1121),
+        ("symbol=ETHBTC&fromId=abc", -1100),
+        ("symbol=ETHBTC&fromId=-1", -1100),
+        ("symbol=ETHBTC&limit=0", -1100),
+        ("symbol=ETHBTC&fromId=1&startTime=1", -1128),
+        ("symbol=ETHBTC&startTime=1&endTime=3600002", -1127),
+        ("symbol=ETHBTC&startTime=5&endTime=4", -1127),
+        ("symbol=ETHBTC&colour=red", -1104),
+    ],
+)
+def test_agg_trades_rejects_bad_parameters_as_binance_does(traded, query, code):
+    status, _, body = get_json(traded, "/api/v3/aggTrades?" + query)
+    assert (status, body["code"]) == (400, code) and body["msg"]
+
+
+def test_a_taker_buy_takes_the_best_ask_and_a_taker_sell_the_best_bid():
+    clock = FakeClock()
+    market = trading_market(clock)
+    seen = market.last_trade_id("SOLUSDT")
+    checked = 0
+    for _ in range(60):
+        clock.advance(1)
+        _, bids, asks = market.true_book("SOLUSDT")
+        for trade in market.trades_since("SOLUSDT", seen):
+            assert trade.price == (bids[0][0] if trade.buyer_maker else asks[0][0])
+            seen, checked = trade.agg_id, checked + 1
+    assert checked > 20
+
+
+def test_the_same_seed_makes_the_same_trades_and_a_frozen_market_none():
+    clocks = FakeClock(), FakeClock()
+    markets = [trading_market(clock) for clock in clocks]
+    for clock in clocks:
+        clock.advance(40)
+    assert markets[0].agg_trades("XRPUSDT", limit=1000) == markets[1].agg_trades("XRPUSDT", limit=1000)
+    markets[0].freeze()
+    held = markets[0].last_trade_id("XRPUSDT")
+    clocks[0].advance(40)
+    assert markets[0].last_trade_id("XRPUSDT") == held
+
+
+def test_the_trade_history_is_bounded_and_older_ids_answer_from_the_oldest_kept(monkeypatch):
+    monkeypatch.setattr(market_module, "MAX_TRADE_HISTORY", 20)
+    clock = FakeClock()
+    market = trading_market(clock)
+    clock.advance(500)
+    latest = market.last_trade_id("BTCUSDT")
+    kept = market.agg_trades("BTCUSDT", from_id=0, limit=1000)
+    assert 20 <= len(kept) <= 40 and kept[-1]["a"] == latest
+    with pytest.raises(HistoryLost):
+        market.trades_since("BTCUSDT", kept[0]["a"] - 2)
+    assert market.trades_since("BTCUSDT", kept[0]["a"] - 1)[0].agg_id == kept[0]["a"]

@@ -6,13 +6,16 @@ again, and Binance's limits are never broken."""
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
 
 import pytest
 
+from binance_exporter.binance.responses import parse_agg_trades
 from binance_exporter.fake.simulator import BinanceSimulator
 from binance_exporter.market.definitions import BOOK_DEPTH, side_notional
+from binance_exporter.market.microstructure import BookView, SideFlow, microstructure
 
 from .helpers import free_port, http_get, post, scrape, start_module, stop_process, true_best_levels, wait_for
 from .test_stack import promtool
@@ -58,6 +61,28 @@ def equals_truth(simulator: BinanceSimulator, port: int) -> bool:
         if value(found, "binance_best_bid_price", symbol=symbol) != float(bids[0][0]):
             return False
         if value(found, "binance_best_ask_price", symbol=symbol) != float(asks[0][0]):
+            return False
+        if not microstructure_equals_truth(simulator, found, symbol):
+            return False
+    return True
+
+
+def microstructure_equals_truth(simulator: BinanceSimulator, found: dict, symbol: str) -> bool:
+    """Whether the symbol's exported mid, micro price, imbalances and depth
+    bands equal those of its true book; a band may be absent (past the
+    book's horizon), but the narrowest of each side never is here."""
+    _, bids, asks = true_best_levels(simulator, symbol, 100_000)
+    truth = microstructure(BookView(bids, asks))
+    if value(found, "binance_mid_price", symbol=symbol) != float(truth.mid):
+        return False
+    if value(found, "binance_micro_price", symbol=symbol) != float(truth.micro):
+        return False
+    for levels, number in truth.imbalance.items():
+        if value(found, "binance_order_book_imbalance", symbol=symbol, levels=str(levels)) != float(number):
+            return False
+    for (side, bps), number in truth.depth.items():
+        exported = value(found, "binance_order_book_depth_notional", symbol=symbol, side=side, within_bps=str(bps))
+        if exported != float(number) and (exported is not None or bps == 10):
             return False
     return True
 
@@ -189,3 +214,53 @@ def test_stream_mode_metrics_pass_promtool_check_metrics(exporter):
     assert b"binance_stream_event_lag_seconds_bucket" in metrics and b"binance_order_book_in_sync" in metrics
     result = promtool("check", "metrics", stdin=metrics.decode())
     assert result.returncode == 0 and result.stdout == "" and result.stderr == "", result.stdout + result.stderr
+
+
+def trade_history(streaming: BinanceSimulator, symbol: str, after: int) -> list:
+    """Every aggregate trade of ``symbol`` after id ``after``, from the fake's REST history."""
+    trades = []
+    while True:
+        _, _, body = http_get(f"{streaming.url}/api/v3/aggTrades?symbol={symbol}&fromId={after + 1}&limit=1000")
+        page = parse_agg_trades(symbol, json.loads(body))
+        trades += page
+        if len(page) < 1000:
+            return trades
+        after = page[-1].agg_id
+
+
+def flows_equal_history(streaming: BinanceSimulator, port: int, baselines: dict[str, int]) -> bool:
+    """Whether each symbol's exported trade counters equal the sums of the
+    fake's trade history after the trade its counting started from."""
+    found = samples(port)
+    for symbol, baseline in baselines.items():
+        flows = {"buy": SideFlow(), "sell": SideFlow()}
+        for trade in trade_history(streaming, symbol, baseline):
+            flows[trade.taker_side] = flows[trade.taker_side].add(trade)
+        for side, flow in flows.items():
+            exported = (
+                value(found, "binance_trades_total", symbol=symbol, taker_side=side),
+                value(found, "binance_trade_volume_total", symbol=symbol, taker_side=side),
+                value(found, "binance_trade_quote_volume_total", symbol=symbol, taker_side=side),
+            )
+            if exported != (flow.trades, float(flow.volume), float(flow.quote_volume)):
+                return False
+    return True
+
+
+def test_trade_counters_equal_the_trade_history_after_trades_dropped_and_a_connection_lost(streaming, exporter):
+    port, _ = exporter
+    baselines = streaming.stats()["agg_trade_baselines"]  # the latest trade each symbol's counting starts after
+    assert set(baselines) == tracked(samples(port))
+    post(streaming, "/sim/faults", {"path": "stream", "action": "drop_trades", "symbol": "BTCUSDT", "times": 5})
+    wait_for(lambda: value(samples(port), "binance_trade_backfilled_total", symbol="BTCUSDT") >= 5, timeout=30)
+    post(streaming, "/sim/faults", {"path": "stream", "action": "drop", "times": 1})
+    wait_for(lambda: value(samples(port), RECONNECTS, reason="error") == 1, timeout=30)
+    wait_for(lambda: all_in_sync(port), timeout=30)
+    post(streaming, "/sim/market", {"frozen": True})
+    wait_for(lambda: flows_equal_history(streaming, port, baselines), timeout=30)
+    found = samples(port)
+    assert sum(n for (name, _), n in found.items() if name == "binance_trade_gaps_total") == 0
+    assert value(found, "binance_stream_messages_total", stream="trade") > 0
+    last = trade_history(streaming, "BTCUSDT", baselines["BTCUSDT"])[-1]
+    assert value(found, "binance_last_trade_price", symbol="BTCUSDT") == float(last.price)
+    assert streaming.stats()["violations"] == 0 and streaming.stats()["stream_violations"] == 0

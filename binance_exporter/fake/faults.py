@@ -32,6 +32,7 @@ REST_PATHS = (
     "/api/v3/ticker/24hr",
     "/api/v3/depth",
     "/api/v3/ticker/bookTicker",
+    "/api/v3/aggTrades",
 )
 MAX_BODY_BYTES = 2**40
 # A gzip bomb is built in memory, about 1 byte per 1000 it inflates to, at
@@ -322,6 +323,8 @@ STREAM_PATH = "stream"
 STREAM_ACTIONS = {
     "gap": "skip one event of the symbol's depth streams: the next event's U jumps past the changes skipped",
     "duplicate": "send the symbol's latest depth event again, as it was",
+    "drop_trades": "leave the symbol's aggTrade events out of the stream: the trades stay in the history "
+    "GET /api/v3/aggTrades answers from (symbol required)",
     "garbage": "send a text frame that is not JSON (body, default: not json)",
     "drop": "drop the TCP connection at once, with no close frame",
     "close": "close the connection with a close frame of code (default 1001)",
@@ -343,7 +346,7 @@ STREAM_FAULT_FIELDS = {
         bool,
         "a symbol",
         "only connections with a stream of this symbol (as REST names it, BTCUSDT), and the symbol a gap, "
-        "duplicate or sweep is of",
+        "duplicate, drop_trades or sweep is of",
     ),
     "code": FaultField(int, lambda v: 1000 <= v <= 4999, "a close code from 1000 to 4999", "close: the close code"),
     "status": FaultField(
@@ -364,8 +367,8 @@ STREAM_FAULT_FIELDS = {
         int,
         lambda v: v >= 1,
         "a count, 1 or more",
-        "times it acts before it ends (default: every time it can): handshakes for refuse, events for gap "
-        "and duplicate, sweeps, connections otherwise",
+        "times it acts before it ends (default: every time it can): handshakes for refuse, events for gap, "
+        "duplicate and drop_trades, sweeps, connections otherwise",
     ),
 }
 # The fields each action takes, besides path, action, symbol and the schedule.
@@ -412,6 +415,8 @@ class StreamFault(_Scheduled):  # pylint: disable=too-many-instance-attributes  
             raise ValueError("a stall needs seconds: how long it lasts")
         if self.action == "sweep" and self.symbol is None:
             raise ValueError("a sweep needs a symbol: the book it sweeps")
+        if self.action == "drop_trades" and self.symbol is None:
+            raise ValueError("drop_trades needs a symbol: the trades it drops")
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> "StreamFault":

@@ -142,6 +142,11 @@ BUSY_TRADES = 500_000
 BUSY_CHANGES, QUIET_CHANGES = 15, 6
 TOP_LEVELS = 20  # how near the top random changes fall
 _QTY_SCALES = (1, 1, 1, 10, 100)  # most levels small, a few large
+# Aggregate trades kept per symbol (at least this many): what GET
+# /api/v3/aggTrades and the aggTrade streams serve.
+MAX_TRADE_HISTORY = 10_000
+_TRADES_PER_STEP = (0, 0, 1, 1, 2, 3)
+MAX_TRADES_PER_AGGREGATE = 5
 _SPACINGS = (1, 1, 1, 1, 2, 3)  # ticks between neighbouring levels
 
 
@@ -158,6 +163,33 @@ class Change(NamedTuple):
     price: int
     before: int
     after: int
+
+
+class AggTrade(NamedTuple):
+    """One aggregate trade: its id, price and quantity (1e-8 units), first
+    and last trade ids, time (Unix ms) and whether the buyer was the maker
+    (the seller took liquidity)."""
+
+    agg_id: int
+    price: int
+    qty: int
+    first_id: int
+    last_id: int
+    time_ms: int
+    buyer_maker: bool
+
+    def payload(self) -> dict[str, Any]:
+        """As ``GET /api/v3/aggTrades`` writes it."""
+        return {
+            "a": self.agg_id,
+            "p": from_units(self.price),
+            "q": from_units(self.qty),
+            "f": self.first_id,
+            "l": self.last_id,
+            "T": self.time_ms,
+            "m": self.buyer_maker,
+            "M": True,
+        }
 
 
 class DepthDiff(NamedTuple):
@@ -218,11 +250,13 @@ class _Book:
     """One symbol's book as it evolves: its sides, the step it is at, its
     update id, and its latest changes."""
 
-    def __init__(self, update_id: int):
+    def __init__(self, update_id: int, first_trade: int):
         self.bids, self.asks = _Side(True), _Side(False)
         self.step = 0
         self.update_id = update_id
         self.history: list[Change] = []
+        self.trades: list[AggTrade] = []
+        self.next_agg_id = self.next_trade_id = first_trade
 
     def change(self, bid: bool, price: int, qty: int) -> None:
         """Sets one level, counting it as one update if it changes anything."""
@@ -241,6 +275,21 @@ class _Book:
         if update_id + 1 < oldest:
             raise HistoryLost(f"changes after {update_id} are gone: the oldest kept is {oldest}")
         return self.history[update_id + 1 - oldest :]
+
+    def trade(self, price: int, qty: int, count: int, time_ms: int, buyer_maker: bool) -> None:
+        """Records one aggregate trade of ``count`` trades."""
+        last = self.next_trade_id + count - 1
+        self.trades.append(AggTrade(self.next_agg_id, price, qty, self.next_trade_id, last, time_ms, buyer_maker))
+        self.next_agg_id += 1
+        self.next_trade_id += count
+        if len(self.trades) > 2 * MAX_TRADE_HISTORY:  # trimmed in bulk: appending stays cheap
+            del self.trades[:-MAX_TRADE_HISTORY]
+
+    def trades_from(self, agg_id: int) -> list[AggTrade]:
+        """The trades kept from id ``agg_id`` on (all of them, from an id older than the oldest kept)."""
+        if not self.trades:
+            return []
+        return self.trades[max(0, agg_id - self.trades[0].agg_id) :]
 
 
 # Books at step 0 by (seed, symbol): (update id, bids, asks).
@@ -340,7 +389,19 @@ class Market:  # pylint: disable=too-many-instance-attributes  # its clocks, its
             book.step += 1
             if listed.status == "TRADING":  # nothing moves a halted book
                 self._evolve(book, listed, random.Random(f"{self.seed}/{symbol}/{book.step}/changes"))
+                self._trade(book, listed, random.Random(f"{self.seed}/{symbol}/{book.step}/trades"))
         return book
+
+    def _trade(self, book: _Book, listed: ListedSymbol, rng: random.Random) -> None:
+        """A step's aggregate trades: a taker buy takes the best ask, a
+        taker sell the best bid (the book itself is left as it is)."""
+        for _ in range(_TRADES_PER_STEP[int(rng.random() * len(_TRADES_PER_STEP))]):
+            buyer_maker = rng.random() < 0.5
+            side = book.bids if buyer_maker else book.asks
+            if not side:
+                continue
+            count = 1 + int(rng.random() * MAX_TRADES_PER_AGGREGATE)
+            book.trade(side.price(0), self._qty(rng, listed), count, self.now_ms(), buyer_maker)
 
     def _first_book(self, listed: ListedSymbol) -> _Book:
         """The book at step 0: generated once per process for each (seed,
@@ -353,13 +414,13 @@ class Market:  # pylint: disable=too-many-instance-attributes  # its clocks, its
             generated = self._generate(listed)
             _FIRST_BOOKS[key] = (generated.update_id, dict(generated.bids.qty), dict(generated.asks.qty))
         update_id, bids, asks = _FIRST_BOOKS[key]
-        book = _Book(update_id)
+        book = _Book(update_id, random.Random(f"{self.seed}/{listed.symbol}/trades").randrange(10**6, 10**9))
         book.bids, book.asks = _Side(True, bids), _Side(False, asks)
         return book
 
     def _generate(self, listed: ListedSymbol) -> _Book:
         rng = random.Random(f"{self.seed}/{listed.symbol}/0/book")
-        book = _Book(1_000_000_000 + rng.randrange(1_000_000_000))
+        book = _Book(1_000_000_000 + rng.randrange(1_000_000_000), 0)
         tick = to_units(listed.tick)
         best_bid = self._target_bid(listed, 0)
         book.bids.set(best_bid, self._qty(rng, listed))
@@ -461,6 +522,46 @@ class Market:  # pylint: disable=too-many-instance-attributes  # its clocks, its
         bids = sorted(((p, q) for (bid, p), q in final.items() if bid), reverse=True)
         asks = sorted((p, q) for (bid, p), q in final.items() if not bid)
         return DepthDiff(changes[0].update_id, changes[-1].update_id, bids, asks)
+
+    def trades_since(self, symbol: str, agg_id: int) -> list[AggTrade]:
+        """The aggregate trades of ``symbol`` after id ``agg_id``;
+        HistoryLost when some of them are no longer kept."""
+        with self.lock:
+            book = self._book(symbol)
+            if book.trades and agg_id + 1 < book.trades[0].agg_id:
+                raise HistoryLost(f"trades after {agg_id} are gone: the oldest kept is {book.trades[0].agg_id}")
+            return book.trades_from(agg_id + 1)
+
+    def last_trade_id(self, symbol: str) -> int:
+        """The id of ``symbol``'s latest aggregate trade (the one before its
+        first when it has none yet)."""
+        with self.lock:
+            return self._book(symbol).next_agg_id - 1
+
+    def agg_trades(
+        self,
+        symbol: str,
+        from_id: Optional[int] = None,
+        start_time: Optional[int] = None,
+        end_time: Optional[int] = None,
+        limit: int = 500,
+    ) -> list[dict[str, Any]]:
+        """``GET /api/v3/aggTrades``: up to ``limit`` trades from id
+        ``from_id`` on (from the oldest kept, when it is older), or within
+        ``start_time``..``end_time`` (ms, inclusive), or the latest; oldest first."""
+        with self.lock:
+            book = self._book(symbol)
+            if from_id is not None:
+                trades = book.trades_from(from_id)
+            elif start_time is not None or end_time is not None:
+                trades = [
+                    t
+                    for t in book.trades
+                    if (start_time is None or t.time_ms >= start_time) and (end_time is None or t.time_ms <= end_time)
+                ]
+            else:
+                return [t.payload() for t in book.trades[-limit:]]
+            return [t.payload() for t in trades[:limit]]
 
     def true_book(self, symbol: str) -> tuple[int, list[tuple[int, int]], list[tuple[int, int]]]:
         """(update id, bids, asks) of the whole book now, best first, in 1e-8 units."""

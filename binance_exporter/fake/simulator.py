@@ -5,7 +5,8 @@ benchmarks.
 endpoints the exporter uses, as Binance serves them:
 
 * ``GET /api/v3/exchangeInfo``, ``/api/v3/ticker/24hr``,
-  ``/api/v3/depth``, ``/api/v3/ticker/bookTicker`` and ``/api/v3/ping``,
+  ``/api/v3/depth``, ``/api/v3/ticker/bookTicker``, ``/api/v3/aggTrades``
+  and ``/api/v3/ping``,
   with Binance's parameter handling (``symbol``/``symbols`` as a JSON array,
   ``limit`` defaults and caps) and error bodies such as
   ``{"code":-1121,"msg":"Invalid symbol."}``, gzip-compressed when the
@@ -23,11 +24,13 @@ non-JSON or wrongly shaped body, an answer trickling out byte by byte, an
 endless or huge body, a gzip bomb, a redirect loop.
 
 With a ``stream_port``, it serves Binance's websocket streams too
-(``streams``), from the same market: diff-depth and 24 h ticker streams,
-with Binance's limits, and stream faults (``StreamFault``).
+(``streams``), from the same market: diff-depth, aggregate trade and 24 h
+ticker streams, with Binance's limits, and stream faults (``StreamFault``).
 
 ``GET /sim/stats`` (not a Binance endpoint) reports the requests, weight
-and violations the server has seen, and the streams' connections, messages
+and violations the server has seen, the latest aggregate trade of each
+symbol the first time its latest trades were asked for (where a client's
+trade counting starts), and the streams' connections, messages
 and violations, so tests and benchmarks measure rather than compute;
 ``POST /sim/faults`` injects a fault given as JSON (the fields of
 ``Fault``, e.g. ``{"path": "/api/v3/depth", "status": 503, "times": 2}``,
@@ -77,6 +80,7 @@ from binance_exporter.fake.streams import StreamServer
 logger = logging.getLogger(__name__)
 
 MAX_DEPTH_LIMIT = 5000
+MAX_AGG_TRADES_LIMIT = 1000
 WEIGHT_LIMIT = 6000
 BAN_SECONDS = 120.0
 # A request that arrives this soon after a 429 or 418 was sent was already
@@ -180,6 +184,17 @@ class Query:
             raise ApiError(400, -1128, "Combination of optional parameters invalid.")
         return list(dict.fromkeys(names))
 
+    def integer(self, name: str) -> Optional[int]:
+        """An optional non-negative integer parameter (an id, a time in ms)."""
+        value = self.params.get(name)
+        if value is None:
+            return None
+        if not value.isdigit() or len(value) > 19:
+            raise ApiError(
+                400, -1100, f"Illegal characters found in parameter '{name}'; legal range is '^[0-9]{{1,19}}$'."
+            )
+        return int(value)
+
     def limit(self, default: int) -> int:
         """The ``limit`` parameter: a positive integer, capped at 5000."""
         value = self.params.get("limit")
@@ -251,6 +266,7 @@ class BinanceSimulator:  # pylint: disable=too-many-instance-attributes  # its s
         self.faults: list[Union[Fault, StreamFault]] = []
         self.answered: Counter[tuple[str, int]] = Counter()  # (path, status); paths not served count as "other"
         self.violations = 0
+        self.agg_trade_baselines: dict[str, int] = {}  # symbol: the latest trade first answered without fromId
         self.in_progress = 0  # answers being waited for or sent right now
         self.stopping = threading.Event()  # set by stop(): every answer still going gives up
         self._banned = (-math.inf, -math.inf)  # (since, until), on ``clock``
@@ -355,6 +371,7 @@ class BinanceSimulator:  # pylint: disable=too-many-instance-attributes  # its s
                 "requests": dict(requests),
                 "statuses": {f"{path} {status}": count for (path, status), count in self.answered.items()},
                 "weight_total": self.weights.total,
+                "agg_trade_baselines": dict(self.agg_trade_baselines),
                 "violations": self.violations,
                 "in_progress": self.in_progress,
             }
@@ -482,6 +499,20 @@ class BinanceSimulator:  # pylint: disable=too-many-instance-attributes  # its s
         symbol = params.symbol(self.market, required=True)
         return self.market.depth(symbol, limit, lag), depth_weight(limit)
 
+    def _agg_trades(self, query: str) -> tuple[Any, int]:
+        params = Query(query, ("symbol", "fromId", "startTime", "endTime", "limit"))
+        symbol = params.symbol(self.market, required=True)
+        limit = min(params.limit(500), MAX_AGG_TRADES_LIMIT)
+        from_id, start, end = (params.integer(name) for name in ("fromId", "startTime", "endTime"))
+        if from_id is not None and (start is not None or end is not None):
+            raise ApiError(400, -1128, "Combination of optional parameters invalid.")
+        if start is not None and end is not None and not 0 <= end - start <= 3_600_000:
+            raise ApiError(400, -1127, "More than 1 hours between startTime and endTime.")
+        trades = self.market.agg_trades(symbol, from_id, start, end, limit)
+        if from_id is None and start is None and end is None and trades:
+            self.agg_trade_baselines.setdefault(symbol, trades[-1]["a"])  # answered under the lock
+        return trades, 4
+
     def _book_ticker(self, query: str) -> tuple[Any, int]:
         params = Query(query, ("symbol", "symbols", "symbolStatus"))
         symbol = params.symbol(self.market)
@@ -491,7 +522,7 @@ class BinanceSimulator:  # pylint: disable=too-many-instance-attributes  # its s
         return [self.market.book_ticker(name) for name in symbols or self.market.symbols], 4
 
     _routes: dict[str, Callable[[BinanceSimulator, str], tuple[Any, int]]] = dict(
-        zip(REST_PATHS, (_ping, _exchange_info, _ticker_24hr, _depth, _book_ticker))
+        zip(REST_PATHS, (_ping, _exchange_info, _ticker_24hr, _depth, _book_ticker, _agg_trades))
     )
 
 

@@ -45,7 +45,7 @@ from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
 
 from binance_exporter.fake.faults import StreamFault
-from binance_exporter.fake.market import HistoryLost, Market, from_units
+from binance_exporter.fake.market import AggTrade, HistoryLost, Market, from_units
 
 logger = logging.getLogger(__name__)
 
@@ -62,12 +62,13 @@ PING_INTERVAL, PONG_TIMEOUT = 20.0, 60.0
 SEND_TIMEOUT = 10.0  # a client that takes no data for this long is dropped
 TICKER_ARR = "!ticker_1d@arr"
 _DEPTH_STREAM = re.compile(r"([a-z0-9]{1,20})@depth(@100ms)?")
+_TRADE_STREAM = re.compile(r"([a-z0-9]{1,20})@aggTrade")
 _COUNTED = (Opcode.TEXT, Opcode.BINARY, Opcode.PING, Opcode.PONG)
 _METHODS = ("SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS", "SET_PROPERTY", "GET_PROPERTY")
 # The faults, by when they act.
 REFUSE = frozenset({"refuse"})
 SWEEP = frozenset({"sweep"})
-GAP, DUPLICATE = frozenset({"gap"}), frozenset({"duplicate"})
+GAP, DUPLICATE, DROP_TRADES = frozenset({"gap"}), frozenset({"duplicate"}), frozenset({"drop_trades"})
 CONNECTION_FAULTS = frozenset({"garbage", "drop", "close", "stall", "shutdown"})
 
 FaultSource = Callable[[frozenset, Optional[set]], Optional[StreamFault]]
@@ -84,17 +85,22 @@ def _json(body: Any) -> str:
 
 class Stream(NamedTuple):
     """A stream a connection can subscribe to: its name, the symbol it is
-    of (None: the whole market) and how many ticks apart its events are."""
+    of (None: the whole market), how many ticks apart its events are, and
+    whether it carries aggregate trades rather than depth or tickers."""
 
     name: str
     symbol: Optional[str]
     every: int
+    trades: bool = False
 
 
 def parse_stream(name: str, market: Market) -> Stream:
     """The stream called ``name``; ValueError if the market serves none."""
     if name == TICKER_ARR:
         return Stream(name, None, TICKS_PER_SECOND)
+    trades = _TRADE_STREAM.fullmatch(name)
+    if trades is not None and trades.group(1).upper() in market.symbols:
+        return Stream(name, trades.group(1).upper(), 1, trades=True)
     match = _DEPTH_STREAM.fullmatch(name)
     if match is None or match.group(1).upper() not in market.symbols:
         raise ValueError(f"Invalid request: unknown stream name {name[:60]!r}")
@@ -112,6 +118,11 @@ def depth_event(symbol: str, now_ms: int, first: int, last: int, bids: list, ask
         "b": [[from_units(p), from_units(q)] for p, q in bids],
         "a": [[from_units(p), from_units(q)] for p, q in asks],
     }
+
+
+def trade_event(symbol: str, now_ms: int, trade: AggTrade) -> dict[str, Any]:
+    """An ``aggTrade`` payload."""
+    return {"e": "aggTrade", "E": now_ms, "s": symbol, **trade.payload()}
 
 
 def ticker_event(record: dict[str, Any], now_ms: int) -> dict[str, Any]:
@@ -188,7 +199,9 @@ class StreamSession:
         self.combined = combined
         self.max_streams = max_streams
         self.streams: dict[str, Stream] = {}
-        self.positions: dict[str, int] = {}  # depth stream: the u of its latest event (sent or skipped)
+        # depth stream: the u of its latest event (sent or skipped); trade
+        # stream: the id of its latest trade (sent or dropped)
+        self.positions: dict[str, int] = {}
         self.latest: dict[str, dict[str, Any]] = {}  # depth stream: its latest event sent
         self.tickers_sent: dict[str, tuple] = {}  # symbol: the values the ticker array sent last
         self.ticks = 0
@@ -207,7 +220,9 @@ class StreamSession:
             raise TooManyStreams(f"{len(self.streams) + len(new)} streams: at most {self.max_streams}")
         for stream in new.values():
             self.streams[stream.name] = stream
-            if stream.symbol is not None:
+            if stream.trades:
+                self.positions[stream.name] = self.market.last_trade_id(stream.symbol)
+            elif stream.symbol is not None:
                 self.positions[stream.name] = self.market.update_id(stream.symbol)
 
     def unsubscribe(self, names: list[str]) -> None:
@@ -271,8 +286,11 @@ class StreamSession:
                 continue
             frames: list[str] = []
             try:
-                if stream.symbol is None:
-                    payload: Any = self._tickers(clock())
+                if stream.trades:
+                    frames += self._trades(stream, clock(), faults)
+                    payload: Any = None
+                elif stream.symbol is None:
+                    payload = self._tickers(clock())
                 else:
                     payload = self._depth(stream, clock(), faults, frames)
             except KeyError:  # a symbol taken off the market: its streams fall silent
@@ -295,6 +313,20 @@ class StreamSession:
         event = depth_event(symbol, now_ms, diff.first, diff.last, diff.bids, diff.asks)
         self.latest[stream.name] = event
         return event
+
+    def _trades(self, stream: Stream, now_ms: int, faults: FaultSource) -> list[str]:
+        """The frames of the trades made since the stream's last one, each
+        its own event, but those a ``drop_trades`` fault takes."""
+        symbol = stream.symbol
+        assert symbol is not None
+        trades = self.market.trades_since(symbol, self.positions[stream.name])
+        if trades:
+            self.positions[stream.name] = trades[-1].agg_id
+        return [
+            self.frame(stream.name, trade_event(symbol, now_ms, trade))
+            for trade in trades
+            if not faults(DROP_TRADES, {symbol})
+        ]
 
     def _tickers(self, now_ms: int) -> Optional[list[dict[str, Any]]]:
         events = []
