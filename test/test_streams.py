@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import pytest
 
-from binance_exporter.binance.responses import parse_depth_snapshot
+from binance_exporter.binance.responses import parse_agg_trades, parse_depth_snapshot
 from binance_exporter.binance.streams import MAX_STREAMS_PER_CONNECTION, StreamHub
 from binance_exporter.fake.market import LISTED_SYMBOLS, Market, synthetic_symbols
 from binance_exporter.fake.simulator import BinanceSimulator
 from binance_exporter.market.definitions import BOOK_DEPTH
+from binance_exporter.market.microstructure import SideFlow
 
 from .helpers import post, true_best_levels, wait_for
 
@@ -22,6 +23,20 @@ def direct_snapshots(simulator: BinanceSimulator):
         return parse_depth_snapshot(symbol, simulator.market.depth(symbol, limit), limit)
 
     return snapshot
+
+
+def direct_trades(simulator: BinanceSimulator, baselines=None):
+    """Aggregate trades read from the simulated market itself, costing no
+    weight; the latest trade first answered for a symbol (where its
+    counting starts) noted in ``baselines``."""
+
+    def trades(symbol, from_id, limit, _time_left=None):
+        answer = parse_agg_trades(symbol, simulator.market.agg_trades(symbol, from_id, limit=limit))
+        if from_id is None and answer and baselines is not None:
+            baselines.setdefault(symbol, answer[-1].agg_id)
+        return answer
+
+    return trades
 
 
 @pytest.fixture(name="wide_market")
@@ -35,19 +50,26 @@ def wide_streaming_simulator():
     simulator.stop()
 
 
-def start_hub(simulator, symbols, **options) -> StreamHub:
-    hub = StreamHub((simulator.stream_url,), direct_snapshots(simulator), first_backoff=0.1, **options).start()
+def start_hub(simulator, symbols, baselines=None, **options) -> StreamHub:
+    hub = StreamHub(
+        (simulator.stream_url,),
+        direct_snapshots(simulator),
+        direct_trades(simulator, baselines),
+        first_backoff=0.1,
+        **options,
+    ).start()
     hub.track(symbols)
     return hub
 
 
 def all_in_sync(hub, symbols):
     readings = hub.book_readings(5)
-    return all(symbol in readings and readings[symbol][0].in_sync for symbol in symbols)
+    return all(symbol in readings and readings[symbol].state.in_sync for symbol in symbols)
 
 
 def resyncs(hub):
-    return {symbol: dict(state.resyncs) for symbol, (state, _) in hub.book_readings(5).items() if state.resyncs}
+    readings = hub.book_readings(5).values()
+    return {reading.state.symbol: dict(reading.state.resyncs) for reading in readings if reading.state.resyncs}
 
 
 def test_live_books_equal_the_true_books_once_the_market_stands_still(streaming):
@@ -61,8 +83,8 @@ def test_live_books_equal_the_true_books_once_the_market_stands_still(streaming)
             readings = hub.book_readings(5)
             for symbol in symbols:
                 _, bids, asks = true_best_levels(streaming, symbol, BOOK_DEPTH)
-                state, levels = readings[symbol]
-                if not state.in_sync or levels != (bids, asks):
+                state, view, _ = readings[symbol]
+                if not state.in_sync or (view.bids[:BOOK_DEPTH], view.asks[:BOOK_DEPTH]) != (bids, asks):
                     return False
             return True
 
@@ -74,12 +96,12 @@ def test_live_books_equal_the_true_books_once_the_market_stands_still(streaming)
 
 
 def test_more_streams_than_a_connection_may_carry_open_another_connection_within_binances_limits(wide_market):
-    symbols = tuple(sorted(wide_market.market.symbols))[: MAX_STREAMS_PER_CONNECTION + 50]
-    assert len(symbols) == MAX_STREAMS_PER_CONNECTION + 50
+    symbols = tuple(sorted(wide_market.market.symbols))[: MAX_STREAMS_PER_CONNECTION // 2 + 50]
+    assert len(symbols) == MAX_STREAMS_PER_CONNECTION // 2 + 50  # two streams each: depth and trades
     hub = start_hub(wide_market, symbols)
     try:
         wait_for(lambda: hub.counts().connections == 2, timeout=30)
-        wait_for(lambda: wide_market.stats()["stream_subscriptions"] == len(symbols) + 1, timeout=60)
+        wait_for(lambda: wide_market.stats()["stream_subscriptions"] == 2 * len(symbols) + 1, timeout=60)
         stats = wide_market.stats()
         assert stats["stream_violations"] == 0
         assert stats["stream_connections"] == 2
@@ -129,6 +151,41 @@ def test_untracked_books_are_unsubscribed_and_forgotten(streaming):
         wait_for(lambda: all_in_sync(hub, ("BTCUSDT", "ETHUSDT")), timeout=30)
         hub.track(("ETHUSDT",))
         wait_for(lambda: set(hub.book_readings(5)) == {"ETHUSDT"}, timeout=10)
-        wait_for(lambda: streaming.stats()["stream_subscriptions"] == 2, timeout=10)  # the ticker and ETHUSDT
+        wait_for(lambda: streaming.stats()["stream_subscriptions"] == 3, timeout=10)  # the ticker and ETHUSDT's two
+    finally:
+        hub.stop()
+
+
+def flows_equal_history(hub, simulator, baselines) -> bool:
+    """Whether every symbol's trade flow equals the sums of the market's
+    trade history after the trade its counting started from."""
+    readings = hub.book_readings(5)
+    for symbol, baseline in baselines.items():
+        expected = {"buy": SideFlow(), "sell": SideFlow()}
+        history = parse_agg_trades(symbol, simulator.market.agg_trades(symbol, baseline + 1, limit=10_000))
+        for trade in history:
+            expected[trade.taker_side] = expected[trade.taker_side].add(trade)
+        flow = readings[symbol].flow
+        if flow is None or (flow.buy, flow.sell) != (expected["buy"], expected["sell"]):
+            return False
+        if flow.last_price != (history[-1].price if history else None):
+            return False
+    return True
+
+
+def test_every_trade_is_counted_once_through_dropped_trades_a_lost_connection_and_rotations(streaming):
+    symbols, baselines = ("BTCUSDT", "ETHUSDT"), {}
+    hub = start_hub(streaming, symbols, baselines, max_connection_age=2.0)
+    try:
+        wait_for(lambda: set(baselines) == set(symbols) and all_in_sync(hub, symbols), timeout=30)
+        post(streaming, "/sim/faults", {"path": "stream", "action": "drop_trades", "symbol": "BTCUSDT", "times": 6})
+        wait_for(lambda: hub.book_readings(5)["BTCUSDT"].flow.backfilled >= 6, timeout=30)
+        post(streaming, "/sim/faults", {"path": "stream", "action": "drop", "times": 1})
+        wait_for(lambda: dict(hub.counts().reconnects).get("error", 0) == 1, timeout=30)
+        wait_for(lambda: dict(hub.counts().reconnects).get("rotation", 0) >= 2, timeout=30)
+        streaming.market.freeze()
+        wait_for(lambda: flows_equal_history(hub, streaming, baselines), timeout=30)
+        assert all(hub.book_readings(5)[symbol].flow.lost == 0 for symbol in symbols)
+        assert dict(hub.counts().messages)["trade"] > 0
     finally:
         hub.stop()

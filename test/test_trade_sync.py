@@ -78,12 +78,15 @@ def test_trades_before_the_baseline_is_known_wait_for_it():
     assert counted(sync) == expected(TRADES[3:6])
 
 
-def test_a_symbol_with_no_trade_yet_counts_from_its_first():
+def test_a_symbol_with_no_trade_yet_counts_from_its_first_id_0():
+    first = history(3, base=0)
     sync = TradeSync()
     sync.on_baseline(None)
-    sync.on_trade(TRADES[7])
-    sync.on_trade(TRADES[8])
-    assert counted(sync) == expected(TRADES[7:9]) and sync.wanted_from() is None
+    sync.on_trade(first[0])
+    sync.on_trade(first[2])
+    assert sync.wanted_from() == 1
+    sync.on_backfill(1, first[1:])
+    assert counted(sync) == expected(first) and sync.wanted_from() is None
 
 
 def test_a_gap_is_backfilled_and_counted_as_such():
@@ -195,7 +198,7 @@ def test_every_trade_after_the_baseline_is_counted_once_or_given_up_on(baseline,
             break
         sync.on_backfill(start, answer(start, kept_from, limit=7))
     assert sync.wanted_from() is None
-    owed = set(range(BASE + baseline + 1, sync.next_id if sync.next_id is not None else 0))
+    owed = set(range(BASE + baseline + 1, sync.next_id))
     assert len(sync.ids) == len(set(sync.ids))  # none counted twice
     assert set(sync.ids) <= owed and {i for i in owed if i >= kept_from} <= set(sync.ids)
     assert len(sync.ids) + sync.lost == len(owed)  # the rest given up on: trades Binance no longer keeps

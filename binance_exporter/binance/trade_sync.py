@@ -42,7 +42,7 @@ class TradeSync:  # pylint: disable=too-many-instance-attributes  # the ids, the
 
     def __init__(self) -> None:
         self.baseline_known = False
-        self.next_id: Optional[int] = None  # every id below it is counted or missing; None: from the next trade
+        self.next_id = 0  # every id below it is counted or missing (once the baseline is known)
         self.missing: list[list[int]] = []  # [first, last] ids, ascending, all below next_id
         self.catch_up = False  # the connection was lost: ids from next_id on may have gone by unseen
         self.flow = {side: SideFlow() for side in TAKER_SIDES}
@@ -55,10 +55,10 @@ class TradeSync:  # pylint: disable=too-many-instance-attributes  # the ids, the
 
     def on_baseline(self, latest: Optional[AggTrade]) -> None:
         """Starts counting after ``latest`` (None: Binance had no trade of
-        the symbol yet, and counting starts at the first), then counts the
-        trades that came meanwhile."""
+        the symbol yet, and counting starts at its first, id 0), then
+        counts the trades that came meanwhile."""
         self.baseline_known = True
-        self.next_id = latest.agg_id + 1 if latest is not None else None
+        self.next_id = latest.agg_id + 1 if latest is not None else 0
         early, self._early = list(self._early), deque(maxlen=MAX_EARLY_TRADES)
         for trade in early:
             self._count(trade)
@@ -72,7 +72,7 @@ class TradeSync:  # pylint: disable=too-many-instance-attributes  # the ids, the
 
     def interrupted(self) -> None:
         """The stream's connection was lost: trades may have gone by."""
-        if self.baseline_known and self.next_id is not None:
+        if self.baseline_known:
             self.catch_up = True
 
     def wanted_from(self) -> Optional[int]:
@@ -104,8 +104,8 @@ class TradeSync:  # pylint: disable=too-many-instance-attributes  # the ids, the
         """Counts ``trade`` unless it was counted before or precedes the
         baseline; whether it was counted."""
         agg_id = trade.agg_id
-        if self.next_id is None or agg_id >= self.next_id:
-            if self.next_id is not None and agg_id > self.next_id:
+        if agg_id >= self.next_id:
+            if agg_id > self.next_id:
                 self.missing.append([self.next_id, agg_id - 1])
                 self._trim()
             self.next_id = agg_id + 1

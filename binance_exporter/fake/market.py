@@ -147,6 +147,7 @@ _QTY_SCALES = (1, 1, 1, 10, 100)  # most levels small, a few large
 MAX_TRADE_HISTORY = 10_000
 _TRADES_PER_STEP = (0, 0, 1, 1, 2, 3)
 MAX_TRADES_PER_AGGREGATE = 5
+FIRST_TRADES = 3  # made with the first book
 _SPACINGS = (1, 1, 1, 1, 2, 3)  # ticks between neighbouring levels
 
 
@@ -396,10 +397,12 @@ class Market:  # pylint: disable=too-many-instance-attributes  # its clocks, its
         """A step's aggregate trades: a taker buy takes the best ask, a
         taker sell the best bid (the book itself is left as it is)."""
         for _ in range(_TRADES_PER_STEP[int(rng.random() * len(_TRADES_PER_STEP))]):
-            buyer_maker = rng.random() < 0.5
-            side = book.bids if buyer_maker else book.asks
-            if not side:
-                continue
+            self._trade_once(book, listed, rng)
+
+    def _trade_once(self, book: _Book, listed: ListedSymbol, rng: random.Random) -> None:
+        buyer_maker = rng.random() < 0.5
+        side = book.bids if buyer_maker else book.asks
+        if side:
             count = 1 + int(rng.random() * MAX_TRADES_PER_AGGREGATE)
             book.trade(side.price(0), self._qty(rng, listed), count, self.now_ms(), buyer_maker)
 
@@ -414,8 +417,11 @@ class Market:  # pylint: disable=too-many-instance-attributes  # its clocks, its
             generated = self._generate(listed)
             _FIRST_BOOKS[key] = (generated.update_id, dict(generated.bids.qty), dict(generated.asks.qty))
         update_id, bids, asks = _FIRST_BOOKS[key]
-        book = _Book(update_id, random.Random(f"{self.seed}/{listed.symbol}/trades").randrange(10**6, 10**9))
+        rng = random.Random(f"{self.seed}/{listed.symbol}/0/trades")
+        book = _Book(update_id, rng.randrange(10**6, 10**9))
         book.bids, book.asks = _Side(True, bids), _Side(False, asks)
+        for _ in range(FIRST_TRADES):  # a market that has traded before: its history is never empty
+            self._trade_once(book, listed, rng)
         return book
 
     def _generate(self, listed: ListedSymbol) -> _Book:
