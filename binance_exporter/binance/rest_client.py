@@ -89,6 +89,7 @@ MAX_BODY_BYTES = {
     "/api/v3/ticker/24hr": 8 * MIB,
     "/api/v3/depth": 2 * MIB,
     "/api/v3/ticker/bookTicker": 1 * MIB,
+    "/api/v3/aggTrades": 1 * MIB,  # 1000 trades of about 120 bytes
 }
 RETRIES = 2
 RETRY_DELAY = 0.5

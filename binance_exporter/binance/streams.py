@@ -668,9 +668,12 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
         the wait before the next try doubled (``REQUEST_RETRY``)."""
         try:
             answer = await asyncio.wrap_future(self._workers.submit(call))
-        except MarketDataError as exc:
+        except Exception as exc:  # pylint: disable=broad-exception-caught  # a bug here must not end the streams
             wait = min(REQUEST_RETRY[1], 2 * self._retry.get((what, symbol), (0.0, REQUEST_RETRY[0] / 2))[1])
             self._retry[(what, symbol)] = (self._clock() + wait, wait)
+            if not isinstance(exc, MarketDataError):
+                logger.exception("%s: %s failed unexpectedly, again in %.0f s", symbol, what, wait)
+                return None
             level = logging.DEBUG if isinstance(exc, RequestSkipped) else logging.WARNING
             logger.log(level, "%s: %s failed, again in %.0f s: %s", symbol, what, wait, exc)
             return None
