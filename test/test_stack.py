@@ -1,7 +1,9 @@
 """The stack in docker/, checked with the real Prometheus tools: the configs
-load, every alert fires and stays quiet as its rule test says, the live
-/metrics pass promtool, and a real Prometheus scrapes the exporter and
-answers every query of the Grafana dashboard and of the alerts.
+load, every alert fires and stays quiet as its rule test says, every
+recording rule records what its rule test says, the live /metrics pass
+promtool, and a real Prometheus scrapes an exporter in REST mode and one in
+stream mode and answers every query of the Grafana dashboard, of the alerts
+and of the recording rules.
 
 Docker itself cannot run here; the compose file, the Dockerfile and the
 dashboard are checked for structure instead.
@@ -54,6 +56,10 @@ def alert_rules():
     return [rule for group in load_yaml("alerts.yml")["groups"] for rule in group["rules"]]
 
 
+def recording_rules():
+    return [rule for group in load_yaml("recording.yml")["groups"] for rule in group["rules"]]
+
+
 def dashboard_queries():
     """Every PromQL expression of the dashboard, its variables filled in."""
     board = json.loads(DASHBOARD.read_text(encoding="utf-8"))
@@ -77,6 +83,19 @@ def test_alert_rules_are_valid():
 def test_every_alert_fires_and_stays_quiet_as_its_rule_test_says():
     result = promtool("test", "rules", "alerts.test.yml")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_recording_rules_are_valid_and_record_what_their_rule_test_says():
+    checked = promtool("check", "rules", "recording.yml")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    tested = promtool("test", "rules", "recording.test.yml")
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    exercised = {case["expr"].split("{")[0] for test in load_yaml("recording.test.yml")["tests"]
+                 for case in test["promql_expr_test"]}  # fmt: skip
+    assert exercised == {rule["record"] for rule in recording_rules()}  # every rule proven
+    assert load_yaml("prometheus.yml")["rule_files"] == ["alerts.yml", "recording.yml"]
+    mounted = compose()["services"]["prometheus"]["volumes"]
+    assert "./recording.yml:/etc/prometheus/recording.yml:ro" in mounted
 
 
 def test_every_alert_has_a_firing_and_a_quiet_case_and_tells_the_operator_what_to_do():
@@ -120,23 +139,30 @@ def stack():
         "binance_exporter.fake.simulator",
         *("--port", "0", "--stream-port", "0", "--tick-seconds", "0.5", "--weight-limit", "20000"),
     )
-    exporter = prometheus_process = None
+    exporter = streaming = prometheus_process = None
     with tempfile.TemporaryDirectory() as workdir:
         try:
-            binance_url = wait_for(binance.stdout.readline).split()[-1]
-            exporter_port, prometheus_port = free_port(), free_port()
+            words = wait_for(binance.stdout.readline).split()  # "... streaming on ws://..., listening on http://..."
+            binance_url, stream_url = words[-1], words[4].rstrip(",")
+            exporter_port, streaming_port, prometheus_port = free_port(), free_port(), free_port()
             exporter = start_module(
                 "binance_exporter.exporter",
                 *("--port", str(exporter_port), "--address", "127.0.0.1", "--base-url", binance_url),
                 *("--update-interval", "1", "--rank-interval", "10", "--weight-budget", str(STACK_BUDGET)),
             )
+            streaming = start_module(
+                "binance_exporter.exporter",
+                *("--source", "stream", "--stream-url", stream_url, "--base-url", binance_url),
+                *("--port", str(streaming_port), "--address", "127.0.0.1", "--update-interval", "1"),
+            )
             config = load_yaml("prometheus.yml")
             config["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
-            config["rule_files"] = [str(DOCKER / "alerts.yml")]
+            config["rule_files"] = [str(DOCKER / name) for name in config["rule_files"]]
+            exporters = [f"127.0.0.1:{exporter_port}", f"127.0.0.1:{streaming_port}"]
             for job in config["scrape_configs"]:
                 job["scrape_interval"] = "1s"
-                own = f"127.0.0.1:{prometheus_port}" if job["job_name"] == "prometheus" else None
-                job["static_configs"] = [{"targets": [own or f"127.0.0.1:{exporter_port}"]}]
+                own = [f"127.0.0.1:{prometheus_port}"] if job["job_name"] == "prometheus" else None
+                job["static_configs"] = [{"targets": own or exporters}]
             Path(workdir, "prometheus.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
             prometheus_process = subprocess.Popen(  # pylint: disable=consider-using-with  # stopped below
                 [
@@ -151,9 +177,15 @@ def stack():
             )
             url = f"http://127.0.0.1:{prometheus_port}"
             wait_for(lambda: http_get(url + "/-/ready")[0] == 200, timeout=30)
-            yield {"prometheus": url, "exporter": f"http://127.0.0.1:{exporter_port}", "binance": binance_url}
+            yield {
+                "prometheus": url,
+                "exporter": f"http://127.0.0.1:{exporter_port}",
+                "rest_instance": exporters[0],
+                "streaming": f"http://127.0.0.1:{streaming_port}",
+                "binance": binance_url,
+            }
         finally:
-            for process in (prometheus_process, exporter, binance):
+            for process in (prometheus_process, exporter, streaming, binance):
                 if process is not None:
                     stop_process(process)
 
@@ -174,7 +206,7 @@ def test_prometheus_scrapes_the_exporter(stack):
 
 def test_binance_spread_has_the_q2_symbols(stack):
     def symbols():
-        _, answer = query(stack, "binance_spread")
+        _, answer = query(stack, f'binance_spread{{instance="{stack["rest_instance"]}"}}')  # stream mode: every book
         return {series["metric"]["symbol"] for series in answer["data"]["result"]}
 
     wait_for(lambda: len(symbols()) == 5, timeout=30)
@@ -203,7 +235,7 @@ def test_prometheus_sees_the_update_interval_the_exporter_was_given(stack):
         _, answer = query(stack, "binance_exporter_update_interval_seconds")
         return [float(series["value"][1]) for series in answer["data"]["result"]]
 
-    assert wait_for(interval, timeout=30) == [1.0]
+    assert wait_for(interval, timeout=30) == [1.0, 1.0]  # both exporters
 
 
 def test_the_weight_alerts_see_the_exporter_run_out_of_its_budget(stack):
@@ -232,15 +264,25 @@ def test_the_weight_alerts_see_the_exporter_run_out_of_its_budget(stack):
         neighbour.join()
 
 
-def test_prometheus_loaded_the_alert_rules(stack):
+def test_prometheus_loaded_the_alert_and_recording_rules(stack):
     _, _, body = http_get(stack["prometheus"] + "/api/v1/rules")
     loaded = {rule["name"] for group in json.loads(body)["data"]["groups"] for rule in group["rules"]}
-    assert loaded == {rule["alert"] for rule in alert_rules()}
+    assert loaded == {rule["alert"] for rule in alert_rules()} | {rule["record"] for rule in recording_rules()}
 
 
-def test_live_metrics_pass_promtool_check_metrics(stack):
-    wait_for(lambda: b"binance_spread{" in http_get(stack["exporter"] + "/metrics")[2], timeout=30)
-    _, _, metrics = http_get(stack["exporter"] + "/metrics")
+def test_every_recording_rule_records_data(stack):
+    for rule in recording_rules():
+        status, body = query(stack, rule["expr"])
+        assert status == 200 and body["status"] == "success", f"{rule['expr']}: {body}"
+        assert wait_for(lambda name=rule["record"]: query(stack, name)[1]["data"]["result"], timeout=40), rule["record"]
+
+
+@pytest.mark.parametrize("exporter", ["exporter", "streaming"])
+def test_live_metrics_pass_promtool_check_metrics(stack, exporter):
+    wait_for(lambda: b"binance_spread{" in http_get(stack[exporter] + "/metrics")[2], timeout=30)
+    if exporter == "streaming":
+        wait_for(lambda: b"binance_trades_total{" in http_get(stack[exporter] + "/metrics")[2], timeout=30)
+    _, _, metrics = http_get(stack[exporter] + "/metrics")
     result = promtool("check", "metrics", stdin=metrics.decode())
     assert result.returncode == 0 and result.stdout == "" and result.stderr == "", result.stdout + result.stderr
 
