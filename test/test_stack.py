@@ -129,6 +129,19 @@ def test_neither_the_dashboard_nor_the_alerts_assume_a_top_size_or_an_update_int
 STACK_BUDGET = 9000
 
 
+def write_prometheus_config(path: Path, prometheus_port: int, exporters: list[str]) -> None:
+    """docker/prometheus.yml with every interval 1 s, the rule files where
+    they are, and the scrape targets on loopback."""
+    config = load_yaml("prometheus.yml")
+    config["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
+    config["rule_files"] = [str(DOCKER / name) for name in config["rule_files"]]
+    for job in config["scrape_configs"]:
+        job["scrape_interval"] = "1s"
+        own = [f"127.0.0.1:{prometheus_port}"] if job["job_name"] == "prometheus" else None
+        job["static_configs"] = [{"targets": own or exporters}]
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+
+
 @pytest.fixture(scope="module")
 def stack():
     """The fake Binance, the exporter and a real Prometheus scraping it, with
@@ -155,15 +168,8 @@ def stack():
                 *("--source", "stream", "--stream-url", stream_url, "--base-url", binance_url),
                 *("--port", str(streaming_port), "--address", "127.0.0.1", "--update-interval", "1"),
             )
-            config = load_yaml("prometheus.yml")
-            config["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
-            config["rule_files"] = [str(DOCKER / name) for name in config["rule_files"]]
             exporters = [f"127.0.0.1:{exporter_port}", f"127.0.0.1:{streaming_port}"]
-            for job in config["scrape_configs"]:
-                job["scrape_interval"] = "1s"
-                own = [f"127.0.0.1:{prometheus_port}"] if job["job_name"] == "prometheus" else None
-                job["static_configs"] = [{"targets": own or exporters}]
-            Path(workdir, "prometheus.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
+            write_prometheus_config(Path(workdir, "prometheus.yml"), prometheus_port, exporters)
             prometheus_process = subprocess.Popen(  # pylint: disable=consider-using-with  # stopped below
                 [
                     prometheus,
