@@ -1,18 +1,21 @@
 """The streams' hub against the fake Binance's real websocket server: live
 books that equal the simulated market, Binance's limits kept, silent
-connections replaced, connections rotated with no gap."""
+connections replaced, connections rotated with no gap, every trade counted
+once."""
 
 from __future__ import annotations
 
+from decimal import Decimal as D
 
 import pytest
 
 from binance_exporter.binance.responses import parse_agg_trades, parse_depth_snapshot
-from binance_exporter.binance.streams import MAX_STREAMS_PER_CONNECTION, StreamHub
+from binance_exporter.binance.streams import MAX_STREAMS_PER_CONNECTION, StreamHub, levels_to_read
 from binance_exporter.fake.market import LISTED_SYMBOLS, Market, synthetic_symbols
 from binance_exporter.fake.simulator import BinanceSimulator
 from binance_exporter.market.definitions import BOOK_DEPTH
 from binance_exporter.market.microstructure import SideFlow
+from binance_exporter.market.order_book import BookSide
 
 from .helpers import post, true_best_levels, wait_for
 
@@ -189,3 +192,12 @@ def test_every_trade_is_counted_once_through_dropped_trades_a_lost_connection_an
         assert dict(hub.counts().messages)["trade"] > 0
     finally:
         hub.stop()
+
+
+def test_a_reading_copies_every_level_within_the_widest_band_or_the_best_200_if_more():
+    bids = BookSide(True, [(D(10_000 - i), D(1)) for i in range(1000)])  # one apart below 10000
+    asks = BookSide(False, [(D(10_001 + 10 * i), D(1)) for i in range(1000)])  # ten apart above 10001
+    mid = D("10000.5")  # 500 bps: 9500.475 and 10500.525
+    assert levels_to_read(bids, mid, BOOK_DEPTH) == 500  # 10000 down to 9501
+    assert levels_to_read(asks, mid, BOOK_DEPTH) == BOOK_DEPTH  # only 50 within the band
+    assert levels_to_read(bids, None, BOOK_DEPTH) == BOOK_DEPTH

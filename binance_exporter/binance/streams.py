@@ -102,8 +102,6 @@ RECONNECT_REASONS = (CLOSED, ERROR, SILENT, ROTATION, SERVER_SHUTDOWN)
 KEEPALIVE_TIMEOUT = 1011  # the close code websockets sends when a pong is late
 
 
-
-
 class BookReading(NamedTuple):
     """A tracked symbol at one moment: its book's state; while the book is
     in sync, its levels out to the widest depth band (at least the best
