@@ -36,7 +36,11 @@ The stream section (the fake's books moving every 0.1 s, as
 8. event-to-book latency: 100 books kept by a ``StreamHub`` in this process
    from a fake Binance in its own process, the time from each event's ``E``
    to its being applied, p50/p99/max; and the same streams read by a bare
-   websocket client, the part that is the fake's and the loopback's.
+   websocket client, the part that is the fake's and the loopback's;
+9. /metrics with 100 live books in stream mode (the top 50 of each list):
+   p50/p99 with 1 and 10 scrapers, and the page's size; item 7 also
+   measures the cost trade flow adds per aggTrade event and the
+   microstructure read of one book.
 
 It prints one table (and the comparison tables), writes them as JSON for
 comparisons across commits, and names the targets the numbers miss.
