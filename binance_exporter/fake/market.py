@@ -148,6 +148,7 @@ MAX_TRADE_HISTORY = 10_000
 _TRADES_PER_STEP = (0, 0, 1, 1, 2, 3)
 MAX_TRADES_PER_AGGREGATE = 5
 FIRST_TRADES = 3  # made with the first book
+TRADE_TRIM = 1000  # trades past MAX_TRADE_HISTORY before the oldest go, all at once
 _SPACINGS = (1, 1, 1, 1, 2, 3)  # ticks between neighbouring levels
 
 
@@ -283,7 +284,7 @@ class _Book:
         self.trades.append(AggTrade(self.next_agg_id, price, qty, self.next_trade_id, last, time_ms, buyer_maker))
         self.next_agg_id += 1
         self.next_trade_id += count
-        if len(self.trades) > 2 * MAX_TRADE_HISTORY:  # trimmed in bulk: appending stays cheap
+        if len(self.trades) > MAX_TRADE_HISTORY + TRADE_TRIM:  # trimmed in bulk: appending stays cheap
             del self.trades[:-MAX_TRADE_HISTORY]
 
     def trades_from(self, agg_id: int) -> list[AggTrade]:

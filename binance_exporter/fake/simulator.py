@@ -189,7 +189,7 @@ class Query:
         value = self.params.get(name)
         if value is None:
             return None
-        if not value.isdigit() or len(value) > 19:
+        if not (value.isascii() and value.isdigit()) or len(value) > 19:
             raise ApiError(
                 400, -1100, f"Illegal characters found in parameter '{name}'; legal range is '^[0-9]{{1,19}}$'."
             )
@@ -200,7 +200,7 @@ class Query:
         value = self.params.get("limit")
         if value is None:
             return default
-        if not value.isdigit() or len(value) > 20 or int(value) == 0:
+        if not (value.isascii() and value.isdigit()) or len(value) > 20 or int(value) == 0:
             raise ApiError(400, -1100, "Illegal characters found in parameter 'limit'; legal range is '^[0-9]{1,20}$'.")
         return min(int(value), MAX_DEPTH_LIMIT)
 
@@ -506,8 +506,7 @@ class BinanceSimulator:  # pylint: disable=too-many-instance-attributes  # its s
         from_id, start, end = (params.integer(name) for name in ("fromId", "startTime", "endTime"))
         if from_id is not None and (start is not None or end is not None):
             raise ApiError(400, -1128, "Combination of optional parameters invalid.")
-        if start is not None and end is not None and not 0 <= end - start <= 3_600_000:
-            raise ApiError(400, -1127, "More than 1 hours between startTime and endTime.")
+        # Binance dropped the one-hour limit between startTime and endTime on 2022-12-05.
         trades = self.market.agg_trades(symbol, from_id, start, end, limit)
         if from_id is None and start is None and end is None and trades:
             self.agg_trade_baselines.setdefault(symbol, trades[-1]["a"])  # answered under the lock
