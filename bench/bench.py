@@ -101,7 +101,7 @@ from binance_exporter.binance.responses import (
 from binance_exporter.binance.trade_sync import TradeSync
 from binance_exporter.errors import MarketDataError
 from binance_exporter.market.definitions import BOOK_DEPTH
-from binance_exporter.market.microstructure import AggTrade, BookView, microstructure, mid_price
+from binance_exporter.market.microstructure import AggTrade, microstructure
 from binance_exporter.market.order_book import LocalBook
 
 # pylint: enable=wrong-import-position,wrong-import-order,import-error,no-name-in-module
@@ -967,13 +967,7 @@ def microstructure_us(data: dict[str, Any]) -> float:
     micro price, 12 depth bands, 3 imbalances), as the cycle does per book."""
     sync = synced_book(data)
     assert sync.book is not None
-    mid = mid_price(BookView(tuple(sync.book.bids.top(1)), tuple(sync.book.asks.top(1))))
-    view = BookView(
-        tuple(sync.book.bids.top(streams.levels_to_read(sync.book.bids, mid, BOOK_DEPTH))),
-        tuple(sync.book.asks.top(streams.levels_to_read(sync.book.asks, mid, BOOK_DEPTH))),
-        sync.book.bids.horizon,
-        sync.book.asks.horizon,
-    )
+    view = sync.book.view(BOOK_DEPTH)
     rounds = 200
     started = time.perf_counter()
     for _ in range(rounds):

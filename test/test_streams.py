@@ -10,12 +10,12 @@ from decimal import Decimal as D
 import pytest
 
 from binance_exporter.binance.responses import parse_agg_trades, parse_depth_snapshot
-from binance_exporter.binance.streams import MAX_STREAMS_PER_CONNECTION, StreamHub, levels_to_read
+from binance_exporter.binance.streams import MAX_STREAMS_PER_CONNECTION, StreamHub
 from binance_exporter.fake.market import LISTED_SYMBOLS, Market, synthetic_symbols
 from binance_exporter.fake.simulator import BinanceSimulator
 from binance_exporter.market.definitions import BOOK_DEPTH
 from binance_exporter.market.microstructure import SideFlow
-from binance_exporter.market.order_book import BookSide
+from binance_exporter.market.order_book import BookSide, levels_to_read
 
 from .helpers import post, true_best_levels, wait_for
 

@@ -51,7 +51,6 @@ import random
 import threading
 import time
 from collections import Counter, deque
-from decimal import Decimal
 from typing import Any, Callable, Iterable, NamedTuple, Optional
 
 import orjson
@@ -66,8 +65,7 @@ from binance_exporter.binance.workers import WorkerPool
 from binance_exporter.cycle.snapshot import BookState, StreamCounts, TradeFlow
 from binance_exporter.errors import MarketDataError
 from binance_exporter.market.definitions import BOOK_DEPTH, Ticker24h, printable
-from binance_exporter.market.microstructure import DEPTH_BANDS_BPS, AggTrade, BookView, band_edge, mid_price
-from binance_exporter.market.order_book import BookSide
+from binance_exporter.market.microstructure import AggTrade, BookView
 
 logger = logging.getLogger(__name__)
 
@@ -120,14 +118,6 @@ def depth_stream(symbol: str) -> str:
 def trade_stream(symbol: str) -> str:
     """The aggregate trade stream of ``symbol``: ``btcusdt@aggTrade``."""
     return symbol.lower() + TRADE_SUFFIX
-
-
-def levels_to_read(side: BookSide, mid: Optional[Decimal], depth: int) -> int:
-    """How many of a side's best levels a reading copies: the best
-    ``depth``, or all within the widest depth band of ``mid`` if more."""
-    if mid is None:
-        return depth
-    return max(depth, side.count_within(band_edge(mid, DEPTH_BANDS_BPS[-1], side.is_bid)))
 
 
 class ConnectionAttempts:
@@ -322,16 +312,7 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
                 last_event_time=sync.last_event_time / 1000 if sync.last_event_time is not None else None,
                 resyncs=tuple(sorted(sync.resyncs.items())),
             )
-            view = None
-            if book is not None:
-                best = BookView(tuple(book.bids.top(1)), tuple(book.asks.top(1)))
-                mid = mid_price(best)
-                view = BookView(
-                    tuple(book.bids.top(levels_to_read(book.bids, mid, self.depth))),
-                    tuple(book.asks.top(levels_to_read(book.asks, mid, self.depth))),
-                    book.bids.horizon,
-                    book.asks.horizon,
-                )
+            view = book.view(self.depth) if book is not None else None
             readings[symbol] = BookReading(state, view, self._trade_flow(symbol))
         return readings
 

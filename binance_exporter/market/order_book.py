@@ -21,6 +21,7 @@ from decimal import Decimal
 from typing import Iterable, Optional
 
 from binance_exporter.market.definitions import BOOK_DEPTH, PriceLevel
+from binance_exporter.market.microstructure import DEPTH_BANDS_BPS, BookView, band_edge, mid_price
 
 # A side never holds more levels than this: past it the worst are let go
 # and the horizon moves in to the deepest level kept.
@@ -139,6 +140,25 @@ class LocalBook:
     def exact(self, depth: int = BOOK_DEPTH) -> bool:
         """Whether the best ``depth`` levels of both sides are known exactly."""
         return self.bids.exact(depth) and self.asks.exact(depth)
+
+    def view(self, depth: int = BOOK_DEPTH) -> BookView:
+        """A copy of each side's best levels, out to the widest depth band
+        of the mid (at least the best ``depth``), and the horizons."""
+        mid = mid_price(BookView(tuple(self.bids.top(1)), tuple(self.asks.top(1))))
+        return BookView(
+            tuple(self.bids.top(levels_to_read(self.bids, mid, depth))),
+            tuple(self.asks.top(levels_to_read(self.asks, mid, depth))),
+            self.bids.horizon,
+            self.asks.horizon,
+        )
+
+
+def levels_to_read(side: BookSide, mid: Optional[Decimal], depth: int) -> int:
+    """How many of a side's best levels a reading copies: the best
+    ``depth``, or all within the widest depth band of ``mid`` if more."""
+    if mid is None:
+        return depth
+    return max(depth, side.count_within(band_edge(mid, DEPTH_BANDS_BPS[-1], side.is_bid)))
 
 
 def _horizon(levels: list[PriceLevel], limit: int, max_price: bool) -> Optional[Decimal]:
