@@ -64,6 +64,8 @@ class Config:  # pylint: disable=too-many-instance-attributes  # one attribute p
     state_dir: str = ""  # "" until parse_args fills in default_state_dir()
     web_max_connections: int = Limits.max_connections
     web_config_file: str = ""
+    web_max_live_clients: int = Limits.max_live_clients
+    web_disable_ui: bool = False
     source: str = "stream"
     symbols: tuple[str, ...] = ()
     stream_urls: tuple[str, ...] = ("wss://stream.binance.com:9443",)
@@ -272,6 +274,12 @@ OPTIONS = (
         "HTTP connections open at once; at the limit a new one closes the one that has waited longest on its client",
     ),
     _Option(
+        "--web.max-live-clients",
+        "web_max_live_clients",
+        _whole_number(1, 10_000),
+        "browsers following the live view's pages at once, apart from --web.max-connections; past it, a 503",
+    ),
+    _Option(
         "--web.config.file",
         "web_config_file",
         str.strip,  # empty: no file
@@ -279,10 +287,24 @@ OPTIONS = (
         "response headers",
     ),
 )
-# A flag without a value; its variable is a boolean.
-ONCE = _Option("--once", "once", _boolean, "")
+# Flags without a value; their variables are booleans.
+SWITCHES = (
+    _Option(
+        "--once",
+        "once",
+        _boolean,
+        "print the report of Q1-Q4 once and exit; exit status 1 if Binance could not be read",
+    ),
+    _Option(
+        "--web.disable-ui",
+        "web_disable_ui",
+        _boolean,
+        "serve no live view (the pages at / and /book/<SYMBOL>, and their events): /metrics and the health "
+        "endpoints only",
+    ),
+)
 # Exactly the variables that set something.
-KNOWN_VARIABLES = frozenset(option.env for option in (*OPTIONS, ONCE))
+KNOWN_VARIABLES = frozenset(option.env for option in (*OPTIONS, *SWITCHES))
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -313,13 +335,14 @@ def _parser() -> OneLineParser:
             if getattr(defaults, option.field) != ""
             else f"{option.help} (env {option.env})",
         )
-    parser.add_argument(
-        "--once",
-        action="store_const",
-        const="true",
-        help=f"print the report of Q1-Q4 once and exit; exit status 1 if Binance could not be read "
-        f"(env {ONCE.env}: {BOOLEAN_SPELLINGS})",
-    )
+    for switch in SWITCHES:
+        parser.add_argument(
+            switch.flag,
+            dest=switch.field,
+            action="store_const",
+            const="true",
+            help=f"{switch.help} (env {switch.env}: {BOOLEAN_SPELLINGS})",
+        )
     parser.add_argument("--version", action="version", version=f"binance-exporter {__version__}")
     return parser
 
@@ -331,7 +354,7 @@ def parse_args(argv: Optional[Sequence[str]], env: Mapping[str, str]) -> Config:
     args = parser.parse_args(argv)
     _refuse_unknown_variables(env, parser)
     values: dict[str, object] = {}
-    for option in (*OPTIONS, ONCE):
+    for option in (*OPTIONS, *SWITCHES):
         flag_value = getattr(args, option.field)
         if flag_value is not None:
             text, source = flag_value, option.flag

@@ -30,6 +30,8 @@ from binance_exporter.cycle.snapshot import Snapshot
 from binance_exporter.cycle.stream_scheduler import StreamScheduler
 from binance_exporter.exposition.collector import MetricsPage
 from binance_exporter.exposition.http_server import ExporterHTTPServer, Health, Limits
+from binance_exporter.exposition.live_view import LiveEvents, LivePublisher
+from binance_exporter.exposition.pages import LiveSite
 from binance_exporter.exposition.report import render_report, render_spread_lines
 from binance_exporter.exposition.web_config import WebConfig, WebConfigError, WebConfigFile
 from binance_exporter.logs import configure_logging
@@ -183,6 +185,14 @@ def read_web_config(config: Config) -> Callable[[], WebConfig]:
     return web
 
 
+def live_publisher(config: Config, scheduler: Scheduler, health: Health) -> LivePublisher:
+    """What makes the live view's events: the answers from the scheduler's
+    snapshots, the books from its live books (in stream mode)."""
+    hub = scheduler.hub if isinstance(scheduler, StreamScheduler) else None
+    books = hub.live_books if hub is not None else None
+    return LivePublisher(LiveEvents(), lambda: scheduler.snapshot, health.ready, books, config.source)
+
+
 def serve(config: Config, signals: SignalRecord) -> int:
     """Serves /metrics and updates until a stop signal; returns 0."""
     web = read_web_config(config)
@@ -195,9 +205,13 @@ def serve(config: Config, signals: SignalRecord) -> int:
         lambda: scheduler.snapshot, STALE_AFTER_INTERVALS * config.update_interval, updating=updates.is_alive
     )
     host = f"[{config.address}]" if ":" in config.address else config.address
+    publisher = None if config.web_disable_ui else live_publisher(config, scheduler, health)
+    live = None
+    if publisher is not None:
+        live = (LiveSite(lambda: frozenset(book.symbol for book in scheduler.snapshot.books)), publisher.events)
     try:
-        limits = Limits(max_connections=config.web_max_connections)
-        server = ExporterHTTPServer((config.address, config.port), metrics, health, limits, web).start()
+        limits = Limits(max_connections=config.web_max_connections, max_live_clients=config.web_max_live_clients)
+        server = ExporterHTTPServer((config.address, config.port), metrics, health, limits, web, live).start()
     except OSError as exc:
         config_error(f"cannot listen on {host}:{config.port}: {exc.strerror or exc}")
     streams = f" and streams from {', '.join(config.stream_urls)}" if config.source == "stream" else ""
@@ -213,9 +227,13 @@ def serve(config: Config, signals: SignalRecord) -> int:
         config.rank_interval,
     )
     updates.start()
+    if publisher is not None:
+        publisher.start()
     signals.wait()
     stop.set()
     logger.info("stopping on %s", signals.stop_name)
+    if publisher is not None:
+        publisher.stop()
     server.stop()
     scheduler.close()
     return 0

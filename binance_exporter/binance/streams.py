@@ -62,7 +62,7 @@ from binance_exporter.binance.request_gate import RequestSkipped
 from binance_exporter.binance.responses import parse_agg_trade_event, parse_depth_event, parse_rolling_tickers
 from binance_exporter.binance.trade_sync import BACKFILL_LIMIT, TradeSync
 from binance_exporter.binance.workers import WorkerPool
-from binance_exporter.cycle.snapshot import BookState, StreamCounts, TradeFlow
+from binance_exporter.cycle.snapshot import BookState, LiveBook, StreamCounts, TradeFlow
 from binance_exporter.errors import MarketDataError
 from binance_exporter.market.definitions import BOOK_DEPTH, Ticker24h, printable
 from binance_exporter.market.microstructure import AggTrade, BookView
@@ -118,6 +118,18 @@ def depth_stream(symbol: str) -> str:
 def trade_stream(symbol: str) -> str:
     """The aggregate trade stream of ``symbol``: ``btcusdt@aggTrade``."""
     return symbol.lower() + TRADE_SUFFIX
+
+
+def _book_state(symbol: str, sync: DepthSync) -> BookState:
+    book = sync.book if sync.in_sync else None
+    return BookState(
+        symbol=symbol,
+        in_sync=sync.in_sync,
+        bid_levels=len(book.bids) if book else 0,
+        ask_levels=len(book.asks) if book else 0,
+        last_event_time=sync.last_event_time / 1000 if sync.last_event_time is not None else None,
+        resyncs=tuple(sorted(sync.resyncs.items())),
+    )
 
 
 class ConnectionAttempts:
@@ -247,7 +259,17 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
         """Every live book's state and, for those in sync, the best
         ``depth`` levels of each side, all as of one moment. Raises
         ``MarketDataError`` if the loop does not answer within ``timeout``."""
-        future = asyncio.run_coroutine_threadsafe(self._read_books(), self._loop)
+        return self._on_loop(self._read_books(), timeout)
+
+    def live_books(self, symbols: Iterable[str], levels: int, known: dict[str, tuple], timeout: float) -> dict:
+        """The live view of each of ``symbols`` as of one moment, with its
+        best ``levels`` a side (None for a symbol not tracked); a symbol
+        whose version is ``known[symbol]`` is left out (nothing changed). Raises
+        ``MarketDataError`` if the loop does not answer within ``timeout``."""
+        return self._on_loop(self._read_live(tuple(symbols), levels, dict(known)), timeout)
+
+    def _on_loop(self, coroutine: Any, timeout: float) -> Any:
+        future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
         try:
             return future.result(timeout)
         except (TimeoutError, RuntimeError) as exc:
@@ -304,17 +326,36 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
         readings = {}
         for symbol, sync in self._syncs.items():
             book = sync.book if sync.in_sync else None
-            state = BookState(
-                symbol=symbol,
-                in_sync=sync.in_sync,
-                bid_levels=len(book.bids) if book else 0,
-                ask_levels=len(book.asks) if book else 0,
-                last_event_time=sync.last_event_time / 1000 if sync.last_event_time is not None else None,
-                resyncs=tuple(sorted(sync.resyncs.items())),
-            )
             view = book.view(self.depth) if book is not None else None
-            readings[symbol] = BookReading(state, view, self._trade_flow(symbol))
+            readings[symbol] = BookReading(_book_state(symbol, sync), view, self._trade_flow(symbol))
         return readings
+
+    async def _read_live(
+        self, symbols: tuple[str, ...], levels: int, known: dict[str, tuple]
+    ) -> dict[str, Optional[LiveBook]]:
+        live: dict[str, Optional[LiveBook]] = {}
+        for symbol in symbols:
+            sync = self._syncs.get(symbol)
+            if sync is None:
+                live[symbol] = None  # not tracked
+                continue
+            trades = self._trade_syncs[symbol]
+            book = sync.book if sync.in_sync else None
+            version = (
+                book.update_id if book is not None else None,
+                sum(sync.resyncs.values()),
+                trades.last_counted_id,
+                len(trades.recent),
+            )
+            if known.get(symbol) == version:
+                continue
+            view = None
+            if book is not None:
+                view = BookView(
+                    tuple(book.bids.top(levels)), tuple(book.asks.top(levels)), book.bids.horizon, book.asks.horizon
+                )
+            live[symbol] = LiveBook(version, _book_state(symbol, sync), view, tuple(trades.recent))
+        return live
 
     def _trade_flow(self, symbol: str) -> Optional[TradeFlow]:
         trades = self._trade_syncs[symbol]

@@ -23,6 +23,7 @@ Pure code: no I/O, no clock, no logging.
 
 from __future__ import annotations
 
+import bisect
 from collections import deque
 from decimal import Decimal
 from typing import Iterable, Optional
@@ -35,6 +36,7 @@ BACKFILL_LIMIT = 1000  # trades per GET /api/v3/aggTrades, Binance's most
 MAX_MISSING = 100_000
 MAX_MISSING_RANGES = 64
 MAX_EARLY_TRADES = 1000  # trades held while the baseline is not known
+RECENT_TRADES = 20  # the latest trades counted, kept for the live view
 
 
 class TradeSync:  # pylint: disable=too-many-instance-attributes  # the ids, the flow and its counts
@@ -51,6 +53,7 @@ class TradeSync:  # pylint: disable=too-many-instance-attributes  # the ids, the
         self.backfilled = 0  # aggregate trades counted from a backfill
         self.lost = 0  # aggregate trades given up on
         self.request_pending = False
+        self.recent: list[AggTrade] = []  # the latest RECENT_TRADES counted, by ascending id
         self._early: deque[AggTrade] = deque(maxlen=MAX_EARLY_TRADES)
 
     def on_baseline(self, latest: Optional[AggTrade]) -> None:
@@ -115,6 +118,11 @@ class TradeSync:  # pylint: disable=too-many-instance-attributes  # the ids, the
         self.flow[trade.taker_side] = self.flow[trade.taker_side].add(trade)
         if agg_id > self.last_counted_id:
             self.last_counted_id, self.last_price = agg_id, trade.price
+            self.recent.append(trade)
+        else:  # a backfilled trade older than the latest
+            bisect.insort(self.recent, trade, key=lambda t: t.agg_id)
+        if len(self.recent) > RECENT_TRADES:
+            del self.recent[0]
         return True
 
     def _trim(self) -> None:

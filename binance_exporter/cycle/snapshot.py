@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Optional
+from typing import NamedTuple, Optional
 
 from binance_exporter.market.definitions import DEFAULT_TOP_LISTS, BookTop, Ranking, Ticker24h, TopList
-from binance_exporter.market.microstructure import Microstructure, SideFlow
+from binance_exporter.market.microstructure import AggTrade, BookView, Microstructure, SideFlow
 
 
 @dataclass(frozen=True)
@@ -98,6 +98,18 @@ class TradeFlow:
     last_price: Optional[Decimal]
     backfilled: int
     lost: int
+
+
+class LiveBook(NamedTuple):
+    """A tracked symbol for the live view: its book's state; while the
+    book is in sync, its best levels a side and its horizons; its latest
+    trades counted, oldest first; and ``version``, which changes whenever
+    any of them does."""
+
+    version: tuple
+    state: BookState
+    view: Optional[BookView]
+    trades: tuple[AggTrade, ...]
 
 
 @dataclass(frozen=True)

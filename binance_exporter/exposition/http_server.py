@@ -1,6 +1,7 @@
-"""The exporter's HTTP endpoints: ``/``, ``/metrics``, ``/-/healthy``,
-``/-/ready`` and ``/healthz``, over HTTP or HTTPS, with basic
-authentication when the web configuration file asks for it.
+"""The exporter's HTTP endpoints: ``/metrics``, ``/-/healthy``,
+``/-/ready`` and ``/healthz``, and the live view's pages and event
+streams (``pages.LiveSite``) unless it is turned off, over HTTP or HTTPS,
+with basic authentication when the web configuration file asks for it.
 
 One thread serves every connection, and never waits on a client or on
 Binance: sockets are non-blocking, and every answer comes from memory
@@ -21,7 +22,13 @@ its own, once per user and password. What a client can hold is bounded:
 - out of file descriptors, the server closes that same connection rather
   than spin on a listening socket it cannot accept from;
 - at most ``MAX_PENDING_AUTH_CHECKS`` passwords wait to be checked: past
-  that, a request with credentials never checked before gets a 429.
+  that, a request with credentials never checked before gets a 429;
+- at most ``Limits.max_live_clients`` follow an event stream (a 503
+  past that), apart from ``max_connections``; each gets the latest event
+  of its topic at most every ``MIN_EVENT_INTERVAL`` seconds, never a
+  backlog, and one that has not read what it was sent within
+  ``Limits.write_timeout`` is dropped. Their kernel send buffers are
+  ``LIVE_SEND_BUFFER``.
 
 ``parse_request`` turns a request head into a ``Request``, with no I/O.
 """
@@ -44,7 +51,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from email.utils import formatdate
 from http import HTTPStatus
-from typing import Callable, Iterator, Mapping, Optional
+from typing import TYPE_CHECKING, Callable, Iterator, Mapping, Optional, Union
 from urllib.parse import urlsplit
 
 from binance_exporter import __version__
@@ -52,10 +59,15 @@ from binance_exporter.cycle.snapshot import Snapshot
 from binance_exporter.exposition.collector import MetricsPage
 from binance_exporter.exposition.web_config import BasicAuth, Credentials, WebConfig
 
+if TYPE_CHECKING:
+    from binance_exporter.exposition.live_view import LiveEvents
+    from binance_exporter.exposition.pages import LiveSite
+
 logger = logging.getLogger(__name__)
 
 SERVER = f"binance-exporter/{__version__}"
 TEXT = "text/plain; charset=utf-8"
+EVENTS = "text/event-stream; charset=utf-8"
 # Connections waiting to be accepted; past this the kernel drops new ones
 # and the client retries a second later (socketserver's default is 5).
 LISTEN_BACKLOG = 128
@@ -82,6 +94,12 @@ ACCEPTS_PER_PASS = 16
 # Requests whose password waits for its check; a legitimate scraper's is
 # checked once and remembered, so only new passwords ever wait.
 MAX_PENDING_AUTH_CHECKS = 16
+# A live client gets an event at most this often: 10 a second.
+MIN_EVENT_INTERVAL = 0.1
+# What the kernel holds for a live client that does not read: a few events.
+LIVE_SEND_BUFFER = 64 * 1024
+# A browser reconnects this long after losing its event stream.
+RETRY_MILLISECONDS = 2000
 AUTHENTICATE = ("WWW-Authenticate", 'Basic realm="binance-exporter", charset="UTF-8"')
 
 LANDING_PAGE = f"""<!DOCTYPE html>
@@ -123,6 +141,14 @@ class Limits:
     # With no descriptor free and no connection to close, wait this long
     # before accepting again.
     accept_backoff: float = 0.1
+    # Browsers following the live view's events (--web.max-live-clients).
+    max_live_clients: int = 100
+
+    @property
+    def heartbeat(self) -> float:
+        """How often a live client with no news gets a comment: often
+        enough that one reading is never taken for one that stopped."""
+        return self.write_timeout / 2
 
 
 class Health:
@@ -296,6 +322,7 @@ _UNAUTHORIZED = Response(401, TEXT, b"unauthorized: this exporter asks for a use
 _TOO_MANY_CHECKS = Response(
     429, TEXT, b"too many passwords waiting to be checked; try again\n", (("Retry-After", "1"),)
 )
+_EVENTS_HEAD = Response(200, EVENTS, b"", (("Cache-Control", "no-store"),))
 _HTTPS_ONLY = Response(400, TEXT, b"this server speaks HTTPS only: ask https:// rather than http://\n")
 # Each health endpoint and the check it answers with.
 HEALTH_PATHS: dict[str, Callable[[Health], tuple[bool, str]]] = {
@@ -313,6 +340,7 @@ class _Phase(enum.Enum):
     IDLE = "to send another request"
     ANSWER = "to read its answer"
     CLOSE = "to close"
+    LIVE = "to read its events"
 
 
 class _Connection:
@@ -329,6 +357,9 @@ class _Connection:
         "discarded",
         "open",
         "handshaking",
+        "topic",
+        "sent_version",
+        "next_event_at",
     )
 
     def __init__(self, sock: socket.socket, peer: str, handshaking: bool = False):
@@ -342,6 +373,9 @@ class _Connection:
         self.keep_alive = False
         self.discarded = 0
         self.open = True
+        self.topic: Optional[str] = None  # the live view's topic it follows
+        self.sent_version = 0  # of the latest event it was sent
+        self.next_event_at = 0.0  # time.monotonic() before which it gets no event
 
 
 def _connection_limit(wanted: int) -> int:
@@ -441,9 +475,11 @@ class ExporterHTTPServer:  # pylint: disable=too-many-instance-attributes  # its
         health: Health,
         limits: Limits = Limits(),
         web: Callable[[], WebConfig] = WebConfig,
+        live: Optional[tuple["LiveSite", "LiveEvents"]] = None,
     ):
         self.metrics = metrics
         self.health = health
+        self.site, self.events = live if live is not None else (None, None)
         self.web = web  # the current web configuration (WebConfigFile reads a changed file again)
         self._passwords = _PasswordChecks(self._wake_up)
         self._stopping = False
@@ -454,6 +490,7 @@ class ExporterHTTPServer:  # pylint: disable=too-many-instance-attributes  # its
             _Phase.IDLE: limits.idle_timeout,
             _Phase.ANSWER: limits.write_timeout,
             _Phase.CLOSE: limits.head_timeout,
+            _Phase.LIVE: limits.write_timeout,  # since the last event it read whole
         }
         # Each phase's connections in the order they entered it: with one
         # timeout per phase, that is also the order of their deadlines.
@@ -466,6 +503,8 @@ class ExporterHTTPServer:  # pylint: disable=too-many-instance-attributes  # its
         self._accept_paused_until: Optional[float] = None
         self._warned_at: dict[str, float] = {}
         self._thread: Optional[threading.Thread] = None
+        if self.events is not None:
+            self.events.on_publish = self._wake_up
 
     @property
     def server_address(self) -> tuple[str, int]:
@@ -511,6 +550,7 @@ class ExporterHTTPServer:  # pylint: disable=too-many-instance-attributes  # its
                     self._accept()
                 elif key.data is not None and key.data.open:
                     self._on_ready(key.data)
+            self._send_events()
             self._close_expired()
             self._resume_accepting()
 
@@ -520,10 +560,11 @@ class ExporterHTTPServer:  # pylint: disable=too-many-instance-attributes  # its
         ]
         if self._accept_paused_until is not None:
             deadlines.append(self._accept_paused_until)
+        deadlines.extend(self._live_deadlines())
         return max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
 
     def _open_connections(self) -> int:
-        return sum(len(queue) for queue in self._waiting.values())
+        return sum(len(queue) for phase, queue in self._waiting.items() if phase is not _Phase.LIVE)
 
     def _accept(self) -> None:
         """Accepts the connections waiting, up to ``ACCEPTS_PER_PASS``.
@@ -600,7 +641,8 @@ class ExporterHTTPServer:  # pylint: disable=too-many-instance-attributes  # its
         """Closes a connection already answered and closing, else the one
         that has waited longest on its client; false if there is none."""
         closing = self._waiting[_Phase.CLOSE]
-        fronts = [next(iter(closing))] if closing else [next(iter(queue)) for queue in self._waiting.values() if queue]
+        waiting = (queue for phase, queue in self._waiting.items() if queue and phase is not _Phase.LIVE)
+        fronts = [next(iter(closing))] if closing else [next(iter(queue)) for queue in waiting]
         if not fronts:
             return False
         longest = min(fronts, key=lambda connection: connection.since)
@@ -612,6 +654,9 @@ class ExporterHTTPServer:  # pylint: disable=too-many-instance-attributes  # its
             logger.debug("closed %s: %s", connection.peer, reason)
         self._waiting[connection.phase].pop(connection, None)
         self._selector.unregister(connection.sock)
+        if connection.topic is not None and self.events is not None:
+            self.events.unwatch(connection.topic)
+            connection.topic = None
         if connection.unsent:
             # Reset rather than leave the kernel holding an answer nobody reads.
             with contextlib.suppress(OSError):
@@ -623,6 +668,8 @@ class ExporterHTTPServer:  # pylint: disable=too-many-instance-attributes  # its
         try:
             if connection.handshaking:
                 self._handshake(connection)
+            elif connection.phase is _Phase.LIVE:
+                self._on_live_ready(connection)
             elif connection.phase is _Phase.ANSWER:
                 self._write(connection)
             else:
@@ -731,7 +778,21 @@ class ExporterHTTPServer:  # pylint: disable=too-many-instance-attributes  # its
                 self._enter(connection, _Phase.HEAD)
                 self._respond(connection, request, self._answer(request) if outcome else _UNAUTHORIZED)
 
-    def _respond(self, connection: _Connection, request: Request, response: Response) -> None:
+    def _respond(self, connection: _Connection, request: Request, answer: Union[Response, str]) -> None:
+        if isinstance(answer, str):  # an event stream's topic
+            if len(self._waiting[_Phase.LIVE]) < self.limits.max_live_clients:
+                self._start_live(connection, request, answer)
+                return
+            self._warn("live", "%d live clients, the limit: new ones get a 503 (--web.max-live-clients)",
+                       self.limits.max_live_clients)
+            answer = Response(
+                503,
+                TEXT,
+                f"too many live clients: at most {self.limits.max_live_clients} follow the live view at once "
+                "(--web.max-live-clients); try again later\n".encode(),
+                (("Retry-After", "5"),),
+            )
+        response = answer
         logger.debug(
             '%s "%s %s %s" %d', connection.peer, request.method, request.target, request.version, response.status
         )
@@ -739,7 +800,8 @@ class ExporterHTTPServer:  # pylint: disable=too-many-instance-attributes  # its
         keep_alive = request.keep_alive and not connection.received
         self._reply(connection, response, keep_alive, request.method != "HEAD", request.version)
 
-    def _answer(self, request: Request) -> Response:
+    def _answer(self, request: Request) -> Union[Response, str]:
+        """The answer to ``request``, or the topic of the event stream it asks for."""
         if request.method not in ("GET", "HEAD"):
             return Response(405, TEXT, b"method not allowed; use GET or HEAD\n", (("Allow", "GET, HEAD"),))
         path = request.path
@@ -755,9 +817,118 @@ class ExporterHTTPServer:  # pylint: disable=too-many-instance-attributes  # its
         except Exception:  # pylint: disable=broad-exception-caught  # a failed render is a 500, not a dead server
             logger.exception("cannot answer %s %s", request.method, path)
             return Response(500, TEXT, b"internal error; see the exporter's log\n")
+        if self.site is not None:
+            page = self.site.page(path)
+            if page is not None:
+                return page
+            topic = self.site.topic(path)
+            if topic is not None:
+                return topic if request.method == "GET" or not isinstance(topic, str) else _EVENTS_HEAD
         if path == "/":
             return Response(200, "text/html; charset=utf-8", LANDING_PAGE)
         return Response(404, TEXT, b"not found; see /metrics\n")
+
+    # Live clients: event streams.
+
+    def _start_live(self, connection: _Connection, request: Request, topic: str) -> None:
+        """Answers with an event stream of ``topic``: its head now, its
+        latest event as soon as there is one."""
+        assert self.events is not None
+        logger.debug('%s "%s %s %s" 200 (events)', connection.peer, request.method, request.target, request.version)
+        head = [
+            "HTTP/1.1 200 OK",
+            f"Server: {SERVER}",
+            f"Date: {formatdate(usegmt=True)}",
+            f"Content-Type: {EVENTS}",
+            "Cache-Control: no-store",
+            "X-Accel-Buffering: no",  # a proxy such as nginx passes each event on at once
+            "Connection: close",  # the stream ends when the connection does
+        ]
+        head.extend(f"{name}: {value}" for name, value in self.web().headers)
+        with contextlib.suppress(OSError):
+            connection.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, LIVE_SEND_BUFFER)
+        connection.received.clear()
+        connection.topic = topic
+        self.events.watch(topic)
+        self._enter(connection, _Phase.LIVE)
+        self._send_live(connection, ("\r\n".join(head) + f"\r\n\r\nretry: {RETRY_MILLISECONDS}\n\n").encode("latin-1"))
+
+    def _send_events(self) -> None:
+        """Sends each live client with nothing unsent the latest event of its
+        topic if it has not had it and may have one now, else a comment
+        if it has had nothing for ``heartbeat`` seconds."""
+        live = self._waiting[_Phase.LIVE]
+        if not live:
+            return
+        assert self.events is not None
+        now = time.monotonic()
+        for connection in list(live):
+            if connection.unsent or not connection.open:
+                continue
+            latest = self.events.latest(connection.topic or "")
+            if latest is not None and latest[0] > connection.sent_version and now >= connection.next_event_at:
+                connection.sent_version, connection.next_event_at = latest[0], now + MIN_EVENT_INTERVAL
+                self._send_live(connection, latest[1])
+            elif now - connection.since >= self.limits.heartbeat:
+                self._send_live(connection, b": keep-alive\n\n")
+
+    def _live_deadlines(self) -> Iterator[float]:
+        """When each live client may next be sent something."""
+        if not self._waiting[_Phase.LIVE]:
+            return
+        assert self.events is not None
+        for connection in self._waiting[_Phase.LIVE]:
+            if connection.unsent:
+                continue
+            latest = self.events.latest(connection.topic or "")
+            if latest is not None and latest[0] > connection.sent_version:
+                yield connection.next_event_at
+            else:
+                yield connection.since + self.limits.heartbeat
+
+    def _send_live(self, connection: _Connection, data: bytes) -> None:
+        connection.unsent = memoryview(data)
+        self._write_live(connection)
+
+    def _write_live(self, connection: _Connection) -> None:
+        """Sends what a live client has not been sent yet; once it has all
+        of it, waits for news (and for the client to close)."""
+        try:
+            sent = connection.sock.send(connection.unsent)
+        except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
+            sent = 0
+        except OSError as exc:
+            self._close(connection, f"write failed: {exc}")
+            return
+        connection.unsent = connection.unsent[sent:]
+        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if connection.unsent else 0)
+        if self._selector.get_key(connection.sock).events != events:
+            self._selector.modify(connection.sock, events, connection)
+        if not connection.unsent:
+            self._enter(connection, _Phase.LIVE)  # it reads: its deadline starts again
+
+    def _on_live_ready(self, connection: _Connection) -> None:
+        """A live client's socket is writable (it read some of what was
+        sent) or readable (it closed, or sent what is discarded)."""
+        if connection.unsent:
+            self._write_live(connection)
+        if not connection.open:
+            return
+        try:
+            data = connection.sock.recv(LINGER_BYTES)
+        except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            return
+        except ssl.SSLZeroReturnError:
+            data = b""
+        except OSError as exc:
+            self._close(connection, f"read failed: {exc}")
+            return
+        if not data:
+            self._close(connection)
+            return
+        connection.discarded += len(data)
+        if connection.discarded > LINGER_BYTES:  # a live client has nothing to say
+            self._close(connection, "it sent more than a live client may")
 
     def _reply(
         self,
