@@ -113,13 +113,14 @@ def wait_for(condition: Callable[[], object], timeout: float = 15.0, interval: f
     raise AssertionError(f"condition not met within {timeout} s")
 
 
-def start_module(module: str, *args: str, env: dict | None = None) -> subprocess.Popen:
-    """Runs ``python -m module args`` from the project root, pipes captured."""
+def start_module(module: str, *args: str, env: dict | None = None, stdout: int = subprocess.PIPE) -> subprocess.Popen:
+    """Runs ``python -m module args`` from the project root, pipes captured
+    (stdout: unless ``stdout`` says otherwise)."""
     return subprocess.Popen(
         [sys.executable, "-m", module, *args],
         cwd=ROOT,
         env={**os.environ, **(env or {})},
-        stdout=subprocess.PIPE,
+        stdout=stdout,
         stderr=subprocess.PIPE,
         text=True,
     )

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from binance_exporter import __version__
-from binance_exporter.config import BOOLEAN_SPELLINGS, KNOWN_VARIABLES, OPTIONS, Config, parse_args
+from binance_exporter.config import BOOLEAN_SPELLINGS, KNOWN_VARIABLES, OPTIONS, SWITCHES, Config, parse_args
 from .helpers import ROOT
 
 
@@ -104,6 +104,7 @@ def test_the_state_dir_follows_xdg_state_home():
         ("--format", "json", "BINANCE_EXPORTER_FORMAT", "output_format", "json"),
         ("--state-dir", "/var/lib/be", "BINANCE_EXPORTER_STATE_DIR", "state_dir", "/var/lib/be"),
         ("--web.max-connections", "16", "BINANCE_EXPORTER_WEB_MAX_CONNECTIONS", "web_max_connections", 16),
+        ("--web.max-live-clients", "5", "BINANCE_EXPORTER_WEB_MAX_LIVE_CLIENTS", "web_max_live_clients", 5),
         ("--web.config.file", "/etc/web.yml", "BINANCE_EXPORTER_WEB_CONFIG_FILE", "web_config_file", "/etc/web.yml"),
         ("--web.config.file", " ", "BINANCE_EXPORTER_WEB_CONFIG_FILE", "web_config_file", ""),  # none
     ],
@@ -142,6 +143,19 @@ def test_the_flag_wins_over_the_environment():
 )
 def test_once_from_flag_and_env(argv, env, once):
     assert parse_args(argv, env).once is once
+
+
+@pytest.mark.parametrize(
+    "argv, env, disabled",
+    [
+        ([], {}, False),
+        (["--web.disable-ui"], {}, True),
+        ([], {"BINANCE_EXPORTER_WEB_DISABLE_UI": "yes"}, True),
+        (["--web.disable-ui"], {"BINANCE_EXPORTER_WEB_DISABLE_UI": "off"}, True),
+    ],
+)
+def test_the_live_view_is_on_unless_turned_off_by_flag_or_env(argv, env, disabled):
+    assert parse_args(argv, env).web_disable_ui is disabled
 
 
 @pytest.mark.parametrize("value", ["maybe", "2", "-1", "t", "f", "y", "n", "enabled", "true false", "1.0", "nein"])
@@ -207,8 +221,9 @@ def test_the_first_unknown_variable_in_order_is_named(capsys):
     )
 
 
-def test_the_known_variables_are_exactly_the_options_and_once():
-    assert KNOWN_VARIABLES == {option.env for option in OPTIONS} | {"BINANCE_EXPORTER_ONCE"}
+def test_the_known_variables_are_exactly_the_options_and_switches():
+    switches = {"BINANCE_EXPORTER_ONCE", "BINANCE_EXPORTER_WEB_DISABLE_UI"}
+    assert KNOWN_VARIABLES == {option.env for option in OPTIONS} | switches
 
 
 def test_other_variables_are_ignored():
@@ -307,6 +322,11 @@ def test_every_variable_the_repository_sets_or_names_is_known():
         (["--address", " "], {}, "--address must not be empty"),
         (["--state-dir", ""], {}, "--state-dir must not be empty"),
         (["--web.max-connections", "0"], {}, "--web.max-connections must be a whole number from 1 to 65535, not '0'"),
+        (
+            ["--web.max-live-clients", "0"],
+            {},
+            "--web.max-live-clients must be a whole number from 1 to 10000, not '0'",
+        ),
         ([], {"BINANCE_EXPORTER_WEB_MAX_CONNECTIONS": "many"}, "BINANCE_EXPORTER_WEB_MAX_CONNECTIONS must be a whole"),
         ([], {"BINANCE_EXPORTER_ONCE": "maybe"}, "BINANCE_EXPORTER_ONCE must be one of true|false|1|0|yes|no|on|off"),
         (["--log-format", "logfmt"], {}, "--log-format must be one of text|json, not 'logfmt'"),
@@ -394,9 +414,11 @@ def readme_flag_table():
 def test_the_readme_flag_table_lists_every_option_with_its_variable_in_order():
     table = readme_flag_table()
     options = [(option.flag, f"`{option.env}`") for option in OPTIONS]
-    assert [(flag, env) for flag, env, _ in table if flag not in ("--once", "--version")] == options
-    assert [flag for flag, _, _ in table][-2:] == ["--once", "--version"]
-    assert table[-2][1].startswith("`BINANCE_EXPORTER_ONCE`")
+    switches = [switch.flag for switch in SWITCHES]
+    assert [(flag, env) for flag, env, _ in table if flag not in (*switches, "--version")] == options
+    assert [flag for flag, _, _ in table][-3:] == [*switches, "--version"]
+    for (_, env, _), switch in zip(table[-3:], SWITCHES):
+        assert env.startswith(f"`{switch.env}`")
 
 
 @pytest.mark.parametrize("flag, default", [("--quote-volume-assets", "`BTC`"), ("--trade-count-assets", "`USDT`")])

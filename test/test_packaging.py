@@ -244,3 +244,10 @@ def test_the_installed_command_serves_metrics_from_the_fake_binance(installed, t
     entries = [json.loads(line) for line in err.splitlines()]
     assert entries[-1]["message"] == "stopping on SIGTERM"
     assert any(f"binance-exporter {__version__} serving {url}/metrics" in entry["message"] for entry in entries)
+
+
+def test_the_live_view_s_stylesheet_and_script_are_installed(installed, metadata):
+    assets = {path for path in metadata["files"] if "/static/" in path}
+    assert assets == {"binance_exporter/exposition/static/live.css", "binance_exporter/exposition/static/live.js"}
+    probe = run(installed, installed.python, "-c", "from binance_exporter.exposition import pages; print(len(pages.OVERVIEW_PAGE))")
+    assert probe.returncode == 0 and int(probe.stdout) > 0, probe.stderr

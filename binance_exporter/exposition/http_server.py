@@ -396,6 +396,25 @@ def _connection_limit(wanted: int) -> int:
     return allowed
 
 
+def _live_client_limit(wanted: int, connections: int) -> int:
+    """``wanted``, or less if the open-files limit would not leave room for
+    that many live clients beside ``connections`` and the exporter's own work."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or wanted <= soft - RESERVED_DESCRIPTORS - connections:
+        return wanted
+    allowed = max(0, soft - RESERVED_DESCRIPTORS - connections)
+    logger.warning(
+        "--web.max-live-clients %d is more than the open-files limit (ulimit -n) of %d allows beside %d "
+        "connections and the %d descriptors kept for the exporter's own work: at most %d live clients",
+        wanted,
+        soft,
+        connections,
+        RESERVED_DESCRIPTORS,
+        allowed,
+    )
+    return allowed
+
+
 def _listening_socket(address: tuple[str, int]) -> socket.socket:
     """A non-blocking socket listening on ``address``, an IPv4 or IPv6
     address or a host name (``::`` listens on IPv4 too where the host
@@ -483,7 +502,10 @@ class ExporterHTTPServer:  # pylint: disable=too-many-instance-attributes  # its
         self.web = web  # the current web configuration (WebConfigFile reads a changed file again)
         self._passwords = _PasswordChecks(self._wake_up)
         self._stopping = False
-        self.limits = replace(limits, max_connections=_connection_limit(limits.max_connections))
+        connections = _connection_limit(limits.max_connections)
+        self.limits = replace(
+            limits, max_connections=connections, max_live_clients=_live_client_limit(limits.max_live_clients, connections)
+        )
         self._timeouts = {
             _Phase.HEAD: limits.head_timeout,
             _Phase.AUTH: limits.write_timeout,
