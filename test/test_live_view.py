@@ -102,14 +102,15 @@ def test_a_book_in_sync_shows_its_ladder_microstructure_chart_and_trades_exactly
     assert data["mid"] == "0.05101"
     assert data["micro"] == "0.05101"  # equal quantities at the top
     assert data["imbalance"] == {"1": "0", "5": "0", "20": "0"}
-    bids_chart = data["chart"]["bids"]
-    assert len(bids_chart) == CHART_LEVELS
-    assert bids_chart[1] == ["0.05099", str(D("0.051") * D("0.5") + D("0.05099") * D("1.5"))]
+    chart = data["chart"]["bids"]
+    assert len(chart["points"]) == CHART_LEVELS
     total = sum(price * qty for price, qty in BIDS[:CHART_LEVELS])
-    assert D(bids_chart[-1][1]) == total  # cumulative, exact
+    assert chart["points"][1] == (0.05099, float(D("0.051") * D("0.5") + D("0.05099") * D("1.5")))
+    assert chart["points"][-1] == (float(BIDS[CHART_LEVELS - 1][0]), float(total))  # cumulative
+    assert (chart["deepest_price"], D(chart["total"])) == ("0.05001", total)
     assert data["trades"] == [  # newest first
-        ["2026-11-21T04:45:45Z", "sell", "0.051", "1.25"],
-        ["2026-11-21T04:45:44Z", "buy", "0.05101", "0.2"],
+        [1795236345500, "sell", "0.051", "1.25"],
+        [1795236344000, "buy", "0.05101", "0.2"],
     ]
 
 

@@ -18,6 +18,7 @@ show (``format_decimal``), never a float.
 from __future__ import annotations
 
 import decimal
+import functools
 import logging
 import threading
 import time
@@ -61,8 +62,14 @@ def book_topic(symbol: str) -> str:
     return BOOK_TOPIC_PREFIX + symbol
 
 
+# A book's prices and quantities change little from one event to the next:
+# their text is kept rather than made again for every event.
+_text = functools.lru_cache(maxsize=16384)(format_decimal)
+_float = functools.lru_cache(maxsize=16384)(float)
+
+
 def _number(value: Optional[Decimal]) -> Optional[str]:
-    return None if value is None else format_decimal(value)
+    return None if value is None else _text(value)
 
 
 def _age(now: float, then: Optional[float]) -> Optional[float]:
@@ -127,18 +134,21 @@ def overview_data(snapshot: Snapshot, now: float, ready: tuple[bool, str], sourc
 def _ladder(levels: tuple[PriceLevel, ...]) -> list[list[str]]:
     """Each of a side's best ``LADDER_LEVELS``: price, quantity, notional."""
     with decimal.localcontext(EXACT):
-        return [[format_decimal(p), format_decimal(q), format_decimal(p * q)] for p, q in levels[:LADDER_LEVELS]]
+        return [[_text(p), _text(q), _text(p * q)] for p, q in levels[:LADDER_LEVELS]]
 
 
-def _cumulative(levels: tuple[PriceLevel, ...]) -> list[list[str]]:
-    """Each of a side's best ``CHART_LEVELS``: price, and the notional of
-    it and every better level."""
+def _depth_chart(levels: tuple[PriceLevel, ...]) -> dict[str, Any]:
+    """A side's best ``CHART_LEVELS`` as points to draw, (price, the
+    notional of it and every better level) as floats: a position on the
+    chart, never a number shown; and what the chart writes, exact: the
+    deepest price and the notional up to it."""
     total, points = Decimal(0), []
     with decimal.localcontext(EXACT):
         for price, qty in levels[:CHART_LEVELS]:
             total += price * qty
-            points.append([format_decimal(price), format_decimal(total)])
-    return points
+            points.append((_float(price), float(total)))
+    deepest = _text(levels[min(len(levels), CHART_LEVELS) - 1][0]) if levels else None
+    return {"points": points, "deepest_price": deepest, "total": _text(total)}
 
 
 def book_data(symbol: str, live: Optional[LiveBook], now: float) -> dict[str, Any]:
@@ -156,10 +166,7 @@ def book_data(symbol: str, live: Optional[LiveBook], now: float) -> dict[str, An
         "resyncs": dict(state.resyncs),
         "last_event_age": _age(now, state.last_event_time),
         "levels": {"bid": state.bid_levels, "ask": state.ask_levels},
-        "trades": [
-            [format_utc(trade.time_ms / 1000), trade.taker_side, format_decimal(trade.price), format_decimal(trade.qty)]
-            for trade in reversed(live.trades)
-        ],
+        "trades": [[trade.time_ms, trade.taker_side, _text(trade.price), _text(trade.qty)] for trade in reversed(live.trades)],
     }
     if view is None:
         return data | {"bids": None, "asks": None, "spread": None, "mid": None, "micro": None, "imbalance": None,
@@ -171,7 +178,7 @@ def book_data(symbol: str, live: Optional[LiveBook], now: float) -> dict[str, An
         "mid": _number(mid_price(view)),
         "micro": _number(micro_price(view)),
         "imbalance": {str(n): _number(imbalance(view, n)) for n in IMBALANCE_LEVELS},
-        "chart": {"bids": _cumulative(view.bids), "asks": _cumulative(view.asks)},
+        "chart": {"bids": _depth_chart(view.bids), "asks": _depth_chart(view.asks)},
     }
 
 

@@ -221,20 +221,22 @@
   }
 
   // Cumulative notional against price: bids step down to the left of the
-  // mid, asks up to its right, on one price axis.
+  // mid, asks up to its right, on one price axis. Points are positions
+  // only; the labels are the exact values the exporter sent.
   function renderChart(data) {
     const chart = $("chart");
-    if (!data.in_sync || (!data.chart.bids.length && !data.chart.asks.length)) {
+    const bids = data.in_sync ? data.chart.bids : null;
+    const asks = data.in_sync ? data.chart.asks : null;
+    if (!bids || (!bids.points.length && !asks.points.length)) {
       chart.replaceChildren();
       return;
     }
-    const bids = data.chart.bids, asks = data.chart.asks;
-    const all = bids.concat(asks);
-    const prices = all.map((p) => parseFloat(p[0]));
-    const totals = all.map((p) => parseFloat(p[1]));
-    const low = Math.min(...prices), high = Math.max(...prices), most = Math.max(...totals);
-    const x = (price) => CHART.left + ((parseFloat(price) - low) / (high - low || 1)) * (CHART.right - CHART.left);
-    const y = (total) => CHART.bottom - (most > 0 ? parseFloat(total) / most : 0) * (CHART.bottom - CHART.top);
+    const all = bids.points.concat(asks.points);
+    const low = Math.min(...all.map((p) => p[0]));
+    const high = Math.max(...all.map((p) => p[0]));
+    const most = Math.max(...all.map((p) => p[1]));
+    const x = (price) => CHART.left + ((price - low) / (high - low || 1)) * (CHART.right - CHART.left);
+    const y = (total) => CHART.bottom - (most > 0 ? total / most : 0) * (CHART.bottom - CHART.top);
     function area(points, className) {
       if (!points.length) return null;
       let d = "M" + x(points[0][0]) + "," + CHART.bottom;
@@ -249,13 +251,11 @@
       path.setAttribute("class", className);
       return path;
     }
-    const parts = [area(bids, "bids"), area(asks, "asks")].filter(Boolean);
-    const lowest = bids.length ? bids[bids.length - 1][0] : asks[0][0];
-    const highest = asks.length ? asks[asks.length - 1][0] : bids[0][0];
-    const deepest = all.reduce((best, p) => (parseFloat(p[1]) > parseFloat(best[1]) ? p : best));
-    parts.push(svgText(CHART.left, CHART.height - 8, lowest, "start"));
-    parts.push(svgText(CHART.right, CHART.height - 8, highest, "end"));
-    parts.push(svgText(CHART.left + 4, CHART.top - 2, "max " + deepest[1], "start"));
+    const parts = [area(bids.points, "bids"), area(asks.points, "asks")].filter(Boolean);
+    const deeper = parseFloat(bids.total) >= parseFloat(asks.total) ? bids : asks;
+    parts.push(svgText(CHART.left, CHART.height - 8, bids.deepest_price || "", "start"));
+    parts.push(svgText(CHART.right, CHART.height - 8, asks.deepest_price || "", "end"));
+    parts.push(svgText(CHART.left + 4, CHART.top - 2, "max " + deeper.total, "start"));
     chart.replaceChildren(...parts);
   }
 
@@ -263,7 +263,7 @@
     $("trade-rows").replaceChildren(
       ...trades.map(function ([time, side, price, qty]) {
         const tr = make("tr");
-        tr.appendChild(cell(time.slice(11, 19), "time"));
+        tr.appendChild(cell(new Date(time).toISOString().slice(11, 23), "time"));
         tr.appendChild(cell(side, "side", side === "buy" ? "bid" : "ask"));
         tr.appendChild(cell(price, "price", "num"));
         tr.appendChild(cell(qty, "qty", "num"));
