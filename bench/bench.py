@@ -4,7 +4,7 @@ an injected network delay on every request: cycle latency, Binance request
 weight, /metrics latency, memory and CPU, in REST and in stream mode; and
 the cost of keeping order books from the streams.
 
-    python bench/bench.py [--latency 0.05] [--only rest|stream] [--json bench/results/latest.json]
+    python bench/bench.py [--latency 0.05] [--only rest|stream|live] [--json bench/results/latest.json]
 
 The REST section: four runs of the exporter with ``--source rest``, each
 with a fresh simulator and exporter process (the fourth, two):
@@ -42,6 +42,16 @@ The stream section (the fake's books moving every 0.1 s, as
    measures the cost trade flow adds per aggTrade event and the
    microstructure read of one book.
 
+The live view's section:
+
+10. stream mode with 100 live books, for 20 s each with no live client,
+    with 100 clients following the pages of the default lists' 10 books
+    (10 on each), and with 100 clients each on a book of its own: the
+    exporter's CPU share of a core (and so the cost per client), its
+    books' mean event lag, cycle p99, /metrics p50/p99 with 1 and 10
+    scrapers, the events each client received per second, and the time
+    from a depth event to the page event showing it arriving.
+
 It prints one table (and the comparison tables), writes them as JSON for
 comparisons across commits, and names the targets the numbers miss.
 """
@@ -57,9 +67,11 @@ import gc
 import gzip
 import http.client
 import json
+import multiprocessing
 import os
 import random
 import secrets
+import selectors
 import socket
 import ssl
 import statistics
@@ -1133,6 +1145,125 @@ def latency_run(seconds: float) -> dict[str, float]:
     }
 
 
+# The live view: browsers following book pages, as raw event-stream clients.
+LIVE_CLIENTS = 100
+LIVE_SECONDS = 20.0
+
+
+def follow_books(port: int, paths: list[str], seconds: float, results: Any) -> None:
+    """In a process of its own: one event-stream client per path, all read
+    by one selector loop for ``seconds``; puts on ``results`` the events
+    each received and, per book event, the seconds from the last depth
+    event it shows (its ``time`` less its ``last_event_age``) to its
+    arrival here."""
+    selector = selectors.DefaultSelector()
+    buffers: dict[socket.socket, bytes] = {}
+    counts: Counter = Counter()
+    lags: list[float] = []
+    for path in paths:
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\n\r\n".encode())
+        sock.setblocking(False)
+        selector.register(sock, selectors.EVENT_READ, path)
+        buffers[sock] = b""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        for key, _ in selector.select(left):
+            sock = key.fileobj
+            chunk = sock.recv(1 << 20)
+            if not chunk:
+                selector.unregister(sock)
+                continue
+            arrived = time.time()
+            *events, buffers[sock] = (buffers[sock] + chunk).split(b"\n\n")
+            for block in events:
+                if block.startswith(b"data: "):
+                    counts[sock.fileno()] += 1
+                    data = orjson.loads(block[6:])
+                    if data.get("last_event_age") is not None:
+                        lags.append(arrived - (data["time"] - data["last_event_age"]))
+    results.put({"events": [counts[sock.fileno()] for sock in buffers], "lags": lags})
+    for sock in buffers:
+        sock.close()
+
+
+def live_phase(run: Run, paths: list[str], seconds: float) -> dict[str, float]:
+    """With a client following each of ``paths`` (none: no client): the
+    exporter's CPU share of a core, its books' event lag (mean, from its
+    histogram), cycle duration p99, /metrics p50/p99 with 1 and 10
+    scrapers, and what the clients received."""
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    clients = context.Process(target=follow_books, args=(run.port, paths, seconds, results)) if paths else None
+    if clients:
+        clients.start()
+        time.sleep(2)  # every client connected and sent its first events
+    cpu, started = run.cpu_seconds(), time.monotonic()
+    lag_sum, lag_count = run.metrics()["binance_stream_event_lag_seconds_sum"], run.metrics()[
+        "binance_stream_event_lag_seconds_count"
+    ]
+    durations = run.cycle_durations(10_000, timeout=seconds / 2)
+    phase = scrape_stats(run)
+    while time.monotonic() - started < seconds - 4:
+        time.sleep(0.1)
+    elapsed = time.monotonic() - started
+    after = run.metrics()
+    result = {
+        "cpu_percent_of_a_core": round(100 * (run.cpu_seconds() - cpu) / elapsed, 1),
+        "event_lag_mean_ms": round(
+            1000
+            * (after["binance_stream_event_lag_seconds_sum"] - lag_sum)
+            / max(1.0, after["binance_stream_event_lag_seconds_count"] - lag_count),
+            2,
+        ),
+        "cycle_p99_ms": round(1000 * percentile(durations, 0.99), 2),
+        **phase,
+    }
+    if clients:
+        received = results.get(timeout=seconds + 30)
+        clients.join(timeout=30)
+        per_client = [n / seconds for n in received["events"]]
+        result["clients"] = len(per_client)
+        result["events_per_client_per_second_min"] = round(min(per_client), 1)
+        result["events_per_client_per_second_max"] = round(max(per_client), 1)
+        result["event_to_page_p50_ms"] = round(1000 * percentile(received["lags"], 0.50), 2)
+        result["event_to_page_p99_ms"] = round(1000 * percentile(received["lags"], 0.99), 2)
+    return result
+
+
+def live_view_run(latency: float) -> dict[str, float]:
+    """Stream mode with 100 live books (the top 50 of each list), measured
+    with no live client; with 100 clients on the pages of the 10 books of
+    the default top lists (10 on each); and with 100 clients each on a
+    book of its own."""
+    args = ["--top", "50", "--weight-budget", "1000000", "--web.max-live-clients", str(LIVE_CLIENTS)]
+    run = Run(latency, args, ["--extra-symbols", "100", "--weight-limit", "1000000"], stream=True)
+    try:
+        wait_for(lambda: len(run.labelled("binance_order_book_in_sync")) == 100, timeout=60)
+        wait_for(lambda: min(run.labelled("binance_order_book_in_sync")) == 1.0, timeout=120)
+        books = sorted(
+            (rank, labels.split('symbol="', 1)[1].split('"', 1)[0])
+            for labels, rank in run.labelled_samples("binance_top_symbol_rank")
+        )
+        top_ten = sorted({symbol for rank, symbol in books if rank <= 5})
+        every_book = sorted({symbol for _, symbol in books})[:LIVE_CLIENTS]
+        phases = {
+            "no_clients": [],
+            "100_clients_10_books": [f"/events/book/{top_ten[i % len(top_ten)]}" for i in range(LIVE_CLIENTS)],
+            "100_clients_100_books": [f"/events/book/{symbol}" for symbol in every_book],
+        }
+        result = {}
+        for name, paths in phases.items():
+            result.update({f"{name}_{key}": value for key, value in live_phase(run, paths, LIVE_SECONDS).items()})
+    finally:
+        run.close()
+    base = result["no_clients_cpu_percent_of_a_core"]
+    for name in ("100_clients_10_books", "100_clients_100_books"):
+        result[f"{name}_added_cpu_percent_of_a_core"] = round(result[f"{name}_cpu_percent_of_a_core"] - base, 1)
+        result[f"{name}_cpu_percent_per_client"] = round(result[f"{name}_added_cpu_percent_of_a_core"] / LIVE_CLIENTS, 3)
+    return {f"live_{key}": value for key, value in result.items()}
+
+
 def missed_targets(results: dict[str, Any], latency: float) -> list[str]:
     """The targets the results miss, each as a sentence; a target whose
     figure was not measured (a section not run) is not checked."""
@@ -1156,6 +1287,21 @@ def missed_targets(results: dict[str, Any], latency: float) -> list[str]:
         ("stream_top100_metrics_p99_ms_10_scrapers", 25, "stream mode: /metrics p99 <= 25 ms with 100 live books"),
         ("stream_binance_violations", 0, "stream mode: no Binance limit broken"),
         ("stream_update_1s_binance_violations", 0, "stream mode: no Binance limit broken at --update-interval 1"),
+        (
+            "live_100_clients_10_books_added_cpu_percent_of_a_core",
+            10,
+            "live view: 100 clients on the default lists' books cost <= 10 % of a core",
+        ),
+        (
+            "live_100_clients_10_books_metrics_p99_ms_10_scrapers",
+            25,
+            "live view: /metrics p99 <= 25 ms with 100 live books and 100 clients",
+        ),
+        (
+            "live_100_clients_100_books_metrics_p99_ms_10_scrapers",
+            25,
+            "live view: /metrics p99 <= 25 ms with 100 clients on 100 books",
+        ),
     ]
     floors = [("book_events_per_second", 30_000, "book maintenance >= 30000 events/s on one core")]
     missed = [f"{text}: {results[key]}" for key, limit, text in ceilings if key in results and results[key] > limit]
@@ -1180,7 +1326,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         print("  ".join([line[0].ljust(widths[0]), *(cell.rjust(width) for cell, width in zip(line[1:], widths[1:]))]))
 
 
-SECTIONS = ("rest", "stream")
+SECTIONS = ("rest", "stream", "live")
 
 
 def main() -> int:
@@ -1192,7 +1338,9 @@ def main() -> int:
     parser.add_argument(
         "--latency-seconds", type=float, default=30.0, help="length of the event-to-book latency run, s (default: 30)"
     )
-    parser.add_argument("--only", choices=SECTIONS, help="run one section: rest (runs 1-4) or stream (runs 5-8)")
+    parser.add_argument(
+        "--only", choices=SECTIONS, help="run one section: rest (runs 1-4), stream (runs 5-9) or live (run 10)"
+    )
     parser.add_argument("--json", default=str(ROOT / "bench/results/latest.json"), help="where to write the results")
     args = parser.parse_args()
     if not 0 < args.latency <= 1 or args.minute < 10 or args.cycles < 10 or args.latency_seconds < 5:
@@ -1215,6 +1363,8 @@ def main() -> int:
         maintained, tables = book_maintenance(BENCH_EVENTS)
         results.update(maintained)
         results.update(latency_run(args.latency_seconds))
+    if "live" in sections:
+        results.update(live_view_run(args.latency))
     missed = missed_targets(results, args.latency)
     width = max(len(key) for key in results)
     for key, value in results.items():

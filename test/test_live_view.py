@@ -95,6 +95,7 @@ def test_the_overview_says_when_a_ranking_is_not_known_and_when_requests_are_pau
 def test_a_book_in_sync_shows_its_ladder_microstructure_chart_and_trades_exactly():
     data = book_data("ETHBTC", LIVE, 1795236345.25)
     assert (data["tracked"], data["in_sync"], data["resyncs"], data["last_event_age"]) == (True, True, {"gap": 2}, 0.25)
+    assert data["time"] == 1795236345.25
     assert len(data["bids"]) == len(data["asks"]) == LADDER_LEVELS
     assert data["bids"][0] == ["0.051", "0.5", "0.0255"]
     assert data["asks"][1] == ["0.05103", "1.5", "0.076545"]

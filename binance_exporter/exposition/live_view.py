@@ -161,6 +161,7 @@ def book_data(symbol: str, live: Optional[LiveBook], now: float) -> dict[str, An
     state, view = live.state, live.view
     data: dict[str, Any] = {
         "symbol": symbol,
+        "time": now,  # when the event was made, Unix seconds
         "tracked": True,
         "in_sync": view is not None,
         "resyncs": dict(state.resyncs),
