@@ -1237,7 +1237,7 @@ def live_view_run(latency: float) -> dict[str, float]:
     the default top lists (10 on each); and with 100 clients each on a
     book of its own."""
     args = ["--top", "50", "--weight-budget", "1000000", "--web.max-live-clients", str(LIVE_CLIENTS)]
-    run = Run(latency, args, ["--extra-symbols", "100", "--weight-limit", "1000000"], stream=True)
+    run = Run(latency, args, ["--extra-symbols", "100", "--weight-limit", "1000000", "--tick-seconds", "0.1"], stream=True)
     try:
         wait_for(lambda: len(run.labelled("binance_order_book_in_sync")) == 100, timeout=60)
         wait_for(lambda: min(run.labelled("binance_order_book_in_sync")) == 1.0, timeout=120)

@@ -6,6 +6,7 @@ from dataclasses import replace
 from decimal import Decimal as D
 
 import orjson
+import pytest
 
 from binance_exporter.cycle.snapshot import ApiCounts, BookState, LiveBook
 from binance_exporter.errors import MarketDataError
@@ -106,8 +107,8 @@ def test_a_book_in_sync_shows_its_ladder_microstructure_chart_and_trades_exactly
     chart = data["chart"]["bids"]
     assert len(chart["points"]) == CHART_LEVELS
     total = sum(price * qty for price, qty in BIDS[:CHART_LEVELS])
-    assert chart["points"][1] == (0.05099, float(D("0.051") * D("0.5") + D("0.05099") * D("1.5")))
-    assert chart["points"][-1] == (float(BIDS[CHART_LEVELS - 1][0]), float(total))  # cumulative
+    assert chart["points"][1] == (0.05099, pytest.approx(float(D("0.051") * D("0.5") + D("0.05099") * D("1.5"))))
+    assert chart["points"][-1] == (float(BIDS[CHART_LEVELS - 1][0]), pytest.approx(float(total)))  # cumulative
     assert (chart["deepest_price"], D(chart["total"])) == ("0.05001", total)
     assert data["trades"] == [  # newest first
         [1795236345500, "sell", "0.051", "1.25"],
@@ -227,3 +228,25 @@ def test_a_late_streams_loop_costs_one_pass_and_a_failing_pass_never_stops_the_p
         wait_for(lambda: caplog.text.count("cannot make the live view's events") >= 2)
     finally:
         publisher.stop()
+
+
+def test_past_its_share_of_a_core_a_pass_leaves_the_other_books_to_the_next_waiting_longest_first():
+    events, ticks = LiveEvents(), iter(range(10_000))
+    books = Books({symbol: LIVE._replace(state=replace(STATE, symbol=symbol)) for symbol in ("A", "B", "C")})
+    # Each reading of the CPU clock is 15 ms later: one book a pass fits in the 20 ms budget.
+    cpu = lambda: 0.015 * next(ticks)  # noqa: E731  # pylint: disable=unnecessary-lambda-assignment
+    publisher = LivePublisher(events, lambda: SNAPSHOT, lambda: READY, books, "stream", FakeClock(), cpu)
+    for symbol in ("A", "B", "C"):
+        events.watch(book_topic(symbol))
+    published = []
+    for _ in range(3):
+        publisher.publish_once()
+        published.append({s for s in ("A", "B", "C") if events.latest(book_topic(s))})
+    assert published == [{"A"}, {"A", "B"}, {"A", "B", "C"}]
+    books.books["C"] = books.books["C"]._replace(version=(9,))
+    books.books["B"] = books.books["B"]._replace(version=(9,))
+    before = {s: events.latest(book_topic(s))[0] for s in ("B", "C")}
+    publisher.publish_once()  # B and C changed: B, made longer ago, goes first
+    assert events.latest(book_topic("B"))[0] > before["B"] and events.latest(book_topic("C"))[0] == before["C"]
+    publisher.publish_once()
+    assert events.latest(book_topic("C"))[0] > before["C"]

@@ -11,6 +11,7 @@ import pytest
 
 from binance_exporter.binance.responses import parse_agg_trades, parse_depth_snapshot
 from binance_exporter.binance.streams import MAX_STREAMS_PER_CONNECTION, StreamHub
+from binance_exporter.binance.trade_sync import RECENT_TRADES
 from binance_exporter.fake.market import LISTED_SYMBOLS, Market, synthetic_symbols
 from binance_exporter.fake.simulator import BinanceSimulator
 from binance_exporter.market.definitions import BOOK_DEPTH
@@ -190,6 +191,31 @@ def test_every_trade_is_counted_once_through_dropped_trades_a_lost_connection_an
         wait_for(lambda: flows_equal_history(hub, streaming, baselines), timeout=30)
         assert all(hub.book_readings(5)[symbol].flow.lost == 0 for symbol in symbols)
         assert dict(hub.counts().messages)["trade"] > 0
+    finally:
+        hub.stop()
+
+
+def test_the_live_view_reads_a_books_best_levels_and_latest_trades_only_when_they_changed(streaming):
+    symbols = ("ETHBTC", "BTCUSDT")
+    hub = start_hub(streaming, symbols)
+    try:
+        wait_for(lambda: all_in_sync(hub, symbols), timeout=30)
+        streaming.market.freeze()
+
+        def equal_to_truth():
+            live = hub.live_books(("ETHBTC", "NOPE"), 20, {}, 5)
+            _, bids, asks = true_best_levels(streaming, "ETHBTC", 20)
+            book = live["ETHBTC"]
+            history = parse_agg_trades("ETHBTC", streaming.market.agg_trades("ETHBTC", None, limit=RECENT_TRADES))
+            if (book.view.bids, book.view.asks) != (bids, asks) or book.trades[-len(history) :] != tuple(history):
+                return None
+            return live
+
+        live = wait_for(equal_to_truth, timeout=30)
+        assert live["NOPE"] is None  # not tracked
+        assert live["ETHBTC"].state.in_sync and live["ETHBTC"].view.bid_horizon is not None
+        known = {"ETHBTC": live["ETHBTC"].version}
+        assert hub.live_books(("ETHBTC",), 20, known, 5) == {}  # nothing changed: nothing copied
     finally:
         hub.stop()
 

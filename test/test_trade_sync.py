@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from binance_exporter.binance import trade_sync
-from binance_exporter.binance.trade_sync import BACKFILL_LIMIT, MAX_MISSING_RANGES, TradeSync
+from binance_exporter.binance.trade_sync import BACKFILL_LIMIT, MAX_MISSING_RANGES, RECENT_TRADES, TradeSync
 from binance_exporter.market.microstructure import AggTrade
 
 BASE = 5_000
@@ -99,6 +99,16 @@ def test_a_gap_is_backfilled_and_counted_as_such():
         sync.on_trade(t)  # already counted from the backfill
     assert counted(sync) == expected(TRADES[1:12])
     assert sync.backfilled == 9 and sync.lost == 0 and sync.wanted_from() is None
+
+
+def test_the_latest_trades_are_kept_in_id_order_whichever_way_they_came():
+    sync = started()
+    for t in TRADES[1:40]:
+        sync.on_trade(t)
+    sync.on_trade(TRADES[45])  # 40..44 missing
+    sync.on_backfill(BASE + 40, answer(BASE + 40, limit=5))
+    assert sync.recent == TRADES[26:46]
+    assert len(sync.recent) == RECENT_TRADES
 
 
 def test_trades_binance_no_longer_keeps_are_given_up_on():
@@ -204,3 +214,4 @@ def test_every_trade_after_the_baseline_is_counted_once_or_given_up_on(baseline,
     assert len(sync.ids) + sync.lost == len(owed)  # the rest given up on: trades Binance no longer keeps
     assert counted(sync) == expected([by_id(i) for i in sync.ids])
     assert sync.last_price == (by_id(max(sync.ids)).price if sync.ids else None)
+    assert sync.recent == [by_id(i) for i in sorted(sync.ids)[-RECENT_TRADES:]]  # the latest counted, by id

@@ -52,6 +52,11 @@ CHART_LEVELS = 100  # levels a side in its depth chart
 PUBLISH_INTERVAL = 0.1  # a book's event at most 10 times a second
 OVERVIEW_REFRESH = 1.0  # the overview's ages are at most this old
 HUB_TIMEOUT = 1.0  # for the streams' loop to copy the watched books
+# The share of a core the live view's events may take: past it in a pass,
+# the books not yet made wait for the next pass (those waiting longest go
+# first), so however many books are watched, the books, the update cycle
+# and /metrics keep the rest.
+MAX_CPU_SHARE = 0.2
 RETRY_SECONDS = 2  # what a browser waits before reconnecting (the event stream's retry field)
 
 BooksReader = Callable[[tuple[str, ...], int, dict[str, tuple], float], dict[str, Optional[LiveBook]]]
@@ -139,16 +144,17 @@ def _ladder(levels: tuple[PriceLevel, ...]) -> list[list[str]]:
 
 def _depth_chart(levels: tuple[PriceLevel, ...]) -> dict[str, Any]:
     """A side's best ``CHART_LEVELS`` as points to draw, (price, the
-    notional of it and every better level) as floats: a position on the
-    chart, never a number shown; and what the chart writes, exact: the
+    notional of it and every better level) in floats: positions on the
+    chart, never numbers shown; and what the chart writes, exact: the
     deepest price and the notional up to it."""
-    total, points = Decimal(0), []
+    shown = levels[:CHART_LEVELS]
     with decimal.localcontext(EXACT):
-        for price, qty in levels[:CHART_LEVELS]:
-            total += price * qty
-            points.append((_float(price), float(total)))
-    deepest = _text(levels[min(len(levels), CHART_LEVELS) - 1][0]) if levels else None
-    return {"points": points, "deepest_price": deepest, "total": _text(total)}
+        total = sum((price * qty for price, qty in shown), Decimal(0))
+    points, running = [], 0.0
+    for price, qty in shown:
+        running += _float(price) * _float(qty)
+        points.append((_float(price), running))
+    return {"points": points, "deepest_price": _text(shown[-1][0]) if shown else None, "total": _text(total)}
 
 
 def book_data(symbol: str, live: Optional[LiveBook], now: float) -> dict[str, Any]:
@@ -253,9 +259,13 @@ class LivePublisher:
         books: Optional[BooksReader],
         source: str,
         clock: Callable[[], float] = time.time,
+        cpu_clock: Callable[[], float] = time.thread_time,
     ):
         self.events = events
         self._current, self._ready, self._books, self._source, self._clock = current, ready, books, source, clock
+        self._cpu_clock = cpu_clock
+        self._passes = 0
+        self._published_in: dict[str, int] = {}  # symbol: the pass its book's event was last made in
         self._overview: tuple[Optional[Snapshot], float] = (None, 0.0)  # the snapshot shown, and when
         self._known: dict[str, tuple] = {}  # symbol: the version of its book shown
         self._stop = threading.Event()
@@ -280,13 +290,16 @@ class LivePublisher:
                 logger.exception("cannot make the live view's events")
 
     def publish_once(self) -> None:
-        """Makes the event of each watched topic that changed."""
+        """Makes the event of each watched topic that changed, within the
+        pass's share of a core (``MAX_CPU_SHARE``)."""
         watched = self.events.watched()
-        now = self._clock()
+        now, started = self._clock(), self._cpu_clock()
+        self._passes += 1
         if OVERVIEW in watched:
             self._publish_overview(now)
         symbols = tuple(sorted(t.removeprefix(BOOK_TOPIC_PREFIX) for t in watched if t.startswith(BOOK_TOPIC_PREFIX)))
         self._known = {s: v for s, v in self._known.items() if s in symbols and self.events.latest(book_topic(s))}
+        self._published_in = {s: n for s, n in self._published_in.items() if s in symbols}
         if not symbols:
             return
         if self._books is None:  # no live books (REST mode)
@@ -297,15 +310,17 @@ class LivePublisher:
             except MarketDataError as exc:
                 logger.debug("no live books for the live view: %s", exc)
                 return
-        for symbol in symbols:
-            if symbol not in found:
-                continue  # unchanged
+        budget = MAX_CPU_SHARE * PUBLISH_INTERVAL
+        for symbol in sorted(found, key=lambda s: self._published_in.get(s, 0)):  # waiting longest first
+            if self._cpu_clock() - started >= budget:
+                break  # the rest next pass: nothing is lost, their events are the latest state
             live = found[symbol]
             version = live.version if live is not None else ("untracked",)
             if self._known.get(symbol) == version:
                 continue
             self.events.publish(book_topic(symbol), event(book_data(symbol, live, now)))
             self._known[symbol] = version
+            self._published_in[symbol] = self._passes
 
     def _publish_overview(self, now: float) -> None:
         snapshot = self._current()
