@@ -100,6 +100,9 @@ MIN_EVENT_INTERVAL = 0.1
 LIVE_SEND_BUFFER = 64 * 1024
 # A browser reconnects this long after losing its event stream.
 RETRY_MILLISECONDS = 2000
+# Live clients sent something per pass of the serving loop: between passes,
+# a scrape that came meanwhile is answered.
+LIVE_SENDS_PER_PASS = 16
 AUTHENTICATE = ("WWW-Authenticate", 'Basic realm="binance-exporter", charset="UTF-8"')
 
 LANDING_PAGE = f"""<!DOCTYPE html>
@@ -519,6 +522,7 @@ class ExporterHTTPServer:  # pylint: disable=too-many-instance-attributes  # its
         self._waiting: dict[_Phase, OrderedDict[_Connection, None]] = {phase: OrderedDict() for phase in _Phase}
         self._listener = _listening_socket(address)
         self._wakeup, self._wake = socket.socketpair()
+        self._wake.setblocking(False)  # a wake-up already pending is enough: never wait to add one
         self._selector = selectors.DefaultSelector()
         self._selector.register(self._listener, selectors.EVENT_READ)
         self._selector.register(self._wakeup, selectors.EVENT_READ)
@@ -883,16 +887,21 @@ class ExporterHTTPServer:  # pylint: disable=too-many-instance-attributes  # its
         if not live:
             return
         assert self.events is not None
-        now = time.monotonic()
+        now, sends = time.monotonic(), 0
+        # Those that read everything longest ago first: a completed write moves a client to the end.
         for connection in list(live):
+            if sends == LIVE_SENDS_PER_PASS:
+                break  # the rest next pass, after the scrapes waiting
             if connection.unsent or not connection.open:
                 continue
             latest = self.events.latest(connection.topic or "")
             if latest is not None and latest[0] > connection.sent_version and now >= connection.next_event_at:
                 connection.sent_version, connection.next_event_at = latest[0], now + MIN_EVENT_INTERVAL
                 self._send_live(connection, latest[1])
+                sends += 1
             elif now - connection.since >= self.limits.heartbeat:
                 self._send_live(connection, b": keep-alive\n\n")
+                sends += 1
 
     def _live_deadlines(self) -> Iterator[float]:
         """When each live client may next be sent something."""

@@ -56,7 +56,7 @@ HUB_TIMEOUT = 1.0  # for the streams' loop to copy the watched books
 # the books not yet made wait for the next pass (those waiting longest go
 # first), so however many books are watched, the books, the update cycle
 # and /metrics keep the rest.
-MAX_CPU_SHARE = 0.2
+MAX_CPU_SHARE = 0.1
 RETRY_SECONDS = 2  # what a browser waits before reconnecting (the event stream's retry field)
 
 BooksReader = Callable[[tuple[str, ...], int, dict[str, tuple], float], dict[str, Optional[LiveBook]]]
@@ -321,6 +321,7 @@ class LivePublisher:
             self.events.publish(book_topic(symbol), event(book_data(symbol, live, now)))
             self._known[symbol] = version
             self._published_in[symbol] = self._passes
+            time.sleep(0)  # lets a thread waiting for the interpreter (a scrape) in at once
 
     def _publish_overview(self, now: float) -> None:
         snapshot = self._current()

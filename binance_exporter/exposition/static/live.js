@@ -64,10 +64,11 @@
     open();
   }
 
-  function bookLink(symbol, inSync, prefix) {
+  // A symbol's name, linked to its book's page if it has a live book.
+  function bookLink(symbol, inSync) {
     if (inSync === null || inSync === undefined) return make("span", symbol);
     const link = make("a", symbol);
-    link.href = prefix + "book/" + encodeURIComponent(symbol);
+    link.href = "book/" + encodeURIComponent(symbol);
     return link;
   }
 
@@ -122,7 +123,7 @@
       tr.appendChild(cell(row.rank, "rank", "num"));
       const name = make("td");
       name.dataset.field = "symbol";
-      name.appendChild(bookLink(row.symbol, row.in_sync, ""));
+      name.appendChild(bookLink(row.symbol, row.in_sync));
       tr.appendChild(name);
       for (const [field] of columns) tr.appendChild(cell(row[field], field, "num"));
       body.appendChild(tr);
@@ -150,7 +151,7 @@
       ...data.books.map(function (book) {
         const item = make("li");
         item.dataset.symbol = book.symbol;
-        item.appendChild(bookLink(book.symbol, book.in_sync, ""));
+        item.appendChild(bookLink(book.symbol, book.in_sync));
         item.appendChild(make("span", book.in_sync ? " in sync" : " resyncing", book.in_sync ? "in-sync" : "out-of-sync"));
         return item;
       })
