@@ -553,6 +553,9 @@ def test_a_connection_limit_above_the_open_files_limit_is_lowered(low_descriptor
     err = stop_and_read_stderr(process)
     assert "WARNING --web.max-connections 1000 is more than the open-files limit (ulimit -n) of 128" in err
     assert "serving at most 64 connections" in err
+    # Live clients get what is left: nothing, here.
+    assert "--web.max-live-clients 100 is more than the open-files limit (ulimit -n) of 128" in err
+    assert "own work and 64 connections: serving at most 0 live clients" in err
 
 
 def test_out_of_descriptors_the_connection_waiting_longest_makes_room(low_descriptors_server):

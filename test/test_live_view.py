@@ -12,7 +12,10 @@ from binance_exporter.cycle.snapshot import ApiCounts, BookState, LiveBook
 from binance_exporter.errors import MarketDataError
 from binance_exporter.exposition.live_view import (
     CHART_LEVELS,
+    CHART_SCALE,
     LADDER_LEVELS,
+    MAX_CPU_SHARE,
+    PUBLISH_INTERVAL,
     OVERVIEW,
     LiveEvents,
     LivePublisher,
@@ -104,12 +107,16 @@ def test_a_book_in_sync_shows_its_ladder_microstructure_chart_and_trades_exactly
     assert data["mid"] == "0.05101"
     assert data["micro"] == "0.05101"  # equal quantities at the top
     assert data["imbalance"] == {"1": "0", "5": "0", "20": "0"}
-    chart = data["chart"]["bids"]
-    assert len(chart["points"]) == CHART_LEVELS
-    total = sum(price * qty for price, qty in BIDS[:CHART_LEVELS])
-    assert chart["points"][1] == (0.05099, pytest.approx(float(D("0.051") * D("0.5") + D("0.05099") * D("1.5"))))
-    assert chart["points"][-1] == (float(BIDS[CHART_LEVELS - 1][0]), pytest.approx(float(total)))  # cumulative
-    assert (chart["deepest_price"], D(chart["total"])) == ("0.05001", total)
+    chart = data["chart"]
+    assert len(chart["bids"]) == len(chart["asks"]) == CHART_LEVELS
+    bid_total = sum(price * qty for price, qty in BIDS[:CHART_LEVELS])
+    ask_total = sum(price * qty for price, qty in ASKS[:CHART_LEVELS])
+    assert (chart["low"], chart["high"], D(chart["total"])) == ("0.05001", "0.05201", max(bid_total, ask_total))
+    # Positions from 0 to CHART_SCALE: the deepest bid at 0, the deepest ask at the end, the larger total at the top.
+    assert chart["bids"][-1][0] == 0 and chart["asks"][-1] == [CHART_SCALE, CHART_SCALE]
+    assert chart["bids"][0] == [round(CHART_SCALE * 0.99 / 2), round(CHART_SCALE * float(D("0.0255") / ask_total))]
+    assert [x for x, _ in chart["bids"]] == sorted((x for x, _ in chart["bids"]), reverse=True)
+    assert [y for _, y in chart["asks"]] == sorted(y for _, y in chart["asks"])  # cumulative
     assert data["trades"] == [  # newest first
         [1795236345500, "sell", "0.051", "1.25"],
         [1795236344000, "buy", "0.05101", "0.2"],
@@ -233,8 +240,8 @@ def test_a_late_streams_loop_costs_one_pass_and_a_failing_pass_never_stops_the_p
 def test_past_its_share_of_a_core_a_pass_leaves_the_other_books_to_the_next_waiting_longest_first():
     events, ticks = LiveEvents(), iter(range(10_000))
     books = Books({symbol: LIVE._replace(state=replace(STATE, symbol=symbol)) for symbol in ("A", "B", "C")})
-    # Each reading of the CPU clock is 15 ms later: one book a pass fits in the 20 ms budget.
-    cpu = lambda: 0.015 * next(ticks)  # noqa: E731  # pylint: disable=unnecessary-lambda-assignment
+    # Each reading of the CPU clock is 0.6 budgets later: one book a pass fits in the budget.
+    cpu = lambda: 0.6 * MAX_CPU_SHARE * PUBLISH_INTERVAL * next(ticks)  # noqa: E731  # pylint: disable=unnecessary-lambda-assignment
     publisher = LivePublisher(events, lambda: SNAPSHOT, lambda: READY, books, "stream", FakeClock(), cpu)
     for symbol in ("A", "B", "C"):
         events.watch(book_topic(symbol))

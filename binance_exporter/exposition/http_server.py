@@ -381,39 +381,24 @@ class _Connection:
         self.next_event_at = 0.0  # time.monotonic() before which it gets no event
 
 
-def _connection_limit(wanted: int) -> int:
+def _within_open_files(flag: str, wanted: int, what: str, beside: int = 0) -> int:
     """``wanted``, or less if the open-files limit would not leave the
-    exporter descriptors for its own work."""
+    exporter descriptors for its own work and for ``beside`` connections."""
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY or wanted <= soft - RESERVED_DESCRIPTORS:
+    room = soft - RESERVED_DESCRIPTORS - beside
+    if soft == resource.RLIM_INFINITY or wanted <= room:
         return wanted
-    allowed = max(1, soft - RESERVED_DESCRIPTORS)
+    allowed = max(0 if beside else 1, room)
     logger.warning(
-        "--web.max-connections %d is more than the open-files limit (ulimit -n) of %d allows beside "
-        "the %d descriptors kept for the exporter's own work: serving at most %d connections",
+        "%s %d is more than the open-files limit (ulimit -n) of %d allows beside the %d descriptors kept for "
+        "the exporter's own work%s: serving at most %d %s",
+        flag,
         wanted,
         soft,
         RESERVED_DESCRIPTORS,
+        f" and {beside} connections" if beside else "",
         allowed,
-    )
-    return allowed
-
-
-def _live_client_limit(wanted: int, connections: int) -> int:
-    """``wanted``, or less if the open-files limit would not leave room for
-    that many live clients beside ``connections`` and the exporter's own work."""
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY or wanted <= soft - RESERVED_DESCRIPTORS - connections:
-        return wanted
-    allowed = max(0, soft - RESERVED_DESCRIPTORS - connections)
-    logger.warning(
-        "--web.max-live-clients %d is more than the open-files limit (ulimit -n) of %d allows beside %d "
-        "connections and the %d descriptors kept for the exporter's own work: at most %d live clients",
-        wanted,
-        soft,
-        connections,
-        RESERVED_DESCRIPTORS,
-        allowed,
+        what,
     )
     return allowed
 
@@ -505,10 +490,9 @@ class ExporterHTTPServer:  # pylint: disable=too-many-instance-attributes  # its
         self.web = web  # the current web configuration (WebConfigFile reads a changed file again)
         self._passwords = _PasswordChecks(self._wake_up)
         self._stopping = False
-        connections = _connection_limit(limits.max_connections)
-        self.limits = replace(
-            limits, max_connections=connections, max_live_clients=_live_client_limit(limits.max_live_clients, connections)
-        )
+        connections = _within_open_files("--web.max-connections", limits.max_connections, "connections")
+        live = _within_open_files("--web.max-live-clients", limits.max_live_clients, "live clients", connections)
+        self.limits = replace(limits, max_connections=connections, max_live_clients=live)
         self._timeouts = {
             _Phase.HEAD: limits.head_timeout,
             _Phase.AUTH: limits.write_timeout,
@@ -527,6 +511,7 @@ class ExporterHTTPServer:  # pylint: disable=too-many-instance-attributes  # its
         self._selector.register(self._listener, selectors.EVENT_READ)
         self._selector.register(self._wakeup, selectors.EVENT_READ)
         self._accept_paused_until: Optional[float] = None
+        self._next_live_send: Optional[float] = None  # when a live client may next be sent something
         self._warned_at: dict[str, float] = {}
         self._thread: Optional[threading.Thread] = None
         if self.events is not None:
@@ -586,7 +571,8 @@ class ExporterHTTPServer:  # pylint: disable=too-many-instance-attributes  # its
         ]
         if self._accept_paused_until is not None:
             deadlines.append(self._accept_paused_until)
-        deadlines.extend(self._live_deadlines())
+        if self._next_live_send is not None:
+            deadlines.append(self._next_live_send)
         return max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
 
     def _open_connections(self) -> int:
@@ -882,40 +868,36 @@ class ExporterHTTPServer:  # pylint: disable=too-many-instance-attributes  # its
     def _send_events(self) -> None:
         """Sends each live client with nothing unsent the latest event of its
         topic if it has not had it and may have one now, else a comment
-        if it has had nothing for ``heartbeat`` seconds."""
+        if it has had nothing for ``heartbeat`` seconds; notes when the
+        next may be sent something."""
         live = self._waiting[_Phase.LIVE]
+        self._next_live_send = None
         if not live:
             return
         assert self.events is not None
-        now, sends = time.monotonic(), 0
+        now, sends, next_send = time.monotonic(), 0, float("inf")
         # Those that read everything longest ago first: a completed write moves a client to the end.
         for connection in list(live):
-            if sends == LIVE_SENDS_PER_PASS:
-                break  # the rest next pass, after the scrapes waiting
             if connection.unsent or not connection.open:
-                continue
+                continue  # it is sent something when it has read what it was sent
             latest = self.events.latest(connection.topic or "")
-            if latest is not None and latest[0] > connection.sent_version and now >= connection.next_event_at:
-                connection.sent_version, connection.next_event_at = latest[0], now + MIN_EVENT_INTERVAL
-                self._send_live(connection, latest[1])
-                sends += 1
-            elif now - connection.since >= self.limits.heartbeat:
-                self._send_live(connection, b": keep-alive\n\n")
-                sends += 1
-
-    def _live_deadlines(self) -> Iterator[float]:
-        """When each live client may next be sent something."""
-        if not self._waiting[_Phase.LIVE]:
-            return
-        assert self.events is not None
-        for connection in self._waiting[_Phase.LIVE]:
-            if connection.unsent:
-                continue
-            latest = self.events.latest(connection.topic or "")
-            if latest is not None and latest[0] > connection.sent_version:
-                yield connection.next_event_at
+            news = latest is not None and latest[0] > connection.sent_version
+            due = connection.next_event_at if news else connection.since + self.limits.heartbeat
+            if due > now:
+                next_send = min(next_send, due)
+            elif sends == LIVE_SENDS_PER_PASS:
+                next_send = now  # the rest next pass, after the scrapes waiting
+                break
             else:
-                yield connection.since + self.limits.heartbeat
+                sends += 1
+                if news:
+                    assert latest is not None
+                    connection.sent_version, connection.next_event_at = latest[0], now + MIN_EVENT_INTERVAL
+                    self._send_live(connection, latest[1])
+                else:
+                    self._send_live(connection, b": keep-alive\n\n")
+                next_send = min(next_send, now + min(MIN_EVENT_INTERVAL, self.limits.heartbeat))
+        self._next_live_send = None if next_send == float("inf") else next_send
 
     def _send_live(self, connection: _Connection, data: bytes) -> None:
         connection.unsent = memoryview(data)

@@ -49,6 +49,7 @@ OVERVIEW = "overview"
 BOOK_TOPIC_PREFIX = "book/"
 LADDER_LEVELS = 20  # levels a side in a book page's ladder
 CHART_LEVELS = 100  # levels a side in its depth chart
+CHART_SCALE = 10_000  # positions along each axis of the depth chart
 PUBLISH_INTERVAL = 0.1  # a book's event at most 10 times a second
 OVERVIEW_REFRESH = 1.0  # the overview's ages are at most this old
 HUB_TIMEOUT = 1.0  # for the streams' loop to copy the watched books
@@ -142,19 +143,33 @@ def _ladder(levels: tuple[PriceLevel, ...]) -> list[list[str]]:
         return [[_text(p), _text(q), _text(p * q)] for p, q in levels[:LADDER_LEVELS]]
 
 
-def _depth_chart(levels: tuple[PriceLevel, ...]) -> dict[str, Any]:
-    """A side's best ``CHART_LEVELS`` as points to draw, (price, the
-    notional of it and every better level) in floats: positions on the
-    chart, never numbers shown; and what the chart writes, exact: the
-    deepest price and the notional up to it."""
-    shown = levels[:CHART_LEVELS]
+def _depth_chart(view: BookView) -> dict[str, Any]:
+    """The depth chart of each side's best ``CHART_LEVELS``: its points, at
+    each level (price, the notional of it and every better level), as
+    positions from 0 to ``CHART_SCALE`` along each axis — the price axis
+    from the deepest bid shown to the deepest ask, the notional axis up to
+    the larger side's total; and what the chart writes, exact: the deepest
+    prices and the larger total."""
+    sides = {"bids": view.bids[:CHART_LEVELS], "asks": view.asks[:CHART_LEVELS]}
+    prices = {name: [_float(price) for price, _ in levels] for name, levels in sides.items()}
+    running = {}
+    for name, levels in sides.items():
+        total, cumulative = 0.0, []
+        for price, (_, qty) in zip(prices[name], levels):
+            total += price * _float(qty)
+            cumulative.append(total)
+        running[name] = cumulative
+    edges = [levels[-1][0] for levels in sides.values() if levels]
+    low = _float(min(edges))
+    x_scale = CHART_SCALE / ((_float(max(edges)) - low) or 1.0)
+    y_scale = CHART_SCALE / (max((c[-1] for c in running.values() if c), default=0.0) or 1.0)
     with decimal.localcontext(EXACT):
-        total = sum((price * qty for price, qty in shown), Decimal(0))
-    points, running = [], 0.0
-    for price, qty in shown:
-        running += _float(price) * _float(qty)
-        points.append((_float(price), running))
-    return {"points": points, "deepest_price": _text(shown[-1][0]) if shown else None, "total": _text(total)}
+        totals = [sum((p * q for p, q in levels), Decimal(0)) for levels in sides.values()]
+    chart: dict[str, Any] = {
+        name: [[int((price - low) * x_scale + 0.5), int(total * y_scale + 0.5)] for price, total in zip(prices[name], running[name])]
+        for name in sides
+    }
+    return chart | {"low": _text(min(edges)), "high": _text(max(edges)), "total": _text(max(totals))}
 
 
 def book_data(symbol: str, live: Optional[LiveBook], now: float) -> dict[str, Any]:
@@ -185,7 +200,7 @@ def book_data(symbol: str, live: Optional[LiveBook], now: float) -> dict[str, An
         "mid": _number(mid_price(view)),
         "micro": _number(micro_price(view)),
         "imbalance": {str(n): _number(imbalance(view, n)) for n in IMBALANCE_LEVELS},
-        "chart": {"bids": _depth_chart(view.bids), "asks": _depth_chart(view.asks)},
+        "chart": _depth_chart(view) if view.bids or view.asks else None,
     }
 
 

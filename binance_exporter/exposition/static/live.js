@@ -222,22 +222,18 @@
   }
 
   // Cumulative notional against price: bids step down to the left of the
-  // mid, asks up to its right, on one price axis. Points are positions
-  // only; the labels are the exact values the exporter sent.
+  // spread, asks up to its right. The exporter sends positions from 0 to
+  // CHART_SCALE along each axis, and the labels' exact values.
+  const CHART_SCALE = 10000;
+
   function renderChart(data) {
     const chart = $("chart");
-    const bids = data.in_sync ? data.chart.bids : null;
-    const asks = data.in_sync ? data.chart.asks : null;
-    if (!bids || (!bids.points.length && !asks.points.length)) {
+    if (!data.in_sync || !data.chart) {
       chart.replaceChildren();
       return;
     }
-    const all = bids.points.concat(asks.points);
-    const low = Math.min(...all.map((p) => p[0]));
-    const high = Math.max(...all.map((p) => p[0]));
-    const most = Math.max(...all.map((p) => p[1]));
-    const x = (price) => CHART.left + ((price - low) / (high - low || 1)) * (CHART.right - CHART.left);
-    const y = (total) => CHART.bottom - (most > 0 ? total / most : 0) * (CHART.bottom - CHART.top);
+    const x = (position) => CHART.left + (position / CHART_SCALE) * (CHART.right - CHART.left);
+    const y = (position) => CHART.bottom - (position / CHART_SCALE) * (CHART.bottom - CHART.top);
     function area(points, className) {
       if (!points.length) return null;
       let d = "M" + x(points[0][0]) + "," + CHART.bottom;
@@ -252,11 +248,10 @@
       path.setAttribute("class", className);
       return path;
     }
-    const parts = [area(bids.points, "bids"), area(asks.points, "asks")].filter(Boolean);
-    const deeper = parseFloat(bids.total) >= parseFloat(asks.total) ? bids : asks;
-    parts.push(svgText(CHART.left, CHART.height - 8, bids.deepest_price || "", "start"));
-    parts.push(svgText(CHART.right, CHART.height - 8, asks.deepest_price || "", "end"));
-    parts.push(svgText(CHART.left + 4, CHART.top - 2, "max " + deeper.total, "start"));
+    const parts = [area(data.chart.bids, "bids"), area(data.chart.asks, "asks")].filter(Boolean);
+    parts.push(svgText(CHART.left, CHART.height - 8, data.chart.low, "start"));
+    parts.push(svgText(CHART.right, CHART.height - 8, data.chart.high, "end"));
+    parts.push(svgText(CHART.left + 4, CHART.top - 2, "max " + data.chart.total, "start"));
     chart.replaceChildren(...parts);
   }
 
