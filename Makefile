@@ -36,7 +36,7 @@ test: install-dev
 	$(MAKE) --no-print-directory lint
 
 lint: install-dev
-	$(BIN)/pylint binance_exporter test bench/*.py
+	$(BIN)/pylint binance_exporter test bench/*.py docs/*.py
 
 coverage: install-dev
 	$(BIN)/coverage html

@@ -44,14 +44,15 @@ The stream section (the fake's books moving every 0.1 s, as
 
 The live view's section:
 
-10. stream mode, the fake's books moving every 0.1 s: at defaults (10 live
-    books), for 20 s with no live client and 20 s with 100 clients
-    following the 10 books' pages (10 on each); then with 100 live books,
-    with no client and with 100 clients each on a book of its own: the
-    exporter's CPU share of a core (and so the cost per client), its
-    books' mean event lag, cycle p99, /metrics p50/p99 with 1 and 10
-    scrapers, the events each client received per second, and the time
-    from a depth event to the page event showing it arriving.
+10. stream mode at --update-interval 1, the fake's books moving every
+    0.1 s: with the default lists (10 live books), with no live client
+    and with 100 clients following the 10 books' pages (10 on each); then
+    with 100 live books, with no client and with 100 clients each on a
+    book of its own. For each, over 20 s: the exporter's CPU share of a
+    core (and so the cost per client), its books' mean event lag and its
+    cycles' p99; then /metrics p50/p99 with 1 and 10 scrapers; the events
+    each client received per second, and the time from a depth event to
+    the page event showing it arriving.
 
 It prints one table (and the comparison tables), writes them as JSON for
 comparisons across commits, and names the targets the numbers miss.
@@ -1151,12 +1152,12 @@ LIVE_CLIENTS = 100
 LIVE_SECONDS = 20.0
 
 
-def follow_books(port: int, paths: list[str], seconds: float, results: Any) -> None:
+def follow_books(port: int, paths: list[str], stop: Any, results: Any) -> None:
     """In a process of its own: one event-stream client per path, all read
-    by one selector loop for ``seconds``; puts on ``results`` the events
-    each received and, per book event, the seconds from the last depth
-    event it shows (its ``time`` less its ``last_event_age``) to its
-    arrival here."""
+    by one selector loop until ``stop`` is set; puts on ``results`` the
+    events each received per second and, per book event, the seconds from
+    the last depth event it shows (its ``time`` less its
+    ``last_event_age``) to its arrival here."""
     selector = selectors.DefaultSelector()
     buffers: dict[socket.socket, bytes] = {}
     counts: Counter = Counter()
@@ -1167,9 +1168,9 @@ def follow_books(port: int, paths: list[str], seconds: float, results: Any) -> N
         sock.setblocking(False)
         selector.register(sock, selectors.EVENT_READ, path)
         buffers[sock] = b""
-    deadline = time.monotonic() + seconds
-    while (left := deadline - time.monotonic()) > 0:
-        for key, _ in selector.select(left):
+    started = time.monotonic()
+    while not stop.is_set():
+        for key, _ in selector.select(0.1):
             sock = key.fileobj
             chunk = sock.recv(1 << 20)
             if not chunk:
@@ -1183,50 +1184,47 @@ def follow_books(port: int, paths: list[str], seconds: float, results: Any) -> N
                     data = orjson.loads(block[6:])
                     if data.get("last_event_age") is not None:
                         lags.append(arrived - (data["time"] - data["last_event_age"]))
-    results.put({"events": [counts[sock.fileno()] for sock in buffers], "lags": lags})
+    elapsed = time.monotonic() - started
+    results.put({"per_second": [counts[sock.fileno()] / elapsed for sock in buffers], "lags": lags})
     for sock in buffers:
         sock.close()
 
 
 def live_phase(run: Run, paths: list[str], seconds: float) -> dict[str, float]:
-    """With a client following each of ``paths`` (none: no client): the
-    exporter's CPU share of a core, its books' event lag (mean, from its
-    histogram), cycle duration p99, /metrics p50/p99 with 1 and 10
-    scrapers, and what the clients received."""
+    """With a client following each of ``paths`` (none: no client): over
+    ``seconds``, the exporter's CPU share of a core, its books' mean event
+    lag (from its histogram) and its cycles' p99 (read every 0.25 s); then
+    /metrics p50/p99 with 1 and 10 scrapers; and what the clients received."""
     context = multiprocessing.get_context("fork")
-    results = context.Queue()
-    clients = context.Process(target=follow_books, args=(run.port, paths, seconds, results)) if paths else None
+    results, stop = context.Queue(), context.Event()
+    clients = context.Process(target=follow_books, args=(run.port, paths, stop, results)) if paths else None
     if clients:
         clients.start()
         time.sleep(2)  # every client connected and sent its first events
-    cpu, started = run.cpu_seconds(), time.monotonic()
-    lag_sum, lag_count = run.metrics()["binance_stream_event_lag_seconds_sum"], run.metrics()[
-        "binance_stream_event_lag_seconds_count"
-    ]
-    durations = run.cycle_durations(10_000, timeout=seconds / 2)
-    phase = scrape_stats(run)
-    while time.monotonic() - started < seconds - 4:
-        time.sleep(0.1)
-    elapsed = time.monotonic() - started
-    after = run.metrics()
+    before, cpu, started = run.metrics(), run.cpu_seconds(), time.monotonic()
+    durations: dict[float, float] = {}
+    while time.monotonic() - started < seconds:
+        sample = run.metrics()
+        durations[sample["binance_exporter_last_update_timestamp_seconds"]] = sample[
+            "binance_exporter_update_duration_seconds"
+        ]
+        time.sleep(0.25)
+    elapsed, after = time.monotonic() - started, run.metrics()
+    lag = "binance_stream_event_lag_seconds"
+    events = after[f"{lag}_count"] - before[f"{lag}_count"]
     result = {
         "cpu_percent_of_a_core": round(100 * (run.cpu_seconds() - cpu) / elapsed, 1),
-        "event_lag_mean_ms": round(
-            1000
-            * (after["binance_stream_event_lag_seconds_sum"] - lag_sum)
-            / max(1.0, after["binance_stream_event_lag_seconds_count"] - lag_count),
-            2,
-        ),
-        "cycle_p99_ms": round(1000 * percentile(durations, 0.99), 2),
-        **phase,
+        "event_lag_mean_ms": round(1000 * (after[f"{lag}_sum"] - before[f"{lag}_sum"]) / max(1.0, events), 2),
+        "cycle_p99_ms": round(1000 * percentile(list(durations.values()), 0.99), 2),
+        **scrape_stats(run),
     }
     if clients:
-        received = results.get(timeout=seconds + 30)
+        stop.set()
+        received = results.get(timeout=60)
         clients.join(timeout=30)
-        per_client = [n / seconds for n in received["events"]]
-        result["clients"] = len(per_client)
-        result["events_per_client_per_second_min"] = round(min(per_client), 1)
-        result["events_per_client_per_second_max"] = round(max(per_client), 1)
+        result["clients"] = len(received["per_second"])
+        result["events_per_client_per_second_min"] = round(min(received["per_second"]), 1)
+        result["events_per_client_per_second_max"] = round(max(received["per_second"]), 1)
         result["event_to_page_p50_ms"] = round(1000 * percentile(received["lags"], 0.50), 2)
         result["event_to_page_p99_ms"] = round(1000 * percentile(received["lags"], 0.99), 2)
     return result
@@ -1239,9 +1237,10 @@ def live_view_run(latency: float) -> dict[str, float]:
     (the top 50 of each list), with no client and with 100 clients each on
     a book of its own."""
     simulator = ["--weight-limit", "1000000", "--tick-seconds", "0.1"]
+    exporter = ["--weight-budget", "1000000", "--update-interval", "1"]
     runs = {
-        "": (["--weight-budget", "1000000"], simulator),
-        "top100_": (["--top", "50", "--weight-budget", "1000000"], ["--extra-symbols", "100", *simulator]),
+        "": (exporter, simulator),
+        "top100_": (["--top", "50", *exporter], ["--extra-symbols", "100", *simulator]),
     }
     result = {}
     for name, (exporter_args, simulator_args) in runs.items():

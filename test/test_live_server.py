@@ -41,6 +41,12 @@ def start_live():
         server.stop()
 
 
+def publish(events, topic, data):
+    """Publishes as the live view's publisher does: the event, then the server woken."""
+    events.publish(topic, data)
+    events.on_publish()
+
+
 class EventClient:
     """A raw client of one event stream."""
 
@@ -104,14 +110,14 @@ def test_a_client_gets_the_latest_event_never_a_backlog_then_each_new_one(start_
     _, events, url = start_live()
     events.watch(OVERVIEW)  # someone watches already: events are kept
     for number in range(1, 4):
-        events.publish(OVERVIEW, f"data: {number}\n\n".encode())
+        publish(events, OVERVIEW, f"data: {number}\n\n".encode())
     client = EventClient(url, "/events/overview")
     try:
         assert client.head.startswith("HTTP/1.1 200 OK") and "Content-Type: text/event-stream" in client.head
         assert "Cache-Control: no-store" in client.head
         assert client.next_block() == b"retry: 2000"
         assert client.next_data() == b"3"
-        events.publish(OVERVIEW, b"data: 4\n\n")
+        publish(events, OVERVIEW, b"data: 4\n\n")
         assert client.next_data() == b"4"
     finally:
         client.close()
@@ -126,7 +132,7 @@ def test_a_client_gets_at_most_one_event_per_interval_however_fast_they_come(sta
         number = 0
         while not stop.is_set():
             number += 1
-            events.publish(book_topic("ETHBTC"), f"data: {number}\n\n".encode())
+            publish(events, book_topic("ETHBTC"), f"data: {number}\n\n".encode())
 
     started = time.monotonic()  # before the first event can be sent
     client = EventClient(url, "/events/book/ETHBTC")
@@ -147,7 +153,7 @@ def test_a_client_gets_at_most_one_event_per_interval_however_fast_they_come(sta
 def test_past_the_live_client_limit_a_client_gets_a_clear_503_and_scrapers_are_not_counted(start_live):
     _, events, url = start_live(Limits(max_connections=1, max_live_clients=2))
     events.watch(OVERVIEW)
-    events.publish(OVERVIEW, b"data: 1\n\n")
+    publish(events, OVERVIEW, b"data: 1\n\n")
     clients = [EventClient(url, "/events/overview") for _ in range(2)]
     try:
         for client in clients:
@@ -167,7 +173,7 @@ def test_past_the_live_client_limit_a_client_gets_a_clear_503_and_scrapers_are_n
 
         clients.append(wait_for(admitted))  # once the server has seen the other one close
         assert clients[-1].next_data() == b"1"
-        events.publish(OVERVIEW, b"data: 2\n\n")
+        publish(events, OVERVIEW, b"data: 2\n\n")
         assert [client.next_data() for client in clients] == [b"2", b"2"]  # still served
     finally:
         for client in clients:
@@ -180,7 +186,7 @@ def test_a_client_that_stops_reading_is_dropped_and_one_that_reads_is_kept_by_he
     reading = EventClient(url, "/events/overview")
     try:
         big = b"data: " + b"x" * 1_000_000 + b"\n\n"  # more than both ends' buffers hold
-        events.publish(book_topic("ETHBTC"), big)
+        publish(events, book_topic("ETHBTC"), big)
         wait_for(lambda: book_topic("ETHBTC") not in events.watched())  # dropped (reading here would read)
         assert wait_for(lambda: closed_by_server(stalled.sock))
         # Nothing to send for several write timeouts: comments keep the reader's connection.

@@ -139,16 +139,15 @@ def test_imbalance_past_a_horizon_is_not_shown():
 
 
 def test_events_are_kept_for_watched_topics_only_and_dropped_with_their_last_viewer():
-    events, wakes = LiveEvents(), []
-    events.on_publish = lambda: wakes.append(1)
+    events = LiveEvents()
     events.publish(OVERVIEW, b"data: 1\n\n")
-    assert events.latest(OVERVIEW) is None and not wakes  # nobody watches
+    assert events.latest(OVERVIEW) is None and events.last_version == 0  # nobody watches
     events.watch(OVERVIEW)
     events.watch(OVERVIEW)
     events.publish(OVERVIEW, b"data: 2\n\n")
     events.publish(OVERVIEW, b"data: 3\n\n")
     version, data = events.latest(OVERVIEW)
-    assert data == b"data: 3\n\n" and len(wakes) == 2
+    assert data == b"data: 3\n\n" and events.last_version == version == 2
     events.unwatch(OVERVIEW)
     assert events.latest(OVERVIEW) == (version, data)  # one viewer left
     events.unwatch(OVERVIEW)
@@ -168,7 +167,8 @@ class Books:
 
 
 def test_the_publisher_makes_events_of_watched_topics_only_and_again_only_when_they_change():
-    events, clock = LiveEvents(), FakeClock(1795236345.0)
+    events, clock, wakes = LiveEvents(), FakeClock(1795236345.0), []
+    events.on_publish = lambda: wakes.append(events.last_version)
     books = Books({"ETHBTC": LIVE, "GONE": None})
     state = {"snapshot": SNAPSHOT}
     publisher = LivePublisher(events, lambda: state["snapshot"], lambda: READY, books, "stream", clock)
@@ -179,12 +179,13 @@ def test_the_publisher_makes_events_of_watched_topics_only_and_again_only_when_t
     events.watch(book_topic("GONE"))
     publisher.publish_once()
     versions = {topic: events.latest(topic)[0] for topic in events.watched()}
+    assert wakes == [3]  # the server woken once for the three events
     assert parse(events.latest(book_topic("ETHBTC"))[1])["mid"] == "0.05101"
     assert parse(events.latest(book_topic("GONE"))[1]) == {"symbol": "GONE", "tracked": False}
     assert parse(events.latest(OVERVIEW)[1])["lists"][0]["rows"][0]["symbol"] == "ETHBTC"
     clock.advance(0.1)
     publisher.publish_once()  # nothing changed
-    assert {topic: events.latest(topic)[0] for topic in events.watched()} == versions
+    assert {topic: events.latest(topic)[0] for topic in events.watched()} == versions and wakes == [3]
     assert books.calls[-1][2]["ETHBTC"] == LIVE.version  # the hub is told what is shown already
     books.books["ETHBTC"] = LIVE._replace(version=(2, 2, 8, 2))
     state["snapshot"] = replace(SNAPSHOT, cycle=3)

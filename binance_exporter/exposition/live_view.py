@@ -219,8 +219,8 @@ def event(data: dict[str, Any]) -> bytes:
 class LiveEvents:
     """The latest event of each watched topic, and how many clients watch
     each. Thread-safe: the HTTP server watches and reads, the publisher
-    publishes; ``on_publish`` (the server's wake-up) is called after each
-    publication."""
+    publishes, then calls ``on_publish`` (the server's wake-up) once for
+    all it published."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -254,7 +254,11 @@ class LiveEvents:
                 return
             self._versions += 1
             self._latest[topic] = (self._versions, data)
-        self.on_publish()
+
+    @property
+    def last_version(self) -> int:
+        """The version of the latest event published, of any topic."""
+        return self._versions
 
     def latest(self, topic: str) -> Optional[tuple[int, bytes]]:
         """(version, event) of the latest event of ``topic``; versions only grow."""
@@ -310,6 +314,14 @@ class LivePublisher:
         watched = self.events.watched()
         now, started = self._clock(), self._cpu_clock()
         self._passes += 1
+        before = self.events.last_version
+        try:
+            self._publish(watched, now, started)
+        finally:
+            if self.events.last_version != before:
+                self.events.on_publish()  # once a pass: whatever changed is sent in one go
+
+    def _publish(self, watched: set[str], now: float, started: float) -> None:
         if OVERVIEW in watched:
             self._publish_overview(now)
         symbols = tuple(sorted(t.removeprefix(BOOK_TOPIC_PREFIX) for t in watched if t.startswith(BOOK_TOPIC_PREFIX)))
