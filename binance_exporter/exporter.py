@@ -43,6 +43,10 @@ logger = logging.getLogger("binance_exporter.exporter")  # __name__ is __main__ 
 
 # In stream mode, how many cycles the report waits for the books to sync.
 REPORT_WAIT_CYCLES = 3
+# How long a thread may keep the interpreter while another waits for it
+# (Python's default is 5 ms): the serving thread, back from sending, waits
+# at most this long for the threads keeping books and making events.
+SWITCH_INTERVAL = 0.001
 
 
 class ReportPrinter:
@@ -185,16 +189,23 @@ def read_web_config(config: Config) -> Callable[[], WebConfig]:
     return web
 
 
-def live_publisher(config: Config, scheduler: Scheduler, health: Health) -> LivePublisher:
-    """What makes the live view's events: the answers from the scheduler's
-    snapshots, the books from its live books (in stream mode)."""
+def live_view(config: Config, scheduler: Scheduler, health: Health) -> tuple[LivePublisher, LiveSite]:
+    """What makes the live view's events (the answers from the scheduler's
+    snapshots, the books from its live books in stream mode) and what
+    serves its pages."""
     hub = scheduler.hub if isinstance(scheduler, StreamScheduler) else None
     books = hub.live_books if hub is not None else None
-    return LivePublisher(LiveEvents(), lambda: scheduler.snapshot, health.ready, books, config.source)
+    publisher = LivePublisher(LiveEvents(), lambda: scheduler.snapshot, health.ready, books, config.source)
+
+    def tracked() -> frozenset[str]:
+        return frozenset(book.symbol for book in scheduler.snapshot.books)
+
+    return publisher, LiveSite(tracked, config.source == "stream")
 
 
 def serve(config: Config, signals: SignalRecord) -> int:
     """Serves /metrics and updates until a stop signal; returns 0."""
+    sys.setswitchinterval(SWITCH_INTERVAL)
     web = read_web_config(config)
     scheduler = build_scheduler(config)
     printer = ReportPrinter(config.output_format, sys.stdout)
@@ -205,10 +216,8 @@ def serve(config: Config, signals: SignalRecord) -> int:
         lambda: scheduler.snapshot, STALE_AFTER_INTERVALS * config.update_interval, updating=updates.is_alive
     )
     host = f"[{config.address}]" if ":" in config.address else config.address
-    publisher = None if config.web_disable_ui else live_publisher(config, scheduler, health)
-    live = None
-    if publisher is not None:
-        live = (LiveSite(lambda: frozenset(book.symbol for book in scheduler.snapshot.books)), publisher.events)
+    publisher, site = (None, None) if config.web_disable_ui else live_view(config, scheduler, health)
+    live = (site, publisher.events) if publisher is not None and site is not None else None
     try:
         limits = Limits(max_connections=config.web_max_connections, max_live_clients=config.web_max_live_clients)
         server = ExporterHTTPServer((config.address, config.port), metrics, health, limits, web, live).start()

@@ -95,6 +95,11 @@ def test_the_pages_are_served_with_a_policy_that_loads_nothing_from_elsewhere(st
     assert status == 200 and b'data-symbol="ETHBTC"' in body and b"../static/live.js" in body
 
 
+def test_in_rest_mode_a_book_page_says_there_are_no_live_books():
+    page = LiveSite(frozenset, stream_mode=False).page("/book/ETHBTC")
+    assert page.status == 404 and b"--source rest" in page.body
+
+
 def test_a_book_with_no_live_book_is_a_404_naming_the_tracked_ones_escaped(start_live):
     _, _, url = start_live()
     status, headers, body = http_get(url + "/book/%3Cimg%20src=x%3E")

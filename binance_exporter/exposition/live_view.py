@@ -58,6 +58,9 @@ HUB_TIMEOUT = 1.0  # for the streams' loop to copy the watched books
 # first), so however many books are watched, the books, the update cycle
 # and /metrics keep the rest.
 MAX_CPU_SHARE = 0.1
+# Books read from the live books a pass: at first, and at most.
+FIRST_BATCH = 16
+MAX_BATCH = 1024
 RETRY_SECONDS = 2  # what a browser waits before reconnecting (the event stream's retry field)
 
 BooksReader = Callable[[tuple[str, ...], int, dict[str, tuple], float], dict[str, Optional[LiveBook]]]
@@ -284,7 +287,8 @@ class LivePublisher:
         self._current, self._ready, self._books, self._source, self._clock = current, ready, books, source, clock
         self._cpu_clock = cpu_clock
         self._passes = 0
-        self._published_in: dict[str, int] = {}  # symbol: the pass its book's event was last made in
+        self._read_in: dict[str, int] = {}  # symbol: the pass its book was last read (and made if it changed) in
+        self._batch = FIRST_BATCH  # books read a pass: as many as a pass's share of a core can make
         self._overview: tuple[Optional[Snapshot], float] = (None, 0.0)  # the snapshot shown, and when
         self._known: dict[str, tuple] = {}  # symbol: the version of its book shown
         self._stop = threading.Event()
@@ -326,29 +330,34 @@ class LivePublisher:
             self._publish_overview(now)
         symbols = tuple(sorted(t.removeprefix(BOOK_TOPIC_PREFIX) for t in watched if t.startswith(BOOK_TOPIC_PREFIX)))
         self._known = {s: v for s, v in self._known.items() if s in symbols and self.events.latest(book_topic(s))}
-        self._published_in = {s: n for s, n in self._published_in.items() if s in symbols}
-        if not symbols:
+        self._read_in = {s: n for s, n in self._read_in.items() if s in symbols}
+        # The books read longest ago first, as many as were made in time last pass (or twice that).
+        wanted = sorted(symbols, key=lambda s: self._read_in.get(s, 0))[: self._batch]
+        if not wanted:
             return
         if self._books is None:  # no live books (REST mode)
-            found: dict[str, Optional[LiveBook]] = {symbol: None for symbol in symbols}
+            found: dict[str, Optional[LiveBook]] = {symbol: None for symbol in wanted}
         else:
             try:
-                found = self._books(symbols, CHART_LEVELS, self._known, HUB_TIMEOUT)
+                found = self._books(tuple(wanted), CHART_LEVELS, self._known, HUB_TIMEOUT)
             except MarketDataError as exc:
                 logger.debug("no live books for the live view: %s", exc)
                 return
-        budget = MAX_CPU_SHARE * PUBLISH_INTERVAL
-        for symbol in sorted(found, key=lambda s: self._published_in.get(s, 0)):  # waiting longest first
-            if self._cpu_clock() - started >= budget:
-                break  # the rest next pass: nothing is lost, their events are the latest state
-            live = found[symbol]
-            version = live.version if live is not None else ("untracked",)
-            if self._known.get(symbol) == version:
-                continue
-            self.events.publish(book_topic(symbol), event(book_data(symbol, live, now)))
-            self._known[symbol] = version
-            self._published_in[symbol] = self._passes
-            time.sleep(0)  # lets a thread waiting for the interpreter (a scrape) in at once
+        budget, made = MAX_CPU_SHARE * PUBLISH_INTERVAL, 0
+        for symbol in wanted:
+            if symbol in found:  # changed (else: nothing to make)
+                if self._cpu_clock() - started >= budget:
+                    self._batch = max(1, made)  # the rest next pass, first: their events are the latest state
+                    return
+                live = found[symbol]
+                version = live.version if live is not None else ("untracked",)
+                if self._known.get(symbol) != version:
+                    self.events.publish(book_topic(symbol), event(book_data(symbol, live, now)))
+                    self._known[symbol] = version
+                    made += 1
+                    time.sleep(0)  # lets a thread waiting for the interpreter (a scrape) in at once
+            self._read_in[symbol] = self._passes
+        self._batch = min(MAX_BATCH, 2 * self._batch)
 
     def _publish_overview(self, now: float) -> None:
         snapshot = self._current()

@@ -150,10 +150,15 @@ def book_page(symbol: str) -> bytes:
     ).encode()
 
 
-def unknown_book_page(symbol: str, tracked: frozenset[str]) -> bytes:
+def unknown_book_page(symbol: str, tracked: frozenset[str], stream_mode: bool = True) -> bytes:
     """The 404 page for a symbol with no live book: which symbols have one."""
     items = "\n".join(f'<li><a href="{html.escape(s)}">{html.escape(s)}</a></li>' for s in sorted(tracked))
-    listing = f'<ul class="books">\n{items}\n</ul>' if tracked else "<p>None yet.</p>"
+    if tracked:
+        listing = f'<ul class="books">\n{items}\n</ul>'
+    elif stream_mode:
+        listing = "<p>None yet: the books are being taken.</p>"
+    else:
+        listing = "<p>None: this exporter reads its books over REST (--source rest), every update.</p>"
     return (
         _head("No live book", "../")
         + f"""<body data-page="unknown-book">
@@ -172,8 +177,9 @@ These have one:</p>
 class LiveSite:
     """Answers the live view's paths; ``tracked`` says which symbols have a live book now."""
 
-    def __init__(self, tracked: Callable[[], frozenset[str]]):
+    def __init__(self, tracked: Callable[[], frozenset[str]], stream_mode: bool = True):
         self._tracked = tracked
+        self.stream_mode = stream_mode
 
     def page(self, path: str) -> Optional[Response]:
         """The answer to a page or asset path, None for any other path."""
@@ -189,7 +195,7 @@ class LiveSite:
             tracked = self._tracked()
             if symbol in tracked:
                 return Response(200, HTML, book_page(symbol), (*SECURITY_HEADERS, ("Cache-Control", "no-cache")))
-            return Response(404, HTML, unknown_book_page(symbol, tracked), SECURITY_HEADERS)
+            return Response(404, HTML, unknown_book_page(symbol, tracked, self.stream_mode), SECURITY_HEADERS)
         return None
 
     def topic(self, path: str) -> Union[str, Response, None]:
