@@ -1152,7 +1152,9 @@ LIVE_CLIENTS = 100
 LIVE_SECONDS = 20.0
 
 
-def follow_books(port: int, paths: list[str], stop: Any, results: Any) -> None:
+def follow_books(  # pylint: disable=too-many-locals  # the clients, their buffers and counts
+    port: int, paths: list[str], stop: Any, results: Any
+) -> None:
     """In a process of its own: one event-stream client per path, all read
     by one selector loop until ``stop`` is set; puts on ``results`` the
     events each received per second and, per book event, the seconds from
@@ -1190,7 +1192,9 @@ def follow_books(port: int, paths: list[str], stop: Any, results: Any) -> None:
         sock.close()
 
 
-def live_phase(run: Run, paths: list[str], seconds: float) -> dict[str, float]:
+def live_phase(  # pylint: disable=too-many-locals  # one figure each
+    run: Run, paths: list[str], seconds: float
+) -> dict[str, float]:
     """With a client following each of ``paths`` (none: no client): over
     ``seconds``, the exporter's CPU share of a core, its books' mean event
     lag (from its histogram) and its cycles' p99 (read every 0.25 s); then
@@ -1230,7 +1234,7 @@ def live_phase(run: Run, paths: list[str], seconds: float) -> dict[str, float]:
     return result
 
 
-def live_view_run(latency: float) -> dict[str, float]:
+def live_view_run(latency: float) -> dict[str, float]:  # pylint: disable=too-many-locals  # two runs, two phases
     """The live view, the fake's books moving every 0.1 s (10 updates a
     second): at defaults (10 live books), with no live client and with 100
     clients on the 10 books' pages (10 on each); and with 100 live books
@@ -1246,9 +1250,9 @@ def live_view_run(latency: float) -> dict[str, float]:
     for name, (exporter_args, simulator_args) in runs.items():
         run = Run(latency, exporter_args, simulator_args, stream=True)
         try:
-            wait_for(lambda: min(run.labelled("binance_order_book_in_sync") or [0.0]) == 1.0, timeout=120)
-            books = sorted({labels.split('symbol="', 1)[1].split('"', 1)[0] for labels, _ in run.labelled_samples(
-                "binance_order_book_in_sync")})
+            wait_for(lambda run=run: min(run.labelled("binance_order_book_in_sync") or [0.0]) == 1.0, timeout=120)
+            samples = run.labelled_samples("binance_order_book_in_sync")
+            books = sorted({labels.split('symbol="', 1)[1].split('"', 1)[0] for labels, _ in samples})
             paths = [f"/events/book/{books[i % len(books)]}" for i in range(LIVE_CLIENTS)]
             result[f"{name}books"] = len(books)
             for phase, clients in (("no_clients", []), ("100_clients", paths)):

@@ -18,7 +18,7 @@ import threading
 import time
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Callable, Mapping, Optional, Sequence, TextIO
+from typing import Callable, Mapping, NamedTuple, Optional, Sequence, TextIO
 
 from binance_exporter import __version__
 from binance_exporter.binance.request_gate import BINANCE_WEIGHT_LIMIT, RequestGate
@@ -189,7 +189,14 @@ def read_web_config(config: Config) -> Callable[[], WebConfig]:
     return web
 
 
-def live_view(config: Config, scheduler: Scheduler, health: Health) -> tuple[LivePublisher, LiveSite]:
+class LiveView(NamedTuple):
+    """The live view: what makes its events, and what serves its pages."""
+
+    publisher: LivePublisher
+    site: LiveSite
+
+
+def live_view(config: Config, scheduler: Scheduler, health: Health) -> LiveView:
     """What makes the live view's events (the answers from the scheduler's
     snapshots, the books from its live books in stream mode) and what
     serves its pages."""
@@ -200,7 +207,7 @@ def live_view(config: Config, scheduler: Scheduler, health: Health) -> tuple[Liv
     def tracked() -> frozenset[str]:
         return frozenset(book.symbol for book in scheduler.snapshot.books)
 
-    return publisher, LiveSite(tracked, config.source == "stream")
+    return LiveView(publisher, LiveSite(tracked, config.source == "stream"))
 
 
 def serve(config: Config, signals: SignalRecord) -> int:
@@ -215,11 +222,11 @@ def serve(config: Config, signals: SignalRecord) -> int:
     health = Health(
         lambda: scheduler.snapshot, STALE_AFTER_INTERVALS * config.update_interval, updating=updates.is_alive
     )
+    view = None if config.web_disable_ui else live_view(config, scheduler, health)
     host = f"[{config.address}]" if ":" in config.address else config.address
-    publisher, site = (None, None) if config.web_disable_ui else live_view(config, scheduler, health)
-    live = (site, publisher.events) if publisher is not None and site is not None else None
     try:
         limits = Limits(max_connections=config.web_max_connections, max_live_clients=config.web_max_live_clients)
+        live = view and (view.site, view.publisher.events)
         server = ExporterHTTPServer((config.address, config.port), metrics, health, limits, web, live).start()
     except OSError as exc:
         config_error(f"cannot listen on {host}:{config.port}: {exc.strerror or exc}")
@@ -236,13 +243,13 @@ def serve(config: Config, signals: SignalRecord) -> int:
         config.rank_interval,
     )
     updates.start()
-    if publisher is not None:
-        publisher.start()
+    if view is not None:
+        view.publisher.start()
     signals.wait()
     stop.set()
     logger.info("stopping on %s", signals.stop_name)
-    if publisher is not None:
-        publisher.stop()
+    if view is not None:
+        view.publisher.stop()
     server.stop()
     scheduler.close()
     return 0

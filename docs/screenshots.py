@@ -13,14 +13,13 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from test.browser import chromium  # noqa: E402  # pylint: disable=wrong-import-position
-from test.helpers import free_port, wait_for  # noqa: E402  # pylint: disable=wrong-import-position
+from test.helpers import free_port, http_get, wait_for  # noqa: E402  # pylint: disable=wrong-import-position
 
 SYMBOL = "ETHBTC"
 
@@ -32,7 +31,7 @@ def live(driver) -> bool:
 def main() -> int:
     """Runs both processes, takes the screenshots, stops them."""
     sim_port, stream_port, port = free_port(), free_port(), free_port()
-    simulator = subprocess.Popen(  # pylint: disable=consider-using-with  # stopped below
+    simulator = subprocess.Popen(  # pylint: disable=consider-using-with  # stopped in the finally below
         [sys.executable, "-m", "binance_exporter.fake.simulator", "--port", str(sim_port)]
         + ["--stream-port", str(stream_port)],
         cwd=ROOT,
@@ -40,7 +39,7 @@ def main() -> int:
     )
     exporter = None
     try:
-        wait_for(lambda: urllib.request.urlopen(f"http://127.0.0.1:{sim_port}/api/v3/ping", timeout=1))
+        wait_for(lambda: http_get(f"http://127.0.0.1:{sim_port}/api/v3/ping")[0] == 200)
         exporter = subprocess.Popen(  # pylint: disable=consider-using-with  # stopped below
             [sys.executable, "-m", "binance_exporter", "--source", "stream", "--port", str(port)]
             + ["--address", "127.0.0.1", "--base-url", f"http://127.0.0.1:{sim_port}"]
@@ -54,7 +53,7 @@ def main() -> int:
             wait_for(lambda: live(driver) and "of" in driver.find_element("id", "books-in-sync").text, timeout=60)
             time.sleep(3)  # a few cycles: spreads with their last change
             driver.save_screenshot(str(ROOT / "docs/overview.png"))
-            driver.set_window_size(1280, 1560)  # the whole ladder
+            driver.set_window_size(1280, 1700)  # the whole ladder
             driver.get(f"{url}/book/{SYMBOL}")
             wait_for(lambda: live(driver), timeout=30)
             time.sleep(2)  # some trades
@@ -63,9 +62,8 @@ def main() -> int:
                 "Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": "dark"}]}
             )
             driver.save_screenshot(str(ROOT / "docs/book-dark.png"))
-            driver.execute_cdp_cmd(
-                "Emulation.setDeviceMetricsOverride", {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True}
-            )
+            phone = {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True}
+            driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", phone)
             driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
             time.sleep(0.5)
             driver.save_screenshot(str(ROOT / "docs/book-phone.png"))

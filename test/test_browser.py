@@ -40,7 +40,8 @@ return {
   state: document.getElementById('status').dataset.state,
   stale: document.querySelector('main').classList.contains('stale'),
   rows: rows,
-  books: [...document.querySelectorAll('#books li')].map(li => [li.dataset.symbol, li.querySelector('a').getAttribute('href')]),
+  books: [...document.querySelectorAll('#books li')].map(
+    li => [li.dataset.symbol, li.querySelector('a').getAttribute('href')]),
   inSync: document.getElementById('books-in-sync').textContent,
 };
 """
@@ -120,6 +121,8 @@ def frozen(market: BinanceSimulator):
     """Freezes the market until the block ends."""
 
     class Frozen:
+        """Freezes on entry, lets the market move again on exit."""
+
         def __enter__(self):
             post(market, "/sim/market", {"frozen": True})
 

@@ -249,5 +249,6 @@ def test_the_installed_command_serves_metrics_from_the_fake_binance(installed, t
 def test_the_live_view_s_stylesheet_and_script_are_installed(installed, metadata):
     assets = {path for path in metadata["files"] if "/static/" in path}
     assert assets == {"binance_exporter/exposition/static/live.css", "binance_exporter/exposition/static/live.js"}
-    probe = run(installed, installed.python, "-c", "from binance_exporter.exposition import pages; print(len(pages.OVERVIEW_PAGE))")
+    script = "from binance_exporter.exposition import pages; print(len(pages.OVERVIEW_PAGE))"
+    probe = run(installed, installed.python, "-c", script)
     assert probe.returncode == 0 and int(probe.stdout) > 0, probe.stderr

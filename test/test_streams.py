@@ -207,7 +207,10 @@ def test_the_live_view_reads_a_books_best_levels_and_latest_trades_only_when_the
             _, bids, asks = true_best_levels(streaming, "ETHBTC", 20)
             book = live["ETHBTC"]
             history = parse_agg_trades("ETHBTC", streaming.market.agg_trades("ETHBTC", None, limit=RECENT_TRADES))
-            if (book.view.bids, book.view.asks) != (bids, asks) or book.trades[-len(history) :] != tuple(history):
+            # The latest trades since counting began: the end of the market's history.
+            if (book.view.bids, book.view.asks) != (bids, asks) or book.trades != tuple(
+                history[len(history) - len(book.trades) :]
+            ):
                 return None
             return live
 

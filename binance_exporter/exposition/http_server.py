@@ -346,7 +346,7 @@ class _Phase(enum.Enum):
     LIVE = "to read its events"
 
 
-class _Connection:
+class _Connection:  # pylint: disable=too-many-instance-attributes  # one client's socket, phase and buffers
     """One client connection and what the server holds for it."""
 
     __slots__ = (
@@ -816,29 +816,38 @@ class ExporterHTTPServer:  # pylint: disable=too-many-instance-attributes  # its
         """The answer to ``request``, or the topic of the event stream it asks for."""
         if request.method not in ("GET", "HEAD"):
             return Response(405, TEXT, b"method not allowed; use GET or HEAD\n", (("Allow", "GET, HEAD"),))
-        path = request.path
         try:
-            if path == "/metrics":
-                compress = accepts_gzip(request.accept_encoding)
-                body, content_type = self.metrics.render(request.accept, compress)
-                encoding = (("Content-Encoding", "gzip"),) if compress else ()
-                return Response(200, content_type, body, (*encoding, ("Vary", "Accept-Encoding")))
-            if path in HEALTH_PATHS:
-                healthy, text = HEALTH_PATHS[path](self.health)
-                return Response(200 if healthy else 503, TEXT, f"{text}\n".encode())
+            return self._answer_path(request)
         except Exception:  # pylint: disable=broad-exception-caught  # a failed render is a 500, not a dead server
-            logger.exception("cannot answer %s %s", request.method, path)
+            logger.exception("cannot answer %s %s", request.method, request.path)
             return Response(500, TEXT, b"internal error; see the exporter's log\n")
-        if self.site is not None:
-            page = self.site.page(path)
-            if page is not None:
-                return page
-            topic = self.site.topic(path)
-            if topic is not None:
-                return topic if request.method == "GET" or not isinstance(topic, str) else _EVENTS_HEAD
+
+    def _answer_path(self, request: Request) -> Union[Response, str]:
+        path = request.path
+        if path == "/metrics":
+            compress = accepts_gzip(request.accept_encoding)
+            body, content_type = self.metrics.render(request.accept, compress)
+            encoding = (("Content-Encoding", "gzip"),) if compress else ()
+            return Response(200, content_type, body, (*encoding, ("Vary", "Accept-Encoding")))
+        if path in HEALTH_PATHS:
+            healthy, text = HEALTH_PATHS[path](self.health)
+            return Response(200 if healthy else 503, TEXT, f"{text}\n".encode())
+        live = self._live_answer(request) if self.site is not None else None
+        if live is not None:
+            return live
         if path == "/":
             return Response(200, "text/html; charset=utf-8", LANDING_PAGE)
         return Response(404, TEXT, b"not found; see /metrics\n")
+
+    def _live_answer(self, request: Request) -> Union[Response, str, None]:
+        """A live view page, the topic of an event stream (headers only for
+        HEAD), or None for a path that is neither."""
+        assert self.site is not None
+        page = self.site.page(request.path)
+        if page is not None:
+            return page
+        topic = self.site.topic(request.path)
+        return _EVENTS_HEAD if isinstance(topic, str) and request.method == "HEAD" else topic
 
     # Live clients: event streams.
 

@@ -9,7 +9,8 @@ backlog. ``LivePublisher`` makes those events on a thread of its own, at
 most every ``PUBLISH_INTERVAL`` seconds, and only for watched topics: the
 overview when a cycle published a new snapshot (and every second, for
 the ages it shows), a book when its version changed. Each event is
-rendered once, however many clients watch it.
+rendered once, however many clients watch it, and the events take at
+most ``MAX_CPU_SHARE`` of a core.
 
 Every number is a string: the exact decimal the printed report would
 show (``format_decimal``), never a float.
@@ -37,6 +38,7 @@ from binance_exporter.market.definitions import (
     EXACT,
     BookTop,
     PriceLevel,
+    TopList,
     format_decimal,
     format_utc,
     spread,
@@ -61,7 +63,6 @@ MAX_CPU_SHARE = 0.1
 # Books read from the live books a pass: at first, and at most.
 FIRST_BATCH = 16
 MAX_BATCH = 1024
-RETRY_SECONDS = 2  # what a browser waits before reconnecting (the event stream's retry field)
 
 BooksReader = Callable[[tuple[str, ...], int, dict[str, tuple], float], dict[str, Optional[LiveBook]]]
 
@@ -74,7 +75,6 @@ def book_topic(symbol: str) -> str:
 # A book's prices and quantities change little from one event to the next:
 # their text is kept rather than made again for every event.
 _text = functools.lru_cache(maxsize=16384)(format_decimal)
-_float = functools.lru_cache(maxsize=16384)(float)
 
 
 def _number(value: Optional[Decimal]) -> Optional[str]:
@@ -90,38 +90,12 @@ def overview_data(snapshot: Snapshot, now: float, ready: tuple[bool, str], sourc
     notionals, Q4's spreads and Q5's changes as this snapshot's cycle read
     them (None where it could not), each book's sync state, and the
     exporter's health."""
-    notionals, spreads = snapshot.notionals_this_cycle(), snapshot.spreads_this_cycle()
-    live = {book.symbol: book.in_sync for book in snapshot.books}
-    lists = []
-    for top_list in snapshot.top_lists:
-        ranking = snapshot.ranking(top_list)
-        rows = []
-        for rank, ticker in enumerate(ranking.tickers if ranking else (), start=1):
-            row: dict[str, Any] = {
-                "rank": rank,
-                "symbol": ticker.symbol,
-                "quote_volume": format_decimal(ticker.quote_volume),
-                "volume": format_decimal(ticker.volume),
-                "trades": str(ticker.trade_count),
-                "in_sync": live.get(ticker.symbol),
-            }
-            if top_list.name == BY_QUOTE_VOLUME:
-                notional = notionals.get(ticker.symbol)
-                row["bid_notional"] = _number(notional.bid if notional else None)
-                row["ask_notional"] = _number(notional.ask if notional else None)
-            elif top_list.name == BY_TRADE_COUNT:
-                reading = spreads.get(ticker.symbol)
-                row["spread"] = _number(reading.spread if reading else None)
-                row["spread_change"] = _number(reading.delta if reading else None)
-            rows.append(row)
-        lists.append({"ranking": top_list.name, "quote_asset": top_list.quote_asset, "known": ranking is not None,
-                      "rows": rows})
     api = snapshot.api
     return {
         "time": format_utc(now),
         "version": __version__,
         "source": source,
-        "lists": lists,
+        "lists": [_list_data(snapshot, top_list) for top_list in snapshot.top_lists],
         "books": [{"symbol": book.symbol, "in_sync": book.in_sync} for book in snapshot.books],
         "health": {
             "up": snapshot.up,
@@ -140,6 +114,34 @@ def overview_data(snapshot: Snapshot, now: float, ready: tuple[bool, str], sourc
     }
 
 
+def _list_data(snapshot: Snapshot, top_list: TopList) -> dict[str, Any]:
+    """One top list: each symbol's rank and 24 h figures, whether it has a
+    live book in sync (None: no live book), and its Q3 or its Q4 and Q5."""
+    ranking = snapshot.ranking(top_list)
+    notionals, spreads = snapshot.notionals_this_cycle(), snapshot.spreads_this_cycle()
+    live = {book.symbol: book.in_sync for book in snapshot.books}
+    rows = []
+    for rank, ticker in enumerate(ranking.tickers if ranking else (), start=1):
+        row: dict[str, Any] = {
+            "rank": rank,
+            "symbol": ticker.symbol,
+            "quote_volume": format_decimal(ticker.quote_volume),
+            "volume": format_decimal(ticker.volume),
+            "trades": str(ticker.trade_count),
+            "in_sync": live.get(ticker.symbol),
+        }
+        if top_list.name == BY_QUOTE_VOLUME:
+            notional = notionals.get(ticker.symbol)
+            row["bid_notional"] = _number(notional.bid if notional else None)
+            row["ask_notional"] = _number(notional.ask if notional else None)
+        elif top_list.name == BY_TRADE_COUNT:
+            reading = spreads.get(ticker.symbol)
+            row["spread"] = _number(reading.spread if reading else None)
+            row["spread_change"] = _number(reading.delta if reading else None)
+        rows.append(row)
+    return {"ranking": top_list.name, "quote_asset": top_list.quote_asset, "known": ranking is not None, "rows": rows}
+
+
 def _ladder(levels: tuple[PriceLevel, ...]) -> list[list[str]]:
     """Each of a side's best ``LADDER_LEVELS``: price, quantity, notional."""
     with decimal.localcontext(EXACT):
@@ -154,23 +156,22 @@ def _depth_chart(view: BookView) -> dict[str, Any]:
     the larger side's total; and what the chart writes, exact: the deepest
     prices and the larger total."""
     sides = {"bids": view.bids[:CHART_LEVELS], "asks": view.asks[:CHART_LEVELS]}
-    prices = {name: [_float(price) for price, _ in levels] for name, levels in sides.items()}
-    running = {}
+    points = {}
     for name, levels in sides.items():
-        total, cumulative = 0.0, []
-        for price, (_, qty) in zip(prices[name], levels):
-            total += price * _float(qty)
-            cumulative.append(total)
-        running[name] = cumulative
+        total, side = 0.0, []
+        for price, qty in levels:
+            total += float(price) * float(qty)
+            side.append((float(price), total))
+        points[name] = side
     edges = [levels[-1][0] for levels in sides.values() if levels]
-    low = _float(min(edges))
-    x_scale = CHART_SCALE / ((_float(max(edges)) - low) or 1.0)
-    y_scale = CHART_SCALE / (max((c[-1] for c in running.values() if c), default=0.0) or 1.0)
+    low = float(min(edges))
+    x_scale = CHART_SCALE / ((float(max(edges)) - low) or 1.0)
+    y_scale = CHART_SCALE / (max((side[-1][1] for side in points.values() if side), default=0.0) or 1.0)
     with decimal.localcontext(EXACT):
         totals = [sum((p * q for p, q in levels), Decimal(0)) for levels in sides.values()]
     chart: dict[str, Any] = {
-        name: [[int((price - low) * x_scale + 0.5), int(total * y_scale + 0.5)] for price, total in zip(prices[name], running[name])]
-        for name in sides
+        name: [[int((x - low) * x_scale + 0.5), int(y * y_scale + 0.5)] for x, y in side]
+        for name, side in points.items()
     }
     return chart | {"low": _text(min(edges)), "high": _text(max(edges)), "total": _text(max(totals))}
 
@@ -191,11 +192,10 @@ def book_data(symbol: str, live: Optional[LiveBook], now: float) -> dict[str, An
         "resyncs": dict(state.resyncs),
         "last_event_age": _age(now, state.last_event_time),
         "levels": {"bid": state.bid_levels, "ask": state.ask_levels},
-        "trades": [[trade.time_ms, trade.taker_side, _text(trade.price), _text(trade.qty)] for trade in reversed(live.trades)],
+        "trades": [[t.time_ms, t.taker_side, _text(t.price), _text(t.qty)] for t in reversed(live.trades)],
     }
     if view is None:
-        return data | {"bids": None, "asks": None, "spread": None, "mid": None, "micro": None, "imbalance": None,
-                       "chart": None}
+        return data | dict.fromkeys(("bids", "asks", "spread", "mid", "micro", "imbalance", "chart"))
     return data | {
         "bids": _ladder(view.bids),
         "asks": _ladder(view.asks),
@@ -268,7 +268,7 @@ class LiveEvents:
         return self._latest.get(topic)
 
 
-class LivePublisher:
+class LivePublisher:  # pylint: disable=too-many-instance-attributes  # its sources, clocks, what it showed, its thread
     """Makes the watched topics' events, every ``PUBLISH_INTERVAL`` seconds
     on its own thread once started, or one pass at a time with
     ``publish_once`` (tests)."""

@@ -212,4 +212,3 @@ class LiveSite:
                 return book_topic(symbol)
             return Response(404, "text/plain; charset=utf-8", f"no live book of {symbol[:100]!r}\n".encode())
         return None
-
