@@ -215,9 +215,9 @@ def serve(config: Config, signals: SignalRecord) -> int:
     sys.setswitchinterval(SWITCH_INTERVAL)
     web = read_web_config(config)
     scheduler = build_scheduler(config)
-    printer = ReportPrinter(config.output_format, sys.stdout)
     stop = threading.Event()
-    updates = threading.Thread(target=scheduler.run, args=(stop, printer.publish), name="scheduler", daemon=True)
+    report = ReportPrinter(config.output_format, sys.stdout).publish
+    updates = threading.Thread(target=scheduler.run, args=(stop, report), name="scheduler", daemon=True)
     metrics = MetricsPage(lambda: scheduler.snapshot)
     health = Health(
         lambda: scheduler.snapshot, STALE_AFTER_INTERVALS * config.update_interval, updating=updates.is_alive
@@ -226,8 +226,9 @@ def serve(config: Config, signals: SignalRecord) -> int:
     host = f"[{config.address}]" if ":" in config.address else config.address
     try:
         limits = Limits(max_connections=config.web_max_connections, max_live_clients=config.web_max_live_clients)
-        live = view and (view.site, view.publisher.events)
-        server = ExporterHTTPServer((config.address, config.port), metrics, health, limits, web, live).start()
+        server = ExporterHTTPServer(
+            (config.address, config.port), metrics, health, limits, web, view and (view.site, view.publisher.events)
+        ).start()
     except OSError as exc:
         config_error(f"cannot listen on {host}:{config.port}: {exc.strerror or exc}")
     streams = f" and streams from {', '.join(config.stream_urls)}" if config.source == "stream" else ""

@@ -83,7 +83,8 @@ def market():
 def start_exporter(market: BinanceSimulator, port: int) -> subprocess.Popen:
     return start_module(
         "binance_exporter",
-        *("--source", "stream", "--port", str(port), "--address", "127.0.0.1", "--base-url", market.url, "--stream-url", market.stream_url),
+        *("--source", "stream", "--port", str(port), "--address", "127.0.0.1"),
+        *("--base-url", market.url, "--stream-url", market.stream_url),
         *("--update-interval", "0.5", "--rank-interval", "3600", "--weight-budget", "5000", "--loglevel", "WARNING"),
         stdout=subprocess.DEVNULL,  # the report of every cycle: nobody reads it here
     )
