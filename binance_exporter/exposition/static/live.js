@@ -28,8 +28,10 @@
     $(id).textContent = text === null || text === undefined ? NONE : String(text);
   }
 
+  // A duration: in milliseconds below a second, else in seconds.
   function seconds(value) {
-    return value === null || value === undefined ? NONE : value.toFixed(1) + " s";
+    if (value === null || value === undefined) return NONE;
+    return value < 1 ? Math.round(value * 1000) + " ms" : value.toFixed(1) + " s";
   }
 
   // Follows one event stream. EventSource reconnects by itself after a lost
