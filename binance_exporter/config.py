@@ -13,6 +13,7 @@ import argparse
 import difflib
 import math
 import os
+import re
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -65,6 +66,8 @@ class Config:  # pylint: disable=too-many-instance-attributes  # one attribute p
     web_max_connections: int = Limits.max_connections
     web_config_file: str = ""
     web_max_live_clients: int = Limits.max_live_clients
+    record: str = ""  # "": not recording
+    record_max_bytes: int = 2**30
     web_disable_ui: bool = False
     source: str = "stream"
     symbols: tuple[str, ...] = ()
@@ -169,6 +172,21 @@ def _choice(choices: Sequence[str], normalize: Callable[[str], str]) -> Callable
 TRUE_WORDS = ("true", "1", "yes", "on")
 FALSE_WORDS = ("false", "0", "no", "off")
 BOOLEAN_SPELLINGS = "|".join(word for pair in zip(TRUE_WORDS, FALSE_WORDS) for word in pair)
+
+
+BYTE_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+MIN_RECORD_BYTES = 2**20
+
+
+def _bytes(text: str) -> int:
+    """A size in bytes: a whole number, or one with K, M, G or T (powers of 1024)."""
+    match = re.fullmatch(r"\s*([0-9]+)\s*([KMGT]?)i?B?\s*", text, re.IGNORECASE)
+    if not match:
+        raise ValueError(f"must be a size in bytes such as 1073741824 or 1G, not {text!r}")
+    size = int(match[1]) * BYTE_UNITS[match[2].upper()]
+    if size < MIN_RECORD_BYTES:
+        raise ValueError(f"must be at least 1M (1048576 bytes), not {text!r}")
+    return size
 
 
 def _boolean(text: str) -> bool:
@@ -278,6 +296,20 @@ OPTIONS = (
         "web_max_live_clients",
         _whole_number(1, 10_000),
         "browsers following the live view's pages at once, apart from --web.max-connections; past it, a 503",
+    ),
+    _Option(
+        "--record",
+        "record",
+        str.strip,  # empty: not recording
+        "directory to record everything received from Binance into: websocket messages and REST answers, "
+        "gzip-compressed JSON lines, a file an hour",
+    ),
+    _Option(
+        "--record-max-bytes",
+        "record_max_bytes",
+        _bytes,
+        "what --record's directory may hold, in bytes (or with K, M, G, T); past it the oldest files are "
+        "deleted",
     ),
     _Option(
         "--web.config.file",

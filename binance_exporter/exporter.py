@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable, Mapping, NamedTuple, Optional, Sequence, TextIO
 
 from binance_exporter import __version__
+from binance_exporter.binance.recording import Recorder
 from binance_exporter.binance.request_gate import BINANCE_WEIGHT_LIMIT, RequestGate
 from binance_exporter.binance.rest_client import WEIGHTS, BinanceClient
 from binance_exporter.binance.streams import StreamHub
@@ -119,10 +120,11 @@ def weight_per_minute(config: Config) -> float:
     return schedule_for(config).weight_per_minute(WEIGHTS)
 
 
-def build_scheduler(config: Config, source: Optional[str] = None) -> Scheduler:
+def build_scheduler(config: Config, source: Optional[str] = None, recorder: Optional[Recorder] = None) -> Scheduler:
     """The scheduler and Binance client the configuration asks for, for
-    ``source`` (default: ``config.source``); a REST configuration that
-    would overspend its weight budget is a one-line error (exit status 2)."""
+    ``source`` (default: ``config.source``), handing what they receive to
+    ``recorder``; a REST configuration that would overspend its weight
+    budget is a one-line error (exit status 2)."""
     source = source or config.source
     needed = weight_per_minute(config)
     if source == "rest" and needed > config.weight_budget:
@@ -142,10 +144,10 @@ def build_scheduler(config: Config, source: Optional[str] = None) -> Scheduler:
             BINANCE_WEIGHT_LIMIT,
         )
     gate = RequestGate(config.weight_budget, state_dir=Path(config.state_dir))
-    client = BinanceClient(config.base_urls, config.request_timeout, gate)
+    client = BinanceClient(config.base_urls, config.request_timeout, gate, recorder=recorder)
     if source == "rest":
         return Scheduler(client, schedule_for(config))
-    hub = StreamHub(config.stream_urls, client.depth_snapshot, client.agg_trades).start()
+    hub = StreamHub(config.stream_urls, client.depth_snapshot, client.agg_trades, recorder=recorder).start()
     return StreamScheduler(client, hub, schedule_for(config), config.symbols)
 
 
@@ -214,10 +216,15 @@ def serve(config: Config, signals: SignalRecord) -> int:
     """Serves /metrics and updates until a stop signal; returns 0."""
     sys.setswitchinterval(SWITCH_INTERVAL)
     web = read_web_config(config)
-    scheduler = build_scheduler(config)
+    recorder = Recorder(config.record, config.record_max_bytes).start() if config.record else None
+    scheduler = build_scheduler(config, recorder=recorder)
     stop = threading.Event()
-    report = ReportPrinter(config.output_format, sys.stdout).publish
-    updates = threading.Thread(target=scheduler.run, args=(stop, report), name="scheduler", daemon=True)
+    updates = threading.Thread(
+        target=scheduler.run,
+        args=(stop, ReportPrinter(config.output_format, sys.stdout).publish),
+        name="scheduler",
+        daemon=True,
+    )
     metrics = MetricsPage(lambda: scheduler.snapshot)
     health = Health(
         lambda: scheduler.snapshot, STALE_AFTER_INTERVALS * config.update_interval, updating=updates.is_alive
@@ -253,6 +260,8 @@ def serve(config: Config, signals: SignalRecord) -> int:
         view.publisher.stop()
     server.stop()
     scheduler.close()
+    if recorder is not None:
+        recorder.stop()
     return 0
 
 

@@ -28,6 +28,7 @@ from binance_exporter.cycle.snapshot import (
     BookNotional,
     BookState,
     MicroReading,
+    RecordingCounts,
     Snapshot,
     SpreadReading,
     StreamCounts,
@@ -73,7 +74,7 @@ SNAPSHOT = Snapshot(
 EVERY_FAMILY = replace(
     SNAPSHOT,
     update_interval=10.0,
-    api=replace(SNAPSHOT.api, weight_budget=1200),
+    api=replace(SNAPSHOT.api, weight_budget=1200, recording=RecordingCounts(123_456, 2)),
     books=(
         BookState("ETHBTC", True, 1000, 998, 1795236344.125, (("gap", 2),)),
         BookState("BTCUSDT", False, 0, 0, None, ()),
@@ -171,6 +172,8 @@ def registry_for(snapshot):
         ("binance_stream_event_lag_seconds_count", {}, 250),
         ("binance_stream_event_lag_seconds_sum", {}, 4.5),
         ("binance_exporter_weight_budget", {}, 1200),
+        ("binance_exporter_recorded_bytes_total", {}, 123_456),
+        ("binance_exporter_recording_errors_total", {}, 2),
         ("binance_mid_price", {"symbol": "ETHBTC"}, 0.05123),
         ("binance_mid_price", {"symbol": "WBTCBTC"}, None),
         ("binance_micro_price", {"symbol": "ETHBTC"}, 0.051231),

@@ -21,7 +21,9 @@ import re
 import threading
 import time
 from collections import Counter
+from dataclasses import replace
 from typing import Any, Callable, Optional, Sequence
+from urllib.parse import urlsplit
 
 import requests
 from binance.error import ClientError, Error as ConnectorError
@@ -29,6 +31,7 @@ from binance.spot import Spot
 
 from binance_exporter.binance.bounded_http import AnswerRefused, BoundedAdapter, RequestLimits
 from binance_exporter.binance.depth_sync import DepthSnapshot
+from binance_exporter.binance.recording import Recorder
 from binance_exporter.errors import MarketDataError
 from binance_exporter.market.definitions import (
     BOOK_DEPTH,
@@ -207,6 +210,7 @@ class BinanceClient:
         gate: Optional[RequestGate] = None,
         stats: Optional[ApiStats] = None,
         sleep: Callable[[float], None] = time.sleep,
+        recorder: Optional[Recorder] = None,
     ):
         urls = (base_urls,) if isinstance(base_urls, str) else tuple(base_urls)
         self.base_urls = tuple(url.rstrip("/") for url in urls)
@@ -214,6 +218,7 @@ class BinanceClient:
         self.gate = gate or RequestGate()
         self.stats = stats or ApiStats()
         self._sleep = sleep
+        self.recorder = recorder  # takes every answer used, with --record
         self._local = threading.local()
         self._failover_lock = threading.Lock()
         self._active = 0  # index of the base URL in use
@@ -307,6 +312,8 @@ class BinanceClient:
         if not isinstance(data, (dict, list)):
             raise MarketDataError(f"{endpoint}: not JSON: {printable(str(data))!r}", "invalid_response", True)
         logger.debug("%s: HTTP %d, %d bytes", endpoint, transport.answer.status_code, len(transport.answer.content))
+        if self.recorder is not None:
+            self.recorder.rest_answer(endpoint, urlsplit(transport.answer.url).query, transport.answer.content)
         return data
 
     @staticmethod
@@ -466,8 +473,10 @@ class BinanceClient:
         return {symbol: tops[symbol] for symbol in symbols if symbol in tops}
 
     def api_counts(self) -> ApiCounts:
-        """Requests made so far, their outcomes, the weight used and the gate's state."""
-        return self.stats.counts(self.gate.state())
+        """Requests made so far, their outcomes, the weight used, the gate's
+        state, and the recording's counts (with --record)."""
+        counts = self.stats.counts(self.gate.state())
+        return counts if self.recorder is None else replace(counts, recording=self.recorder.counts())
 
 
 def _retry_after(response: Optional[requests.Response], status: int) -> float:

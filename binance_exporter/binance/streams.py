@@ -58,6 +58,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI, WebSocketException
 
 from binance_exporter.binance.depth_sync import SNAPSHOT_LIMIT, DepthEvent, DepthSnapshot, DepthSync
+from binance_exporter.binance.recording import Recorder
 from binance_exporter.binance.request_gate import RequestSkipped
 from binance_exporter.binance.responses import parse_agg_trade_event, parse_depth_event, parse_rolling_tickers
 from binance_exporter.binance.trade_sync import BACKFILL_LIMIT, TradeSync
@@ -199,6 +200,7 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         rng: Optional[random.Random] = None,
+        recorder: Optional[Recorder] = None,
     ):
         self.urls = urls
         self._snapshots, self._trades = snapshots, trades
@@ -207,6 +209,7 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
         self.max_connection_age = max_connection_age
         self.first_backoff = first_backoff
         self._clock, self._wall_clock, self._rng = clock, wall_clock, rng or random.Random()
+        self._recorder = recorder  # takes every message received, with --record
         self._url_index = 0
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, name="streams", daemon=True)
@@ -564,6 +567,8 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
                 await asyncio.sleep(MESSAGE_INTERVAL)
 
     def _on_frame(self, connection: _Connection, frame: Any) -> None:
+        if self._recorder is not None:
+            self._recorder.stream_message(connection.number, frame)
         try:
             message = orjson.loads(frame)
             if not isinstance(message, dict):

@@ -16,6 +16,15 @@ from binance_exporter.market.microstructure import AggTrade, BookView, Microstru
 
 
 @dataclass(frozen=True)
+class RecordingCounts:
+    """A recording (--record) so far: compressed bytes written, and lines
+    or writes that failed."""
+
+    recorded_bytes: int = 0
+    errors: int = 0
+
+
+@dataclass(frozen=True)
 class ApiCounts:
     """Requests to Binance and their outcomes, copied at one moment.
 
@@ -34,6 +43,7 @@ class ApiCounts:
     weight_used: Optional[int] = None
     weight_budget: Optional[int] = None
     paused_until: Optional[float] = None
+    recording: Optional[RecordingCounts] = None  # None: not recording
 
 
 @dataclass(frozen=True)

@@ -390,6 +390,19 @@ class SnapshotCollector(Collector):
                 f"reported this minute (it starts again at each minute boundary), in weight units; {_EVERY_UPDATE}.",
                 value=snapshot.api.weight_used,
             )
+        if snapshot.api.recording is not None:
+            yield CounterMetricFamily(
+                "binance_exporter_recorded_bytes",
+                "What --record has written, compressed, a count of bytes; "
+                f"{_EVERY_UPDATE}.",
+                value=snapshot.api.recording.recorded_bytes,
+            )
+            yield CounterMetricFamily(
+                "binance_exporter_recording_errors",
+                "Lines --record could not write (dropped while the writer was behind, or a write that failed and "
+                f"stopped recording), a count of errors; {_EVERY_UPDATE}.",
+                value=snapshot.api.recording.errors,
+            )
         build = GaugeMetricFamily(
             "binance_exporter_build_info",
             f"Versions of the exporter, of Python and of binance-connector in its labels, always 1; {_AT_START}.",

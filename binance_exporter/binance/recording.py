@@ -1,0 +1,270 @@
+"""Recording everything the exporter receives from Binance, and reading a
+recording back.
+
+A recording is a directory of files, each named by the UTC time of its
+first line (``binance-20261123T090000Z.jsonl.gz``), and holding at most
+one UTC hour: a new file starts with the first line of each hour, and at
+each start of the exporter. A file is gzip-compressed JSON lines, and
+starts with a header line::
+
+    {"format": "binance-exporter-recording", "version": 1, "exporter": "0.2.0", "started": 1795424400.123}
+
+then one line per thing received, in the order received, each with its
+local receive time ``t`` (Unix seconds):
+
+- a websocket message: ``{"t": …, "ws": <connection number>, "msg": "<the text as received>"}``;
+- a REST answer the exporter used: ``{"t": …, "rest": "/api/v3/depth",
+  "query": "symbol=ETHBTC&limit=1000", "body": "<the body as received>"}``.
+
+``Recorder`` takes what the streams' loop and the REST client hand it
+without ever waiting (a bounded queue: past ``MAX_QUEUED`` lines, lines
+are dropped and counted as errors), and a thread of its own compresses
+and appends them, every ``FLUSH_INTERVAL`` seconds, each batch ended by a
+zlib sync flush: whatever is in a file decompresses, so after a crash
+(even SIGKILL) every file reads back, less at most its last incomplete
+line. Files are deleted oldest first while the directory holds more than
+``max_bytes``. A failed write (a full disk, a directory that is gone)
+stops recording with one logged error; the exporter goes on serving.
+
+``read_recording`` reads a file back, line by line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import re
+import threading
+import time
+import zlib
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional, Union
+
+from binance_exporter import __version__
+from binance_exporter.cycle.snapshot import RecordingCounts
+
+logger = logging.getLogger(__name__)
+
+FORMAT = "binance-exporter-recording"
+FORMAT_VERSION = 1
+FILE_NAME = re.compile(r"binance-\d{8}T\d{6}Z(-\d+)?\.jsonl\.gz")
+MAX_QUEUED = 100_000  # lines waiting to be written: some seconds of a whole market
+FLUSH_INTERVAL = 0.2  # seconds between writes: what a crash can lose
+COMPRESSION_LEVEL = 6
+READ_CHUNK = 1 << 16
+MAX_LINE_BYTES = 16 * 2**20  # a line longer than any Binance answer the exporter takes
+
+
+class RecordingError(Exception):
+    """A recording that cannot be read: the message names the file and the line."""
+
+
+def file_name(when: float) -> str:
+    """The name of a file whose first line was received at ``when``."""
+    return datetime.fromtimestamp(when, timezone.utc).strftime("binance-%Y%m%dT%H%M%SZ.jsonl.gz")
+
+
+def _hour(when: float) -> int:
+    return int(when // 3600)
+
+
+class Recorder:  # pylint: disable=too-many-instance-attributes  # its queue, counts, file and thread
+    """Appends what ``stream_message`` and ``rest_answer`` are handed to
+    the hourly files in ``directory``, keeping it within ``max_bytes``."""
+
+    def __init__(self, directory: Union[str, Path], max_bytes: int, clock: Callable[[], float] = time.time):
+        self.directory = Path(directory)
+        self.max_bytes = max_bytes
+        self._clock = clock
+        self._queue: queue.Queue[Optional[tuple[float, bytes]]] = queue.Queue(MAX_QUEUED)
+        self._lock = threading.Lock()
+        self._recorded_bytes = 0
+        self._errors = 0
+        self._dropped_warned = False
+        self._stopped = False  # a write failed: nothing more is recorded
+        self._file: Optional[Any] = None
+        self._file_name = ""
+        self._file_hour = 0
+        self._compressor: Any = None
+        self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
+
+    def start(self) -> "Recorder":
+        """Starts writing on a thread of its own."""
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Writes what is queued and closes the file (within ``timeout`` seconds)."""
+        try:
+            self._queue.put(None, timeout=timeout)
+        except queue.Full:
+            pass
+        self._thread.join(timeout)
+
+    def counts(self) -> RecordingCounts:
+        """What has been written, and what failed, so far."""
+        with self._lock:
+            return RecordingCounts(self._recorded_bytes, self._errors)
+
+    def stream_message(self, connection: int, text: Union[str, bytes]) -> None:
+        """A websocket message, as received on connection number ``connection``."""
+        if isinstance(text, bytes):
+            text = text.decode("utf-8", "replace")
+        self._put({"t": self._clock(), "ws": connection, "msg": text})
+
+    def rest_answer(self, endpoint: str, query: str, body: bytes) -> None:
+        """The body of a REST answer the exporter used, for ``endpoint`` with ``query``."""
+        self._put({"t": self._clock(), "rest": endpoint, "query": query, "body": body.decode("utf-8", "replace")})
+
+    def _put(self, record: dict[str, Any]) -> None:
+        if self._stopped:
+            return
+        try:
+            self._queue.put_nowait((record["t"], json.dumps(record, separators=(",", ":")).encode() + b"\n"))
+        except queue.Full:
+            with self._lock:
+                self._errors += 1
+            if not self._dropped_warned:
+                self._dropped_warned = True
+                logger.error("recording: %d lines wait to be written, more are dropped and counted", MAX_QUEUED)
+
+    # The writing thread.
+
+    def _run(self) -> None:
+        batch: list[tuple[float, bytes]] = []
+        last_write = time.monotonic()
+        while True:
+            try:
+                line = self._queue.get(timeout=FLUSH_INTERVAL)
+            except queue.Empty:
+                line = (0.0, b"")
+            if line is None:
+                self._write(batch)
+                self._close()
+                return
+            if line[1]:
+                batch.append(line)
+            if batch and time.monotonic() - last_write >= FLUSH_INTERVAL:
+                self._write(batch)
+                batch, last_write = [], time.monotonic()
+
+    def _write(self, lines: list[tuple[float, bytes]]) -> None:
+        """Appends ``lines`` and a sync flush, in the file of their hour."""
+        if not lines or self._stopped:
+            return
+        try:
+            for when, line in lines:
+                if self._file is None or _hour(when) != self._file_hour:
+                    self._open(when)
+                self._emit(self._compressor.compress(line))
+            self._emit(self._compressor.flush(zlib.Z_SYNC_FLUSH))
+            self._file.flush()
+            self._keep_within_bounds()
+        except OSError as exc:
+            self._stopped = True
+            with self._lock:
+                self._errors += 1
+            logger.error("recording stopped: cannot write to %s: %s", self.directory, exc.strerror or exc)
+            self._close()
+
+    def _emit(self, data: bytes) -> None:
+        self._file.write(data)
+        with self._lock:
+            self._recorded_bytes += len(data)
+
+    def _open(self, when: float) -> None:
+        """Starts a new file, named by ``when``, with its header."""
+        self._close()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        name, number = file_name(when), 0
+        while True:
+            try:
+                self._file = open(self.directory / name, "xb")  # pylint: disable=consider-using-with  # see _close
+                break
+            except FileExistsError:  # two starts within a second
+                number += 1
+                name = file_name(when).replace(".jsonl.gz", f"-{number}.jsonl.gz")
+        self._file_name, self._file_hour = name, _hour(when)
+        self._compressor = zlib.compressobj(COMPRESSION_LEVEL, zlib.DEFLATED, 31)  # gzip
+        header = {"format": FORMAT, "version": FORMAT_VERSION, "exporter": __version__, "started": when}
+        self._emit(self._compressor.compress(json.dumps(header, separators=(",", ":")).encode() + b"\n"))
+
+    def _close(self) -> None:
+        if self._file is None:
+            return
+        try:
+            self._emit(self._compressor.flush(zlib.Z_FINISH))
+            self._file.close()
+        except OSError:
+            pass  # what was synced before reads back
+        self._file = None
+        self._file_name = ""
+
+    def _files(self) -> list[Path]:
+        """The recording's files, oldest first (their names sort by time)."""
+        return sorted(path for path in self.directory.iterdir() if FILE_NAME.fullmatch(path.name))
+
+    def _keep_within_bounds(self) -> None:
+        """Deletes the oldest whole files while the directory holds more than ``max_bytes``."""
+        files = self._files()
+        sizes = {path: path.stat().st_size for path in files}
+        total = sum(sizes.values())
+        for path in files:
+            if total <= self.max_bytes or path.name == self._file_name:
+                break
+            path.unlink()
+            total -= sizes[path]
+            logger.info("recording: deleted %s to stay within --record-max-bytes %d", path.name, self.max_bytes)
+
+
+def read_recording(path: Union[str, Path]) -> Iterator[dict[str, Any]]:
+    """Every line of the recording file ``path``, decoded, headers
+    included; a last line cut short (by a crash) is left out. Raises
+    ``RecordingError`` naming the file and the line for anything else
+    that is not a recording."""
+    path = Path(path)
+    number = 0
+    for text, complete in _lines(path):
+        number += 1
+        if not complete:
+            return  # the last line, cut short
+        try:
+            record = json.loads(text)
+        except ValueError as exc:
+            raise RecordingError(f"{path}: line {number}: not JSON ({exc})") from exc
+        if not isinstance(record, dict):
+            raise RecordingError(f"{path}: line {number}: not a recording's line")
+        if number == 1 and (record.get("format") != FORMAT or record.get("version") != FORMAT_VERSION):
+            raise RecordingError(f"{path}: line 1: not a {FORMAT} of version {FORMAT_VERSION}")
+        yield record
+
+
+def _lines(path: Path) -> Iterator[tuple[bytes, bool]]:
+    """The lines of a gzip file of one or more members, each with whether
+    it is complete; a file cut short ends in an incomplete line."""
+    try:
+        file = open(path, "rb")  # pylint: disable=consider-using-with  # closed below
+    except OSError as exc:
+        raise RecordingError(f"{path}: {exc.strerror or exc}") from exc
+    with file:
+        decompressor = zlib.decompressobj(31)
+        pending, line = b"", 0
+        while chunk := file.read(READ_CHUNK):
+            while chunk:
+                try:
+                    pending += decompressor.decompress(chunk)
+                except zlib.error as exc:
+                    raise RecordingError(f"{path}: line {line + 1}: not gzip-compressed JSON lines ({exc})") from exc
+                chunk = b""
+                if decompressor.eof:  # the end of a member: the next one starts in what is left
+                    chunk, decompressor = decompressor.unused_data, zlib.decompressobj(31)
+            *complete, pending = pending.split(b"\n")
+            for text in complete:
+                line += 1
+                yield text, True
+            if len(pending) > MAX_LINE_BYTES:
+                raise RecordingError(f"{path}: line {line + 1}: longer than {MAX_LINE_BYTES} bytes")
+        if pending:
+            yield pending, False
