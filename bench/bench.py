@@ -54,6 +54,15 @@ The live view's section:
     each client received per second, and the time from a depth event to
     the page event showing it arriving.
 
+The recording's section:
+
+11. stream mode with 100 live books moving every 0.1 s (about 1000 depth
+    events a second), for 20 s without and with --record: the exporter's
+    CPU share of a core and the messages a second; the compressed bytes
+    per line recorded; and, on those lines, gzip (levels 1, 6, 9) and
+    zstandard (levels 3, 9) compared, in batches with a flush as
+    --record writes them: bytes and CPU microseconds per line.
+
 It prints one table (and the comparison tables), writes them as JSON for
 comparisons across commits, and names the targets the numbers miss.
 """
@@ -84,6 +93,7 @@ import tempfile
 import threading
 import time
 import tracemalloc
+import zlib
 import urllib.request
 from collections import Counter
 from dataclasses import dataclass
@@ -106,6 +116,7 @@ from test.helpers import free_port, wait_for
 
 from binance_exporter.binance import responses, streams
 from binance_exporter.binance.depth_sync import SNAPSHOT_LIMIT, DepthEvent, DepthSnapshot, DepthSync
+from binance_exporter.binance.recording import read_recording
 from binance_exporter.binance.responses import (
     parse_agg_trade_event,
     parse_agg_trades,
@@ -1266,6 +1277,81 @@ def live_view_run(latency: float) -> dict[str, float]:  # pylint: disable=too-ma
     return {f"live_{key}": value for key, value in result.items()}
 
 
+RECORD_SECONDS = 20.0
+RECORD_BATCH = 200  # lines a sync flush: what --record writes every 0.2 s at 1000 a second
+
+
+def codec_costs(lines: list[bytes]) -> dict[str, float]:
+    """For each way of compressing ``lines`` as --record writes them (in
+    batches of ``RECORD_BATCH``, each ended by a flush that makes all of
+    it readable): the compressed bytes per line and CPU microseconds per
+    line, on one thread."""
+    import zstandard  # pylint: disable=import-outside-toplevel  # measured here only
+
+    def gzip_level(level: int) -> Callable[[], tuple[Callable[[bytes], bytes], Callable[[], bytes]]]:
+        def make() -> tuple[Callable[[bytes], bytes], Callable[[], bytes]]:
+            compressor = zlib.compressobj(level, zlib.DEFLATED, 31)
+            return compressor.compress, lambda: compressor.flush(zlib.Z_SYNC_FLUSH)
+
+        return make
+
+    def zstd_level(level: int) -> Callable[[], tuple[Callable[[bytes], bytes], Callable[[], bytes]]]:
+        def make() -> tuple[Callable[[bytes], bytes], Callable[[], bytes]]:
+            compressor = zstandard.ZstdCompressor(level=level).compressobj()
+            return compressor.compress, lambda: compressor.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK)
+
+        return make
+
+    codecs = {f"gzip_{n}": gzip_level(n) for n in (1, 6, 9)} | {f"zstd_{n}": zstd_level(n) for n in (3, 9)}
+    result: dict[str, float] = {"raw_bytes_per_line": round(sum(map(len, lines)) / len(lines), 1)}
+    for name, make in codecs.items():
+        compress, flush = make()
+        written, started = 0, time.process_time()
+        for index, line in enumerate(lines, start=1):
+            written += len(compress(line))
+            if index % RECORD_BATCH == 0:
+                written += len(flush())
+        written += len(flush())
+        cpu = time.process_time() - started
+        result[f"{name}_bytes_per_line"] = round(written / len(lines), 1)
+        result[f"{name}_us_per_line"] = round(1e6 * cpu / len(lines), 2)
+    return result
+
+
+def recording_run(latency: float) -> dict[str, float]:
+    """Stream mode with 100 live books moving every 0.1 s (about 1000
+    depth events a second), without and with --record: the exporter's
+    CPU share of a core over ``RECORD_SECONDS``, the messages a second,
+    and with --record the compressed bytes per line; then the codecs
+    compared on the lines recorded."""
+    simulator = ["--extra-symbols", "100", "--weight-limit", "1000000", "--tick-seconds", "0.1"]
+    result: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="record-") as directory:
+        for name, extra in (("without", []), ("with", ["--record", directory])):
+            run = Run(latency, ["--top", "50", "--weight-budget", "1000000", *extra], simulator, stream=True)
+            try:
+                wait_for(lambda run=run: min(run.labelled("binance_order_book_in_sync") or [0.0]) == 1.0, timeout=120)
+                messages = sum(value for _, value in run.labelled_samples("binance_stream_messages_total"))
+                cpu, started = run.cpu_seconds(), time.monotonic()
+                time.sleep(RECORD_SECONDS)
+                elapsed = time.monotonic() - started
+                result[f"{name}_record_cpu_percent_of_a_core"] = round(100 * (run.cpu_seconds() - cpu) / elapsed, 1)
+                received = sum(value for _, value in run.labelled_samples("binance_stream_messages_total"))
+                result[f"{name}_record_messages_per_second"] = round((received - messages) / elapsed)
+            finally:
+                run.close()
+        lines = [
+            json.dumps(line, separators=(",", ":")).encode() + b"\n"
+            for path in sorted(Path(directory).iterdir())
+            for line in read_recording(path)
+        ]
+        result["recorded_lines"] = len(lines)
+        written = sum(path.stat().st_size for path in Path(directory).iterdir())
+        result["recorded_bytes_per_line"] = round(written / len(lines), 1)
+    result.update(codec_costs(lines))
+    return {f"record_{key}": value for key, value in result.items()}
+
+
 def missed_targets(results: dict[str, Any], latency: float) -> list[str]:
     """The targets the results miss, each as a sentence; a target whose
     figure was not measured (a section not run) is not checked."""
@@ -1319,7 +1405,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         print("  ".join([line[0].ljust(widths[0]), *(cell.rjust(width) for cell, width in zip(line[1:], widths[1:]))]))
 
 
-SECTIONS = ("rest", "stream", "live")
+SECTIONS = ("rest", "stream", "live", "record")
 
 
 def main() -> int:
@@ -1332,7 +1418,9 @@ def main() -> int:
         "--latency-seconds", type=float, default=30.0, help="length of the event-to-book latency run, s (default: 30)"
     )
     parser.add_argument(
-        "--only", choices=SECTIONS, help="run one section: rest (runs 1-4), stream (runs 5-9) or live (run 10)"
+        "--only",
+        choices=SECTIONS,
+        help="run one section: rest (runs 1-4), stream (runs 5-9), live (run 10) or record (run 11)",
     )
     parser.add_argument("--json", default=str(ROOT / "bench/results/latest.json"), help="where to write the results")
     args = parser.parse_args()
@@ -1358,6 +1446,8 @@ def main() -> int:
         results.update(latency_run(args.latency_seconds))
     if "live" in sections:
         results.update(live_view_run(args.latency))
+    if "record" in sections:
+        results.update(recording_run(args.latency))
     missed = missed_targets(results, args.latency)
     width = max(len(key) for key in results)
     for key, value in results.items():

@@ -154,6 +154,9 @@ def test_lines_past_the_queue_are_dropped_and_counted_never_waited_for(tmp_path,
         for number in range(25):
             recorder.stream_message(1, str(number))
     assert recorder.counts().errors == 15 and caplog.text.count("more are dropped") == 1
+    monkeypatch.setattr(recording, "MAX_QUEUED", 100)
+    recorder.stream_message(1, "\ud800")  # not valid Unicode: not written, counted
+    assert recorder.counts().errors == 16
     recorder.start().stop()
     assert [line["msg"] for line in records(tmp_path).popitem()[1][1:]] == [str(n) for n in range(10)]
 

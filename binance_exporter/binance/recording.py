@@ -33,14 +33,16 @@ from __future__ import annotations
 
 import json
 import logging
-import queue
 import re
 import threading
 import time
 import zlib
 from datetime import datetime, timezone
 from pathlib import Path
+from collections import deque
 from typing import Any, Callable, Iterator, Optional, Union
+
+import orjson
 
 from binance_exporter import __version__
 from binance_exporter.cycle.snapshot import RecordingCounts
@@ -78,7 +80,8 @@ class Recorder:  # pylint: disable=too-many-instance-attributes  # its queue, co
         self.directory = Path(directory)
         self.max_bytes = max_bytes
         self._clock = clock
-        self._queue: queue.Queue[Optional[tuple[float, bytes]]] = queue.Queue(MAX_QUEUED)
+        self._queue: deque[tuple[float, bytes]] = deque()  # appended by any thread, taken by the writer
+        self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._recorded_bytes = 0
         self._errors = 0
@@ -97,10 +100,7 @@ class Recorder:  # pylint: disable=too-many-instance-attributes  # its queue, co
 
     def stop(self, timeout: float = 2.0) -> None:
         """Writes what is queued and closes the file (within ``timeout`` seconds)."""
-        try:
-            self._queue.put(None, timeout=timeout)
-        except queue.Full:
-            pass
+        self._stopping.set()
         self._thread.join(timeout)
 
     def counts(self) -> RecordingCounts:
@@ -121,34 +121,28 @@ class Recorder:  # pylint: disable=too-many-instance-attributes  # its queue, co
     def _put(self, record: dict[str, Any]) -> None:
         if self._stopped:
             return
-        try:
-            self._queue.put_nowait((record["t"], json.dumps(record, separators=(",", ":")).encode() + b"\n"))
-        except queue.Full:
-            with self._lock:
-                self._errors += 1
-            if not self._dropped_warned:
-                self._dropped_warned = True
-                logger.error("recording: %d lines wait to be written, more are dropped and counted", MAX_QUEUED)
+        if len(self._queue) < MAX_QUEUED:
+            try:
+                self._queue.append((record["t"], orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)))
+                return
+            except orjson.JSONEncodeError:  # text that is not valid Unicode (a lone surrogate)
+                pass
+        elif not self._dropped_warned:
+            self._dropped_warned = True
+            logger.error("recording: %d lines wait to be written, more are dropped and counted", MAX_QUEUED)
+        with self._lock:
+            self._errors += 1
 
     # The writing thread.
 
     def _run(self) -> None:
-        batch: list[tuple[float, bytes]] = []
-        last_write = time.monotonic()
         while True:
-            try:
-                line = self._queue.get(timeout=FLUSH_INTERVAL)
-            except queue.Empty:
-                line = (0.0, b"")
-            if line is None:
-                self._write(batch)
+            stopping = self._stopping.wait(FLUSH_INTERVAL)
+            batch = [self._queue.popleft() for _ in range(len(self._queue))]
+            self._write(batch)
+            if stopping:
                 self._close()
                 return
-            if line[1]:
-                batch.append(line)
-            if batch and time.monotonic() - last_write >= FLUSH_INTERVAL:
-                self._write(batch)
-                batch, last_write = [], time.monotonic()
 
     def _write(self, lines: list[tuple[float, bytes]]) -> None:
         """Appends ``lines`` and a sync flush, in the file of their hour."""
