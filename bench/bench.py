@@ -1348,6 +1348,10 @@ def recording_run(latency: float) -> dict[str, float]:
         result["recorded_lines"] = len(lines)
         written = sum(path.stat().st_size for path in Path(directory).iterdir())
         result["recorded_bytes_per_line"] = round(written / len(lines), 1)
+    added = result["with_record_cpu_percent_of_a_core"] - result["without_record_cpu_percent_of_a_core"]
+    result["added_cpu_percent_per_1000_messages_a_second"] = round(
+        1000 * added / result["with_record_messages_per_second"], 1
+    )
     result.update(codec_costs(lines))
     return {f"record_{key}": value for key, value in result.items()}
 
@@ -1376,6 +1380,11 @@ def missed_targets(results: dict[str, Any], latency: float) -> list[str]:
         ("stream_binance_violations", 0, "stream mode: no Binance limit broken"),
         ("stream_update_1s_binance_violations", 0, "stream mode: no Binance limit broken at --update-interval 1"),
         ("live_100_clients_added_cpu_percent_of_a_core", 10, "live view: 100 clients cost <= 10 % of a core"),
+        (
+            "record_added_cpu_percent_per_1000_messages_a_second",
+            10,
+            "--record adds <= 10 % of a core at 1000 events a second",
+        ),
         (
             "live_100_clients_metrics_p99_ms_10_scrapers",
             25,
