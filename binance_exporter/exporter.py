@@ -151,10 +151,16 @@ def build_scheduler(config: Config, source: Optional[str] = None, recorder: Opti
     return StreamScheduler(client, hub, schedule_for(config), config.symbols)
 
 
+def start_recorder(config: Config) -> Optional[Recorder]:
+    """The recorder of everything received from Binance, with --record."""
+    return Recorder(config.record, config.record_max_bytes).start() if config.record else None
+
+
 def run_once(config: Config, signals: SignalRecord) -> int:
     """Prints one report, read over REST (one report needs no live
     books); 0 if every answer could be fetched, else 1."""
-    scheduler = build_scheduler(config, "rest")
+    recorder = start_recorder(config)
+    scheduler = build_scheduler(config, "rest", recorder)
     cycle: Future = Future()
 
     def run() -> None:
@@ -169,6 +175,8 @@ def run_once(config: Config, signals: SignalRecord) -> int:
         return 1
     snapshot = cycle.result()
     scheduler.close()
+    if recorder is not None:
+        recorder.stop()
     ReportPrinter(config.output_format, sys.stdout).print_report(snapshot)
     if not snapshot.up:
         logger.error("could not read everything from Binance at %s", ", ".join(config.base_urls))
@@ -216,7 +224,7 @@ def serve(config: Config, signals: SignalRecord) -> int:
     """Serves /metrics and updates until a stop signal; returns 0."""
     sys.setswitchinterval(SWITCH_INTERVAL)
     web = read_web_config(config)
-    recorder = Recorder(config.record, config.record_max_bytes).start() if config.record else None
+    recorder = start_recorder(config)
     scheduler = build_scheduler(config, recorder=recorder)
     stop = threading.Event()
     updates = threading.Thread(

@@ -220,3 +220,23 @@ def test_the_exporter_records_every_message_and_answer_and_survives_sigkill(stre
     assert "lastUpdateId" in json.loads(depth["body"]) and "symbol=" in depth["query"]
     assert any('"depthUpdate"' in line["msg"] for line in lines if "ws" in line)
     assert [line["t"] for line in lines[1:]] == sorted(line["t"] for line in lines[1:])
+
+
+def test_once_records_the_answers_of_its_report(simulator, tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "binance_exporter", "--once", "--source", "rest", "--base-url", simulator.url],
+        cwd=ROOT,
+        env={**os.environ, "BINANCE_EXPORTER_RECORD": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [line for file_lines in records(tmp_path).values() for line in file_lines]
+    assert {line["rest"] for line in lines[1:]} == {
+        "/api/v3/exchangeInfo",
+        "/api/v3/ticker/24hr",
+        "/api/v3/depth",
+        "/api/v3/ticker/bookTicker",
+    }
