@@ -240,3 +240,16 @@ def test_once_records_the_answers_of_its_report(simulator, tmp_path):
         "/api/v3/depth",
         "/api/v3/ticker/bookTicker",
     }
+
+
+def test_a_bug_in_writing_stops_recording_and_is_logged_never_raised(tmp_path, monkeypatch, caplog):
+    recorder = Recorder(tmp_path, 2**30)
+
+    def broken(_when):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(recorder, "_open", broken)
+    recorder.start()
+    recorder.stream_message(1, "x")
+    recorder.stop()
+    assert recorder.counts().errors == 1 and "recording stopped after an unexpected error" in caplog.text

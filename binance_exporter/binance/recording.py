@@ -139,7 +139,11 @@ class Recorder:  # pylint: disable=too-many-instance-attributes  # its queue, co
         while True:
             stopping = self._stopping.wait(FLUSH_INTERVAL)
             batch = [self._queue.popleft() for _ in range(len(self._queue))]
-            self._write(batch)
+            try:
+                self._write(batch)
+            except Exception:  # pylint: disable=broad-exception-caught  # a bug stops recording, never the exporter
+                logger.exception("recording stopped after an unexpected error")
+                self._give_up()
             if stopping:
                 self._close()
                 return
@@ -157,11 +161,16 @@ class Recorder:  # pylint: disable=too-many-instance-attributes  # its queue, co
             self._file.flush()
             self._keep_within_bounds()
         except OSError as exc:
-            self._stopped = True
-            with self._lock:
-                self._errors += 1
             logger.error("recording stopped: cannot write to %s: %s", self.directory, exc.strerror or exc)
-            self._close()
+            self._give_up()
+
+    def _give_up(self) -> None:
+        """Stops recording for good, counting one error."""
+        self._stopped = True
+        self._queue.clear()
+        with self._lock:
+            self._errors += 1
+        self._close()
 
     def _emit(self, data: bytes) -> None:
         self._file.write(data)
