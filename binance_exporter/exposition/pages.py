@@ -19,7 +19,7 @@ from typing import Callable, Optional, Union
 from urllib.parse import unquote
 
 from binance_exporter.exposition.http_server import Response
-from binance_exporter.exposition.live_view import OVERVIEW, book_topic
+from binance_exporter.exposition.live_view import BOOK_TOPIC_PREFIX, OVERVIEW, book_topic
 
 HTML = "text/html; charset=utf-8"
 ASSETS = {"live.css": "text/css; charset=utf-8", "live.js": "text/javascript; charset=utf-8"}
@@ -206,8 +206,8 @@ class LiveSite:
         name = path[len(EVENTS_PREFIX) :]
         if name == OVERVIEW:
             return OVERVIEW
-        if name.startswith("book/"):
-            symbol = unquote(name[len("book/") :])
+        if name.startswith(BOOK_TOPIC_PREFIX):
+            symbol = unquote(name[len(BOOK_TOPIC_PREFIX) :])
             if symbol in self._tracked():
                 return book_topic(symbol)
             return Response(404, "text/plain; charset=utf-8", f"no live book of {symbol[:100]!r}\n".encode())
