@@ -253,3 +253,13 @@ def test_a_bug_in_writing_stops_recording_and_is_logged_never_raised(tmp_path, m
     recorder.stream_message(1, "x")
     recorder.stop()
     assert recorder.counts().errors == 1 and "recording stopped after an unexpected error" in caplog.text
+
+
+def test_files_of_one_second_are_deleted_in_the_order_they_were_made(tmp_path):
+    first, second = "binance-20261123T100001Z.jsonl.gz", "binance-20261123T100001Z-1.jsonl.gz"
+    for name in (first, second):
+        (tmp_path / name).write_bytes(b"x" * 300_000)
+    recorder = Recorder(tmp_path, 400_000, FakeClock(HOUR + 7200)).start()  # 11:00, after both
+    recorder.stream_message(1, "x")
+    recorder.stop()
+    assert sorted(path.name for path in tmp_path.iterdir()) == [second, "binance-20261123T110000Z.jsonl.gz"]

@@ -51,7 +51,7 @@ logger = logging.getLogger(__name__)
 
 FORMAT = "binance-exporter-recording"
 FORMAT_VERSION = 1
-FILE_NAME = re.compile(r"binance-\d{8}T\d{6}Z(-\d+)?\.jsonl\.gz")
+FILE_NAME = re.compile(r"binance-(\d{8}T\d{6})Z(?:-(\d+))?\.jsonl\.gz")
 MAX_QUEUED = 100_000  # lines waiting to be written: some seconds of a whole market
 FLUSH_INTERVAL = 0.2  # seconds between writes: what a crash can lose
 COMPRESSION_LEVEL = 6
@@ -206,8 +206,9 @@ class Recorder:  # pylint: disable=too-many-instance-attributes  # its queue, co
         self._file_name = ""
 
     def _files(self) -> list[Path]:
-        """The recording's files, oldest first (their names sort by time)."""
-        return sorted(path for path in self.directory.iterdir() if FILE_NAME.fullmatch(path.name))
+        """The recording's files, oldest first: by the time in their names, then their number."""
+        found = [(match, path) for path in self.directory.iterdir() if (match := FILE_NAME.fullmatch(path.name))]
+        return [path for _, path in sorted(found, key=lambda item: (item[0][1], int(item[0][2] or 0)))]
 
     def _keep_within_bounds(self) -> None:
         """Deletes the oldest whole files while the directory holds more than ``max_bytes``."""
