@@ -901,8 +901,10 @@ class ExporterHTTPServer:  # pylint: disable=too-many-instance-attributes  # its
                 sends += 1
                 if news:
                     assert latest is not None
-                    connection.sent_version, connection.next_event_at = latest[0], now + MIN_EVENT_INTERVAL
+                    connection.sent_version = latest[0]
                     self._send_live(connection, latest[1])
+                    # From the send, not from the pass's start: sends are never closer than the interval.
+                    connection.next_event_at = time.monotonic() + MIN_EVENT_INTERVAL
                 else:
                     self._send_live(connection, b": keep-alive\n\n")
                 next_send = min(next_send, now + min(MIN_EVENT_INTERVAL, self.limits.heartbeat))
