@@ -195,6 +195,10 @@ def test_what_is_not_a_recording_is_a_clear_error_naming_the_file_and_the_line(t
     assert len(list(read_recording(twice))) == 3
 
 
+def recorded_bytes(port: int) -> float:
+    return scrape(f"http://127.0.0.1:{port}").get(("binance_exporter_recorded_bytes_total", ()), 0.0)
+
+
 def test_the_exporter_records_every_message_and_answer_and_survives_sigkill(streaming, tmp_path):
     port = free_port()
     process = start_module(
@@ -210,6 +214,9 @@ def test_the_exporter_records_every_message_and_answer_and_survives_sigkill(stre
         )
         assert found[("binance_exporter_recording_errors_total", ())] == 0
         wait_for(lambda: streaming.stats()["requests"].get("/api/v3/depth", 0) >= 10, timeout=60)
+        for _ in range(2):  # two more writes: the answers received so far are in the files
+            written = recorded_bytes(port)
+            wait_for(lambda before=written: recorded_bytes(port) > before, timeout=30)
     finally:
         process.send_signal(signal.SIGKILL)
         stop_process(process)
