@@ -12,6 +12,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -270,3 +271,20 @@ def test_files_of_one_second_are_deleted_in_the_order_they_were_made(tmp_path):
     recorder.stream_message(1, "x")
     recorder.stop()
     assert sorted(path.name for path in tmp_path.iterdir()) == [second, "binance-20261123T110000Z.jsonl.gz"]
+
+
+def test_lines_from_several_threads_keep_the_order_of_their_times(tmp_path):
+    recorder = Recorder(tmp_path, 2**30).start()
+
+    def put(name):
+        for number in range(2000):
+            recorder.stream_message(name, str(number))
+
+    threads = [threading.Thread(target=put, args=(name,)) for name in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    recorder.stop()
+    lines = [line for file_lines in records(tmp_path).values() for line in file_lines[1:]]
+    assert len(lines) == 8000 and [line["t"] for line in lines] == sorted(line["t"] for line in lines)

@@ -83,6 +83,7 @@ class Recorder:  # pylint: disable=too-many-instance-attributes  # its queue, co
         self._queue: deque[tuple[float, bytes]] = deque()  # appended by any thread, taken by the writer
         self._stopping = threading.Event()
         self._lock = threading.Lock()
+        self._order = threading.Lock()  # a line's time and its place in the queue, taken together
         self._recorded_bytes = 0
         self._errors = 0
         self._dropped_warned = False
@@ -112,18 +113,22 @@ class Recorder:  # pylint: disable=too-many-instance-attributes  # its queue, co
         """A websocket message, as received on connection number ``connection``."""
         if isinstance(text, bytes):
             text = text.decode("utf-8", "replace")
-        self._put({"t": self._clock(), "ws": connection, "msg": text})
+        self._put({"ws": connection, "msg": text})
 
     def rest_answer(self, endpoint: str, query: str, body: bytes) -> None:
         """The body of a REST answer the exporter used, for ``endpoint`` with ``query``."""
-        self._put({"t": self._clock(), "rest": endpoint, "query": query, "body": body.decode("utf-8", "replace")})
+        self._put({"rest": endpoint, "query": query, "body": body.decode("utf-8", "replace")})
 
-    def _put(self, record: dict[str, Any]) -> None:
+    def _put(self, fields: dict[str, Any]) -> None:
+        """Queues a line of ``fields`` received now: the time is taken as it
+        is queued, so that the lines of several threads keep their order."""
         if self._stopped:
             return
         if len(self._queue) < MAX_QUEUED:
             try:
-                self._queue.append((record["t"], orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)))
+                with self._order:
+                    when = self._clock()
+                    self._queue.append((when, orjson.dumps({"t": when, **fields}, option=orjson.OPT_APPEND_NEWLINE)))
                 return
             except orjson.JSONEncodeError:  # text that is not valid Unicode (a lone surrogate)
                 pass
