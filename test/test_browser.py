@@ -7,11 +7,13 @@ phone."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
 import time
 from decimal import Decimal
+from typing import Iterator
 
 import pytest
 
@@ -118,19 +120,14 @@ def metric(found: dict, name: str, **labels) -> float | None:
     return found.get((name, tuple(sorted(labels.items()))))
 
 
-def frozen(market: BinanceSimulator):
+@contextlib.contextmanager
+def frozen(market: BinanceSimulator) -> Iterator[None]:
     """Freezes the market until the block ends."""
-
-    class Frozen:
-        """Freezes on entry, lets the market move again on exit."""
-
-        def __enter__(self):
-            post(market, "/sim/market", {"frozen": True})
-
-        def __exit__(self, *_):
-            post(market, "/sim/market", {"frozen": False})
-
-    return Frozen()
+    post(market, "/sim/market", {"frozen": True})
+    try:
+        yield
+    finally:
+        post(market, "/sim/market", {"frozen": False})
 
 
 def no_errors_logged(browser) -> None:

@@ -731,14 +731,8 @@ class ExporterHTTPServer:  # pylint: disable=too-many-instance-attributes  # its
     def _read(self, connection: _Connection) -> None:
         lingering = connection.phase is _Phase.CLOSE
         wanted = LINGER_BYTES if lingering else self.limits.max_head_bytes + 1 - len(connection.received)
-        try:
-            data = connection.sock.recv(wanted)
-        except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
-            return
-        except ssl.SSLZeroReturnError:  # the client closed its TLS session
-            data = b""
-        except OSError as exc:
-            self._close(connection, f"read failed: {exc}")
+        data = self._receive(connection, wanted)
+        if data is None:
             return
         if not data:
             self._close(connection)
@@ -752,6 +746,20 @@ class ExporterHTTPServer:  # pylint: disable=too-many-instance-attributes  # its
             connection.received += data
             if connection.phase is _Phase.HEAD:  # not while its password is being checked
                 self._answer_if_complete(connection)
+
+    def _receive(self, connection: _Connection, wanted: int) -> Optional[bytes]:
+        """Up to ``wanted`` bytes the client sent, ``b""`` once it closed;
+        None when nothing has come yet, or when the read failed (the
+        connection is then closed)."""
+        try:
+            return connection.sock.recv(wanted)
+        except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            return None
+        except ssl.SSLZeroReturnError:  # the client closed its TLS session
+            return b""
+        except OSError as exc:
+            self._close(connection, f"read failed: {exc}")
+            return None
 
     def _answer_if_complete(self, connection: _Connection) -> None:
         end = end_of_head(connection.received)
@@ -938,14 +946,8 @@ class ExporterHTTPServer:  # pylint: disable=too-many-instance-attributes  # its
             self._write_live(connection)
         if not connection.open:
             return
-        try:
-            data = connection.sock.recv(LINGER_BYTES)
-        except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
-            return
-        except ssl.SSLZeroReturnError:
-            data = b""
-        except OSError as exc:
-            self._close(connection, f"read failed: {exc}")
+        data = self._receive(connection, LINGER_BYTES)
+        if data is None:
             return
         if not data:
             self._close(connection)
