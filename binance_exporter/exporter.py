@@ -15,10 +15,9 @@ import math
 import os
 import sys
 import threading
-import time
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Callable, Mapping, NamedTuple, Optional, Sequence, TextIO
+from typing import Any, Callable, Mapping, NamedTuple, Optional, Sequence
 
 from binance_exporter import __version__
 from binance_exporter.binance.recording import Recorder
@@ -27,13 +26,12 @@ from binance_exporter.binance.rest_client import WEIGHTS, BinanceClient
 from binance_exporter.binance.streams import StreamHub
 from binance_exporter.config import Config, config_error, parse_args
 from binance_exporter.cycle.scheduler import STALE_AFTER_INTERVALS, Schedule, Scheduler
-from binance_exporter.cycle.snapshot import Snapshot
 from binance_exporter.cycle.stream_scheduler import StreamScheduler
 from binance_exporter.exposition.collector import MetricsPage
 from binance_exporter.exposition.http_server import ExporterHTTPServer, Health, Limits
 from binance_exporter.exposition.live_view import LiveEvents, LivePublisher
 from binance_exporter.exposition.pages import LiveSite
-from binance_exporter.exposition.report import render_report, render_spread_lines
+from binance_exporter.exposition.report import ReportPrinter
 from binance_exporter.exposition.web_config import WebConfig, WebConfigError, WebConfigFile
 from binance_exporter.logs import configure_logging
 from binance_exporter.market.definitions import top_lists
@@ -42,67 +40,10 @@ from binance_exporter.signals import SignalRecord
 logger = logging.getLogger("binance_exporter.exporter")  # __name__ is __main__ under -m
 
 
-# In stream mode, how many cycles the report waits for the books to sync.
-REPORT_WAIT_CYCLES = 3
 # How long a thread may keep the interpreter while another waits for it
 # (Python's default is 5 ms): the serving thread, back from sending, waits
 # at most this long for the threads keeping books and making events.
 SWITCH_INTERVAL = 0.001
-
-
-class ReportPrinter:
-    """Prints the report once the first rankings are in and every live
-    book is in sync (for at most ``REPORT_WAIT_CYCLES`` cycles), then the
-    Q5 lines of every cycle. A closed, full or broken stdout is logged
-    once and printing stops; serving goes on."""
-
-    def __init__(self, output_format: str, out: Optional[TextIO]):
-        self.output_format = output_format
-        self.out = out
-        self.reported = False
-        self._waited = 0  # cycles with rankings whose books were not all in sync
-        if out is None:  # what Python makes of a stdout closed at start (>&-)
-            self._stop_printing("it is closed")
-
-    def publish(self, snapshot: Snapshot) -> None:
-        """Prints what ``snapshot`` answers."""
-        now = time.time()
-        text = ""
-        if not self.reported and snapshot.rankings:
-            books_ready = all(book.in_sync for book in snapshot.books) or self._waited >= REPORT_WAIT_CYCLES
-            self._waited += 1
-            if books_ready:
-                text += render_report(snapshot, now, self.output_format)
-                self.reported = True
-        if self.reported:
-            text += "".join(line + "\n" for line in render_spread_lines(snapshot, now, self.output_format))
-        self._write(text)
-
-    def print_report(self, snapshot: Snapshot) -> None:
-        """Prints the report of ``snapshot``, whatever it holds."""
-        self._write(render_report(snapshot, time.time(), self.output_format))
-
-    def _write(self, text: str) -> None:
-        if self.out is None or not text:
-            return
-        try:
-            self.out.write(text)
-            self.out.flush()
-        except (OSError, ValueError) as exc:
-            self._stop_printing(str(exc))
-
-    def _stop_printing(self, why: str) -> None:
-        logger.warning("cannot print the report to stdout (%s): nothing more is printed", why)
-        out, self.out = self.out, None
-        if out is None:
-            return
-        try:
-            # What the stream still buffers would fail again at exit: let it go to /dev/null.
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, out.fileno())
-            os.close(devnull)
-        except (OSError, ValueError):
-            pass  # not a file descriptor: nothing is flushed at exit
 
 
 def schedule_for(config: Config) -> Schedule:
@@ -151,15 +92,30 @@ def build_scheduler(config: Config, source: Optional[str] = None, recorder: Opti
     return StreamScheduler(client, hub, schedule_for(config), config.symbols)
 
 
-def start_recorder(config: Config) -> Optional[Recorder]:
+def recorded_settings(config: Config, source: str) -> dict[str, Any]:
+    """The settings that decide the answers, as a recording's header keeps them."""
+    return {
+        "source": source,
+        "update_interval": config.update_interval,
+        "rank_interval": config.rank_interval,
+        "top": config.top,
+        "quote_volume_assets": list(config.quote_volume_assets),
+        "trade_count_assets": list(config.trade_count_assets),
+        "symbols": list(config.symbols),
+    }
+
+
+def start_recorder(config: Config, source: str) -> Optional[Recorder]:
     """The recorder of everything received from Binance, with --record."""
-    return Recorder(config.record, config.record_max_bytes).start() if config.record else None
+    if not config.record:
+        return None
+    return Recorder(config.record, config.record_max_bytes, settings=recorded_settings(config, source)).start()
 
 
 def run_once(config: Config, signals: SignalRecord) -> int:
     """Prints one report, read over REST (one report needs no live
     books); 0 if every answer could be fetched, else 1."""
-    recorder = start_recorder(config)
+    recorder = start_recorder(config, "rest")
     scheduler = build_scheduler(config, "rest", recorder)
     cycle: Future = Future()
 
@@ -224,7 +180,7 @@ def serve(config: Config, signals: SignalRecord) -> int:
     """Serves /metrics and updates until a stop signal; returns 0."""
     sys.setswitchinterval(SWITCH_INTERVAL)
     web = read_web_config(config)
-    recorder = start_recorder(config)
+    recorder = start_recorder(config, config.source)
     scheduler = build_scheduler(config, recorder=recorder)
     stop = threading.Event()
     updates = threading.Thread(

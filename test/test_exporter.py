@@ -8,7 +8,8 @@ import pytest
 
 from binance_exporter.config import Config
 from binance_exporter.binance.rest_client import BinanceClient
-from binance_exporter.exporter import ReportPrinter, build_scheduler, configure_logging, weight_per_minute
+from binance_exporter.exporter import build_scheduler, configure_logging, weight_per_minute
+from binance_exporter.exposition.report import ReportPrinter
 from binance_exporter.market.definitions import DEFAULT_TOP_LISTS, top_lists
 from binance_exporter.cycle.scheduler import STALE_AFTER_INTERVALS
 from binance_exporter.cycle.snapshot import Snapshot

@@ -51,12 +51,14 @@ class LiveBooks:
         self.late = False
         self.stopped = False
         self.flows: dict[str, TradeFlow] = {}
+        self.cycles: list = []  # what each reading was told of its cycle
 
     def track(self, symbols):
         self.tracked = tuple(symbols)
 
-    def book_readings(self, timeout):
+    def book_readings(self, timeout, cycle=None):
         assert timeout > 0
+        self.cycles.append(cycle)
         if self.late:
             raise MarketDataError("the streams' loop did not answer in time", "late")
         return {
@@ -103,6 +105,19 @@ def test_every_tracked_book_in_sync_answers_q3_to_q5_and_the_snapshot_is_up(simu
     assert simulator.stats()["requests"] == {"/api/v3/exchangeInfo": 1, "/api/v3/ticker/24hr": 1}
     scheduler.close()
     assert books.stopped
+
+
+def test_each_reading_of_the_books_is_told_its_cycle_and_the_snapshot_is_as_of_that_reading(simulator, clock):
+    scheduler, books = stream_scheduler(simulator, clock)
+    started = clock()
+    first = scheduler.run_cycle()
+    clock.advance(10)
+    second = scheduler.run_cycle()
+    assert books.cycles == [
+        {"n": 1, "clock": started, "time": started},
+        {"n": 2, "clock": started + 10, "time": started + 10},
+    ]
+    assert (first.read_at, second.read_at) == (started, started + 10)
 
 
 def test_a_book_out_of_sync_gives_no_reading_and_its_last_values_age_out(simulator, clock):

@@ -7,14 +7,23 @@ one UTC hour: a new file starts with the first line of each hour, and at
 each start of the exporter. A file is gzip-compressed JSON lines, and
 starts with a header line::
 
-    {"format": "binance-exporter-recording", "version": 1, "exporter": "0.2.0", "started": 1795424400.123}
+    {"format": "binance-exporter-recording", "version": 1, "exporter": "0.2.0", "started": 1795424400.123,
+     "settings": {"source": "stream", "update_interval": 10.0, "rank_interval": 60.0, "top": 5, ...}}
+
+(``settings``: those of the exporter's flags that decide its answers, so
+that they can be computed again from the recording)
 
 then one line per thing received, in the order received, each with its
 local receive time ``t`` (Unix seconds):
 
 - a websocket message: ``{"t": …, "ws": <connection number>, "msg": "<the text as received>"}``;
 - a REST answer the exporter used: ``{"t": …, "rest": "/api/v3/depth",
-  "query": "symbol=ETHBTC&limit=1000", "body": "<the body as received>"}``.
+  "query": "symbol=ETHBTC&limit=1000", "body": "<the body as received>"}``;
+- an update cycle reading the live books (stream mode): ``{"t": …, "cycle":
+  {"n": 12, "clock": <the cycle's start on the exporter's monotonic clock>,
+  "time": <Unix time of the reading>, "books": {"ETHBTC": <update id of the
+  book read, null if not in sync>, …}}}``, in order with the messages
+  around it: the books read hold exactly the events recorded before it.
 
 ``Recorder`` takes what the streams' loop and the REST client hand it
 without ever waiting (a bounded queue: past ``MAX_QUEUED`` lines, lines
@@ -40,7 +49,7 @@ import zlib
 from datetime import datetime, timezone
 from pathlib import Path
 from collections import deque
-from typing import Any, Callable, Iterator, Optional, Union
+from typing import Any, Callable, Iterable, Iterator, Optional, Union
 
 import orjson
 
@@ -76,9 +85,16 @@ class Recorder:  # pylint: disable=too-many-instance-attributes  # its queue, co
     """Appends what ``stream_message`` and ``rest_answer`` are handed to
     the hourly files in ``directory``, keeping it within ``max_bytes``."""
 
-    def __init__(self, directory: Union[str, Path], max_bytes: int, clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        directory: Union[str, Path],
+        max_bytes: int,
+        clock: Callable[[], float] = time.time,
+        settings: Optional[dict[str, Any]] = None,
+    ):
         self.directory = Path(directory)
         self.max_bytes = max_bytes
+        self.settings = settings or {}  # the exporter's, in each file's header
         self._clock = clock
         self._queue: deque[tuple[float, bytes]] = deque()  # appended by any thread, taken by the writer
         self._stopping = threading.Event()
@@ -118,6 +134,10 @@ class Recorder:  # pylint: disable=too-many-instance-attributes  # its queue, co
     def rest_answer(self, endpoint: str, query: str, body: bytes) -> None:
         """The body of a REST answer the exporter used, for ``endpoint`` with ``query``."""
         self._put({"rest": endpoint, "query": query, "body": body.decode("utf-8", "replace")})
+
+    def cycle(self, reading: dict[str, Any]) -> None:
+        """An update cycle's reading of the live books (see the module's docstring)."""
+        self._put({"cycle": reading})
 
     def _put(self, fields: dict[str, Any]) -> None:
         """Queues a line of ``fields`` received now: the time is taken as it
@@ -196,7 +216,13 @@ class Recorder:  # pylint: disable=too-many-instance-attributes  # its queue, co
                 name = file_name(when).replace(".jsonl.gz", f"-{number}.jsonl.gz")
         self._file_name, self._file_hour = name, _hour(when)
         self._compressor = zlib.compressobj(COMPRESSION_LEVEL, zlib.DEFLATED, 31)  # gzip
-        header = {"format": FORMAT, "version": FORMAT_VERSION, "exporter": __version__, "started": when}
+        header = {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "exporter": __version__,
+            "started": when,
+            "settings": self.settings,
+        }
         self._emit(self._compressor.compress(json.dumps(header, separators=(",", ":")).encode() + b"\n"))
 
     def _close(self) -> None:
@@ -238,7 +264,8 @@ def read_recording(path: Union[str, Path]) -> Iterator[dict[str, Any]]:
     for text, complete in _lines(path):
         number += 1
         if not complete:
-            return  # the last line, cut short
+            logger.warning("%s: line %d is cut short (the recording stopped abruptly): left out", path, number)
+            return
         try:
             record = json.loads(text)
         except ValueError as exc:
@@ -248,6 +275,49 @@ def read_recording(path: Union[str, Path]) -> Iterator[dict[str, Any]]:
         if number == 1 and (record.get("format") != FORMAT or record.get("version") != FORMAT_VERSION):
             raise RecordingError(f"{path}: line 1: not a {FORMAT} of version {FORMAT_VERSION}")
         yield record
+
+
+def recording_files(paths: Iterable[Union[str, Path]]) -> list[Path]:
+    """The files of ``paths`` (files, or directories of recording files),
+    in time order: by name, which is the UTC time of the first line.
+    RecordingError for a path that is neither."""
+    files = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found = [child for child in path.iterdir() if FILE_NAME.fullmatch(child.name)]
+            if not found:
+                raise RecordingError(f"{path}: holds no recording file (binance-<UTC time>Z.jsonl.gz)")
+            files += found
+        elif path.exists():
+            files.append(path)
+        else:
+            raise RecordingError(f"{path}: no such file or directory")
+    return sorted(dict.fromkeys(files), key=lambda file: (file.name, str(file)))
+
+
+def read_recordings(paths: Iterable[Union[str, Path]], skip_bad: bool = False) -> Iterator[dict[str, Any]]:
+    """Every line of the recording files of ``paths`` (see
+    ``recording_files``), in order. Every file's header is checked
+    before the first line is given. A file that is not a recording, or
+    a bad line, raises ``RecordingError`` naming the file and the line;
+    with ``skip_bad`` it is logged and the rest of that file skipped."""
+    files = recording_files(paths)
+    good = []
+    for file in files:
+        try:
+            next(read_recording(file), None)
+            good.append(file)
+        except RecordingError as exc:
+            if not skip_bad:
+                raise
+            logger.warning("skipped: %s", exc)
+    for file in good:
+        try:
+            yield from read_recording(file)
+        except RecordingError as exc:
+            if not skip_bad:
+                raise
+            logger.warning("the rest of the file skipped: %s", exc)
 
 
 def _lines(path: Path) -> Iterator[tuple[bytes, bool]]:

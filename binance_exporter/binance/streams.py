@@ -258,11 +258,14 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
         wanted = frozenset(symbols)
         self._loop.call_soon_threadsafe(self._track, wanted)
 
-    def book_readings(self, timeout: float) -> dict[str, BookReading]:
+    def book_readings(self, timeout: float, cycle: Optional[dict[str, Any]] = None) -> dict[str, BookReading]:
         """Every live book's state and, for those in sync, the best
-        ``depth`` levels of each side, all as of one moment. Raises
+        ``depth`` levels of each side, all as of one moment. With
+        ``--record``, the reading is recorded as ``cycle`` (the update
+        cycle's number, clock and time) with the update id of each book
+        read, in order with the messages received. Raises
         ``MarketDataError`` if the loop does not answer within ``timeout``."""
-        return self._on_loop(self._read_books(), timeout)
+        return self._on_loop(self._read_books(cycle), timeout)
 
     def live_books(self, symbols: Iterable[str], levels: int, known: dict[str, tuple], timeout: float) -> dict:
         """The live view of each of ``symbols`` as of one moment, with its
@@ -325,12 +328,15 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
         if self._managing is not None:
             self._managing.cancel()
 
-    async def _read_books(self) -> dict[str, BookReading]:
+    async def _read_books(self, cycle: Optional[dict[str, Any]] = None) -> dict[str, BookReading]:
         readings = {}
         for symbol, sync in self._syncs.items():
             book = sync.book if sync.in_sync else None
             view = book.view(self.depth) if book is not None else None
             readings[symbol] = BookReading(_book_state(symbol, sync), view, self._trade_flow(symbol))
+        if self._recorder is not None and cycle is not None:
+            books = {s: sync.book.update_id if sync.in_sync and sync.book else None for s, sync in self._syncs.items()}
+            self._recorder.cycle({**cycle, "books": books})
         return readings
 
     async def _read_live(

@@ -205,6 +205,7 @@ class Scheduler:
         self._rankings: Optional[tuple[float, tuple[Ranking, ...]]] = None  # (fetched at, rankings)
         self._readings = SymbolReadings(STALE_AFTER_INTERVALS * schedule.update_interval)
         self._deadline = 0.0
+        self._started = 0.0  # when the cycle running (or the last one) started, on clock
 
     def _fetch_workers(self) -> int:
         """Threads for a cycle's requests: enough for all at once, up to ``MAX_WORKERS``."""
@@ -363,7 +364,7 @@ class Scheduler:
         Whatever goes wrong, the snapshot is published: values past their
         age leave it, and it is not ``up``."""
         self._cycle += 1
-        started = self._clock()
+        started = self._started = self._clock()
         # Everything a cycle waits for ends before the next cycle is due.
         self._deadline = started + self.schedule.update_interval
         try:
@@ -384,6 +385,7 @@ class Scheduler:
             spreads=self._readings.fresh_spreads(self.spread_symbols(), now),
             up=complete,
             last_success=self._wall_clock() if complete else self.snapshot.last_success,
+            read_at=self._wall_clock(),
             cycle_duration=now - started,
             update_interval=self.schedule.update_interval,
             api=self.source.api_counts(),

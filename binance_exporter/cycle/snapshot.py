@@ -143,6 +143,10 @@ class StreamCounts:
 class Snapshot:  # pylint: disable=too-many-instance-attributes  # one attribute per thing published
     """Everything the exporter publishes, as of the end of one cycle.
 
+    ``read_at`` is the Unix time its cycle read the market (in stream
+    mode, the moment it read the live books; in REST mode, its end): the
+    time the printed report gives.
+
     Readings (``notionals``, ``spreads``) carry the number of the cycle
     that fetched them: older ones are values kept from an earlier cycle
     because this one could not refresh them. ``update_interval`` is the
@@ -156,6 +160,7 @@ class Snapshot:  # pylint: disable=too-many-instance-attributes  # one attribute
     """
 
     cycle: int = 0
+    read_at: float = 0.0
     rankings: tuple[Ranking, ...] = ()
     notionals: tuple[BookNotional, ...] = ()
     spreads: tuple[SpreadReading, ...] = ()

@@ -73,6 +73,7 @@ class StreamScheduler(Scheduler):
         self._book_states: tuple[BookState, ...] = ()
         self._micro: dict[str, tuple[float, MicroReading]] = {}  # symbol: (read at, reading)
         self._flows: dict[str, tuple[float, TradeFlow]] = {}
+        self._read_at = 0.0  # the Unix time of the last reading of the books
 
     def _fetch_workers(self) -> int:
         return 0  # its requests (exchange info, the table's seed) are one at a time, on the cycle's thread
@@ -131,8 +132,10 @@ class StreamScheduler(Scheduler):
 
     def _refresh_books(self) -> bool:
         self._track()
+        self._read_at = self._wall_clock()
         try:
-            readings = self.hub.book_readings(max(self._time_left(), 0.1))
+            cycle = {"n": self._cycle, "clock": self._started, "time": self._read_at}
+            readings = self.hub.book_readings(max(self._time_left(), 0.1), cycle)
         except MarketDataError as exc:
             logger.warning("cannot read the live order books: %s", exc)
             return False
@@ -168,6 +171,7 @@ class StreamScheduler(Scheduler):
                 del kept[symbol]
         self.snapshot = replace(
             snapshot,
+            read_at=self._read_at,
             books=self._book_states,
             microstructure=tuple(self._micro[s][1] for s in self._tracked if s in self._micro),
             trade_flows=tuple(self._flows[s][1] for s in self._tracked if s in self._flows),

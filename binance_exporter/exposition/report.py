@@ -13,7 +13,9 @@ spread line also names its ``quote_asset``."""
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Optional
+import logging
+import os
+from typing import Any, Callable, Optional, TextIO
 
 from binance_exporter.market.definitions import (
     BOOK_DEPTH,
@@ -25,6 +27,8 @@ from binance_exporter.market.definitions import (
     listed_symbols,
 )
 from binance_exporter.cycle.snapshot import Snapshot
+
+logger = logging.getLogger(__name__)
 
 NOT_AVAILABLE = "n/a"
 NONE = "none"
@@ -154,3 +158,62 @@ def render_spread_lines(snapshot: Snapshot, now: float, output_format: str = "te
                 f"   delta {delta or NOT_AVAILABLE:>16}"
             )
     return lines
+
+
+# In stream mode, how many cycles the report waits for the books to sync.
+REPORT_WAIT_CYCLES = 3
+
+
+class ReportPrinter:
+    """Prints the report once the first rankings are in and every live
+    book is in sync (for at most ``REPORT_WAIT_CYCLES`` cycles), then the
+    Q5 lines of every cycle. A closed, full or broken stdout is logged
+    once and printing stops; serving goes on."""
+
+    def __init__(self, output_format: str, out: Optional[TextIO]):
+        self.output_format = output_format
+        self.out = out
+        self.reported = False
+        self._waited = 0  # cycles with rankings whose books were not all in sync
+        if out is None:  # what Python makes of a stdout closed at start (>&-)
+            self._stop_printing("it is closed")
+
+    def publish(self, snapshot: Snapshot) -> None:
+        """Prints what ``snapshot`` answers, as of the time its cycle read the market."""
+        now = snapshot.read_at
+        text = ""
+        if not self.reported and snapshot.rankings:
+            books_ready = all(book.in_sync for book in snapshot.books) or self._waited >= REPORT_WAIT_CYCLES
+            self._waited += 1
+            if books_ready:
+                text += render_report(snapshot, now, self.output_format)
+                self.reported = True
+        if self.reported:
+            text += "".join(line + "\n" for line in render_spread_lines(snapshot, now, self.output_format))
+        self._write(text)
+
+    def print_report(self, snapshot: Snapshot) -> None:
+        """Prints the report of ``snapshot``, whatever it holds."""
+        self._write(render_report(snapshot, snapshot.read_at, self.output_format))
+
+    def _write(self, text: str) -> None:
+        if self.out is None or not text:
+            return
+        try:
+            self.out.write(text)
+            self.out.flush()
+        except (OSError, ValueError) as exc:
+            self._stop_printing(str(exc))
+
+    def _stop_printing(self, why: str) -> None:
+        logger.warning("cannot print the report to stdout (%s): nothing more is printed", why)
+        out, self.out = self.out, None
+        if out is None:
+            return
+        try:
+            # What the stream still buffers would fail again at exit: let it go to /dev/null.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, out.fileno())
+            os.close(devnull)
+        except (OSError, ValueError):
+            pass  # not a file descriptor: nothing is flushed at exit

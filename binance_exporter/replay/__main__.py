@@ -1,0 +1,114 @@
+"""``python -m binance_exporter.replay``: a recording (``--record``) served
+as a Binance-compatible server, or the exporter's answers computed again
+from it.
+
+``python -m binance_exporter.replay FILE…`` serves the recording's REST
+answers and websocket streams, at recorded speed or ``--speed`` times
+faster, to an exporter run with ``--base-url`` and ``--stream-url``.
+
+``python -m binance_exporter.replay --report FILE…`` prints what the
+recorded exporter printed, computed again from the recording with no
+server (text or JSON lines), or a CSV table of every live book's figures
+per cycle.
+
+A FILE is a recording file or a directory of them. A file that is not a
+recording, or a bad line, is a one-line error (exit status 2), unless
+``--skip-bad``: then it is skipped with a warning.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import sys
+import time
+from typing import Optional
+
+from binance_exporter.binance.recording import RecordingError, read_recordings, recording_files
+from binance_exporter.config import OneLineParser
+from binance_exporter.replay.offline import OfflineAnswers
+
+logger = logging.getLogger("binance_exporter.replay")  # __name__ is __main__ under -m
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"must be a number, not {text!r}") from exc
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a number above 0, not {text!r}")
+    return value
+
+
+def parser() -> OneLineParser:
+    """The command line."""
+    arguments = OneLineParser(
+        prog="python -m binance_exporter.replay",
+        description=" ".join(__doc__.split("\n\n", 1)[0].split()),
+    )
+    arguments.add_argument("files", nargs="+", metavar="FILE", help="recording files, or directories of them")
+    arguments.add_argument(
+        "--report", action="store_true", help="print the exporter's answers computed from the recording, and stop"
+    )
+    arguments.add_argument(
+        "--interval",
+        type=_positive,
+        help="with --report: a cycle every this many seconds of recorded time, "
+        "instead of at the recorded exporter's own cycles",
+    )
+    arguments.add_argument(
+        "--format",
+        choices=("text", "json", "csv"),
+        default="text",
+        help="with --report: text or json as the exporter prints them, or csv: a row per book per cycle "
+        "(default: %(default)s)",
+    )
+    arguments.add_argument("--skip-bad", action="store_true", help="skip bad files and lines, with a warning")
+    return arguments
+
+
+def report(args: argparse.Namespace) -> int:
+    """Prints the answers; 0, or 1 when the recording did not rebuild a
+    book the recorded exporter read (it lost lines)."""
+    answers = OfflineAnswers(sys.stdout, args.format, args.interval)
+    started = time.perf_counter()
+    answers.run(read_recordings(args.files, args.skip_bad))
+    took = time.perf_counter() - started
+    recorded = (answers.last_time or 0.0) - (answers.first_time or 0.0)
+    logger.info(
+        "%d cycles from %d lines covering %.0f s of recording, in %.1f s (%.0f times real time)",
+        answers.cycles,
+        answers.lines,
+        recorded,
+        took,
+        recorded / took if took > 0 else math.inf,
+    )
+    if answers.mismatches:
+        logger.warning("%d books read by the recorded exporter were not rebuilt: lines are missing", answers.mismatches)
+        return 1
+    return 0
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """Runs the command; its exit status."""
+    arguments = parser()
+    args = arguments.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    if args.report:
+        # The cycles' own logs (books in sync, top lists) are the recorded exporter's: not repeated.
+        for name in ("binance_exporter.binance", "binance_exporter.cycle"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+    try:
+        recording_files(args.files)
+        return report(args)
+    except RecordingError as exc:
+        arguments.error(str(exc))
+    except KeyboardInterrupt:
+        return 130
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,398 @@
+"""The exporter's answers computed again from a recording, with no server
+and no network: its own update cycles, run by its own code on the books,
+trades and 24 h table the recording rebuilds.
+
+A stream-mode recording holds, in order, every message and REST answer
+the exporter received and a ``cycle`` line each time an update cycle read
+the live books. ``OfflineAnswers`` hands the messages and answers, in
+that order, to an ``OfflineHub`` — the exporter's ``StreamHub`` with its
+loop and connections taken away, so that the same ``DepthSync``,
+``TradeSync`` and parsing take them — and at each ``cycle`` line runs the
+exporter's ``StreamScheduler`` on the clock and time the line gives, with
+the settings the recording's header gives. The books it reads are then
+those the recorded exporter read: the ``cycle`` line says each book's
+update id, and a book whose id differs (a recording that lost lines) is
+read as out of sync and counted in ``mismatches``.
+
+With ``interval`` given (or a recording with no ``cycle`` line), a cycle
+is run every ``interval`` seconds of recorded time instead.
+
+What is printed is what the exporter prints (``ReportPrinter``: the
+report, then a Q5 line per symbol per cycle, text or JSON lines), or,
+as CSV, one row per live book per cycle with Q3, Q4, Q5 and the
+microstructure figures.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from collections import deque
+from dataclasses import replace
+from decimal import Decimal
+from typing import Any, Iterable, Optional, TextIO
+from urllib.parse import parse_qs
+
+import orjson
+
+from binance_exporter.binance.depth_sync import SNAPSHOT_LIMIT
+from binance_exporter.binance.responses import (
+    parse_agg_trades,
+    parse_depth_snapshot,
+    parse_exchange_info,
+    parse_tickers,
+)
+from binance_exporter.binance.streams import BookReading, StreamHub, _Connection
+from binance_exporter.cycle.scheduler import Schedule
+from binance_exporter.cycle.snapshot import ApiCounts, Snapshot
+from binance_exporter.cycle.stream_scheduler import StreamScheduler
+from binance_exporter.errors import MarketDataError
+from binance_exporter.exposition.report import ReportPrinter
+from binance_exporter.market.definitions import (
+    DEFAULT_QUOTE_VOLUME_ASSETS,
+    DEFAULT_TRADE_COUNT_ASSETS,
+    SymbolInfo,
+    Ticker24h,
+    format_decimal,
+    format_utc,
+    top_lists,
+)
+from binance_exporter.market.microstructure import IMBALANCE_LEVELS
+
+logger = logging.getLogger(__name__)
+
+MAX_HELD_TICKER_MESSAGES = 64  # ticker messages since the table's last REST answer (one a second)
+MAX_CONNECTIONS = 10_000  # connection numbers remembered
+CSV_COLUMNS = (
+    "time",
+    "cycle",
+    "symbol",
+    "in_sync",
+    "bid_notional",
+    "ask_notional",
+    "spread",
+    "spread_delta",
+    "mid",
+    "micro_price",
+    *(f"imbalance_{levels}" for levels in IMBALANCE_LEVELS),
+)
+DEFAULT_SETTINGS = {
+    "update_interval": 10.0,
+    "rank_interval": 60.0,
+    "top": 5,
+    "quote_volume_assets": list(DEFAULT_QUOTE_VOLUME_ASSETS),
+    "trade_count_assets": list(DEFAULT_TRADE_COUNT_ASSETS),
+    "symbols": [],
+}
+
+
+class RecordedSource:
+    """The REST side of the recording, as the scheduler's ``MarketSource``:
+    the latest exchange info and 24 h table received so far."""
+
+    def __init__(self) -> None:
+        self._exchange_info: Optional[bytes] = None
+        self._tickers: Optional[bytes] = None
+
+    def take(self, endpoint: str, query: str, body: str) -> None:
+        """Keeps an answer the scheduler asks for: exchange info, and the
+        unfiltered 24 h table."""
+        if endpoint == "/api/v3/exchangeInfo":
+            self._exchange_info = body.encode()
+        elif endpoint == "/api/v3/ticker/24hr" and not query:
+            self._tickers = body.encode()
+
+    def exchange_info(self, time_left: Optional[float] = None) -> dict[str, SymbolInfo]:
+        """Every listed symbol's status and assets, from the latest answer."""
+        del time_left
+        if self._exchange_info is None:
+            raise MarketDataError("the recording holds no exchange info yet", "missing")
+        return parse_exchange_info(orjson.loads(self._exchange_info))[0]
+
+    def tickers_24h(self, time_left: Optional[float] = None) -> list[Ticker24h]:
+        """Every symbol's 24 h statistics, from the latest answer."""
+        del time_left
+        if self._tickers is None:
+            raise MarketDataError("the recording holds no 24 h table yet", "missing")
+        return parse_tickers(orjson.loads(self._tickers))[0]
+
+    def order_book(self, symbol: str, time_left: Optional[float] = None) -> Any:
+        """Not asked for in stream mode."""
+        raise MarketDataError(f"{symbol}: a recording's books come from its streams", "missing")
+
+    def book_tops(self, symbols: list[str], time_left: Optional[float] = None) -> Any:
+        """Not asked for in stream mode."""
+        raise MarketDataError(f"{len(symbols)} symbols: a recording's books come from its streams", "missing")
+
+    def api_counts(self) -> ApiCounts:
+        """Nothing is requested."""
+        return ApiCounts()
+
+
+def _not_requested(*_args: Any) -> Any:
+    raise MarketDataError("offline: nothing is requested", "missing")
+
+
+class OfflineHub(StreamHub):
+    """A ``StreamHub`` that never connects: ``take`` hands it the
+    recording's lines in order, and it keeps its books, trade flows and
+    table exactly as the exporter's hub did, on the caller's thread.
+
+    Its clock is the recording's: ``time`` is the Unix time of the line
+    being taken, and ``offset`` turns it into the recorded exporter's
+    monotonic clock (from its ``cycle`` lines). ``expected`` is the update
+    id of each book the recorded cycle read (None: not in sync)."""
+
+    def __init__(self) -> None:
+        super().__init__((), _not_requested, _not_requested, clock=self._now, wall_clock=self._now)
+        self._workers.close()
+        self._loop.close()
+        self.time = 0.0
+        self.offset = 0.0
+        self.expected: Optional[dict[str, Optional[int]]] = None
+        self.mismatches = 0
+        self._connections_by_number: dict[int, _Connection] = {}
+        # The ticker messages since the latest REST 24 h table (None before one):
+        # the exporter's hub took them after it seeded its table from that answer.
+        self._since_table: Optional[deque] = None
+
+    def _now(self) -> float:
+        return self.time
+
+    # What the scheduler calls.
+
+    def track(self, symbols: Iterable[str]) -> None:
+        """Keeps books of exactly ``symbols`` from now on."""
+        self._track(frozenset(symbols))
+
+    def book_readings(self, timeout: float, cycle: Optional[dict[str, Any]] = None) -> dict[str, BookReading]:
+        """The books as the recorded cycle read them: a book whose update
+        id is not the one it read is out of sync."""
+        del timeout, cycle
+        readings = _result(self._read_books())
+        if self.expected is None:
+            return readings
+        for symbol, reading in readings.items():
+            book = self._syncs[symbol].book if reading.view is not None else None
+            held = book.update_id if book is not None else None
+            read = self.expected.get(symbol)
+            if held == read:
+                continue
+            if held is not None and read is not None or symbol not in self.expected:
+                self.mismatches += 1
+                logger.warning(
+                    "%s: the recorded exporter read its book at update %s, the recording rebuilds it at %s",
+                    symbol,
+                    read,
+                    held,
+                )
+            if reading.view is not None:
+                readings[symbol] = reading._replace(state=replace(reading.state, in_sync=False), view=None)
+        return readings
+
+    def seed_tickers(self, tickers: Iterable[Ticker24h]) -> None:
+        """Replaces the table with the REST answer's, then takes again the
+        ticker messages received since that answer."""
+        super().seed_tickers(tickers)
+        for data in self._since_table or ():
+            super()._on_tickers(data)
+
+    def tickers(self) -> tuple[Optional[float], list[Ticker24h]]:
+        """The table, and when the ticker stream last updated it, on the
+        recorded exporter's clock."""
+        streamed_at, tickers = super().tickers()
+        return (None if streamed_at is None else streamed_at + self.offset), tickers
+
+    def stop(self, timeout: float = 1.5) -> None:
+        """Nothing runs."""
+
+    # The recording's lines.
+
+    def take_message(self, number: int, text: str) -> None:
+        """A websocket message, as connection ``number`` received it."""
+        connection = self._connections_by_number.get(number)
+        if connection is None:
+            if len(self._connections_by_number) >= MAX_CONNECTIONS:
+                self._connections_by_number.clear()
+            connection = self._connections_by_number[number] = _Connection(number)
+        # Each event goes to its book whichever connection carried it: a
+        # book takes only what continues it, so a connection's overlap
+        # with the one it replaced is skipped.
+        self._sources.clear()
+        self._on_frame(connection, text)
+
+    def take_answer(self, endpoint: str, query: str, body: str) -> None:
+        """A REST answer the exporter used: a book's snapshot, a trade
+        flow's baseline or backfill, the 24 h table's seed."""
+        if endpoint == "/api/v3/ticker/24hr" and not query:
+            self._since_table = deque(maxlen=MAX_HELD_TICKER_MESSAGES)
+            return
+        params = {name: values[-1] for name, values in parse_qs(query).items()}
+        symbol = params.get("symbol", "")
+        try:
+            if endpoint == "/api/v3/depth" and symbol in self._syncs:
+                limit = int(params.get("limit", SNAPSHOT_LIMIT))
+                self._syncs[symbol].on_snapshot(parse_depth_snapshot(symbol, orjson.loads(body), limit))
+            elif endpoint == "/api/v3/aggTrades" and symbol in self._trade_syncs:
+                trades, flow = parse_agg_trades(symbol, orjson.loads(body)), self._trade_syncs[symbol]
+                if not flow.baseline_known:
+                    flow.on_baseline(trades[-1] if trades else None)
+                elif "fromId" in params:
+                    flow.on_backfill(int(params["fromId"]), trades)
+        except (ValueError, MarketDataError) as exc:
+            logger.warning("%s?%s: answer not taken: %s", endpoint, query, exc)
+
+    def _on_tickers(self, data: Any) -> None:
+        if self._since_table is not None:
+            self._since_table.append(data)
+        super()._on_tickers(data)
+
+
+def _result(coroutine: Any) -> Any:
+    """The result of a coroutine that never waits."""
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        return done.value
+    raise RuntimeError("a reading of the books waited")  # never: it awaits nothing
+
+
+def schedule_of(settings: dict[str, Any]) -> Schedule:
+    """The schedule the recorded exporter ran with."""
+    return Schedule(
+        float(settings["update_interval"]),
+        float(settings["rank_interval"]),
+        top_n=int(settings["top"]),
+        top_lists=top_lists(tuple(settings["quote_volume_assets"]), tuple(settings["trade_count_assets"])),
+    )
+
+
+class OfflineAnswers:  # pylint: disable=too-many-instance-attributes  # the hub, the scheduler and the output
+    """Runs the recorded exporter's update cycles again over a recording's
+    lines (``run``), printing what it printed (``output_format`` text or
+    json) or a CSV table (``csv``) to ``out``."""
+
+    def __init__(self, out: TextIO, output_format: str = "text", interval: Optional[float] = None):
+        self.out = out
+        self.output_format = output_format
+        self.interval = interval
+        self.cycles = 0
+        self.lines = 0
+        self.first_time: Optional[float] = None
+        self.last_time: Optional[float] = None
+        self._hub: Optional[OfflineHub] = None
+        self._source = RecordedSource()
+        self._scheduler: Optional[StreamScheduler] = None
+        self._clock = 0.0
+        self._next_cycle: Optional[float] = None  # with an interval: recorded time of the next cycle
+        self._printer = ReportPrinter(output_format, out) if output_format != "csv" else None
+        self._csv = csv.writer(out, lineterminator="\n") if output_format == "csv" else None
+        if self._csv is not None:
+            self._csv.writerow(CSV_COLUMNS)
+
+    @property
+    def mismatches(self) -> int:
+        """Books whose recorded reading the recording did not rebuild."""
+        return self._hub.mismatches if self._hub is not None else 0
+
+    def run(self, lines: Iterable[dict[str, Any]]) -> None:
+        """Takes every line, running a cycle at each ``cycle`` line (or
+        every ``interval`` seconds)."""
+        for line in lines:
+            if "format" in line:
+                self._start(line.get("settings") or {})
+                continue
+            when = line.get("t")
+            if not isinstance(when, (int, float)):
+                continue
+            hub = self._started()
+            if self._next_cycle is None and self.interval is not None:
+                self._next_cycle = when + self.interval
+            while self._next_cycle is not None and when >= self._next_cycle:
+                self._run_cycle(self._next_cycle, self._next_cycle, None)
+                self._next_cycle += self.interval
+            hub.time = when
+            self.lines += 1
+            self.first_time = when if self.first_time is None else self.first_time
+            self.last_time = when
+            if "ws" in line and isinstance(line.get("msg"), str):
+                hub.take_message(int(line["ws"]), line["msg"])
+            elif "rest" in line and isinstance(line.get("body"), str):
+                endpoint, query = str(line["rest"]), str(line.get("query", ""))
+                self._source.take(endpoint, query, line["body"])
+                hub.take_answer(endpoint, query, line["body"])
+            elif isinstance(line.get("cycle"), dict) and self.interval is None:
+                cycle = line["cycle"]
+                self._run_cycle(float(cycle["clock"]), float(cycle["time"]), dict(cycle.get("books") or {}))
+        if self._scheduler is not None:
+            self._scheduler.close()
+
+    def _start(self, settings: dict[str, Any]) -> None:
+        """The first header's settings make the scheduler; later headers
+        (a file per hour, a restart) go on with it."""
+        if self._scheduler is not None:
+            return
+        settings = {**DEFAULT_SETTINGS, **settings}
+        if self.interval is not None:
+            settings["update_interval"] = self.interval
+        self._hub = OfflineHub()
+        self._scheduler = StreamScheduler(
+            self._source,
+            self._hub,
+            schedule_of(settings),
+            tuple(settings["symbols"]),
+            clock=lambda: self._clock,
+            wall_clock=lambda: self._hub.time if self._hub else 0.0,
+        )
+
+    def _started(self) -> OfflineHub:
+        if self._hub is None:
+            self._start({})
+        assert self._hub is not None
+        return self._hub
+
+    def _run_cycle(self, clock: float, when: float, books: Optional[dict[str, Optional[int]]]) -> None:
+        """One update cycle as of ``clock`` (the exporter's monotonic
+        clock) and ``when`` (Unix time), checking the books against
+        ``books`` when the recording says what the cycle read."""
+        hub, scheduler = self._started(), self._scheduler
+        assert scheduler is not None
+        saved_time = hub.time
+        self._clock, hub.time, hub.offset, hub.expected = clock, when, clock - when, books
+        snapshot = scheduler.run_cycle()
+        hub.time = saved_time
+        self.cycles += 1
+        if self._printer is not None:
+            self._printer.publish(snapshot)
+        else:
+            self._write_rows(snapshot)
+
+    def _write_rows(self, snapshot: Snapshot) -> None:
+        assert self._csv is not None
+        notionals, spreads = snapshot.notionals_this_cycle(), snapshot.spreads_this_cycle()
+        micro = {r.symbol: r.values for r in snapshot.microstructure if r.cycle == snapshot.cycle}
+        when = format_utc(snapshot.read_at)
+
+        for state in snapshot.books:
+            notional, spread = notionals.get(state.symbol), spreads.get(state.symbol)
+            values = micro.get(state.symbol)
+            self._csv.writerow(
+                (
+                    when,
+                    snapshot.cycle,
+                    state.symbol,
+                    "1" if state.in_sync else "0",
+                    _text(notional.bid if notional else None),
+                    _text(notional.ask if notional else None),
+                    _text(spread.spread if spread else None),
+                    _text(spread.delta if spread else None),
+                    _text(values.mid if values else None),
+                    _text(values.micro if values else None),
+                    *(_text(values.imbalance.get(levels) if values else None) for levels in IMBALANCE_LEVELS),
+                )
+            )
+
+
+def _text(value: Optional[Decimal]) -> str:
+    """A CSV cell: the exact decimal, or empty when there is none."""
+    return "" if value is None else format_decimal(value)
