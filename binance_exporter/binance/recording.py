@@ -329,13 +329,14 @@ def _lines(path: Path) -> Iterator[tuple[bytes, bool]]:
         raise RecordingError(f"{path}: {exc.strerror or exc}") from exc
     with file:
         decompressor = zlib.decompressobj(31)
-        pending, line = b"", 0
+        pending, line, error = b"", 0, None
         while chunk := file.read(READ_CHUNK):
             while chunk:
                 try:
                     pending += decompressor.decompress(chunk)
                 except zlib.error as exc:
-                    raise RecordingError(f"{path}: line {line + 1}: not gzip-compressed JSON lines ({exc})") from exc
+                    error = exc  # after the lines before it
+                    break
                 chunk = b""
                 if decompressor.eof:  # the end of a member: the next one starts in what is left
                     chunk, decompressor = decompressor.unused_data, zlib.decompressobj(31)
@@ -343,6 +344,8 @@ def _lines(path: Path) -> Iterator[tuple[bytes, bool]]:
             for text in complete:
                 line += 1
                 yield text, True
+            if error:
+                raise RecordingError(f"{path}: line {line + 1}: not gzip-compressed JSON lines ({error})") from error
             if len(pending) > MAX_LINE_BYTES:
                 raise RecordingError(f"{path}: line {line + 1}: longer than {MAX_LINE_BYTES} bytes")
         if pending:

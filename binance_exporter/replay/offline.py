@@ -42,7 +42,7 @@ from binance_exporter.binance.responses import (
     parse_exchange_info,
     parse_tickers,
 )
-from binance_exporter.binance.streams import BookReading, StreamHub, _Connection
+from binance_exporter.binance.streams import DEPTH_SUFFIX, TRADE_SUFFIX, BookReading, StreamHub, _Connection
 from binance_exporter.cycle.scheduler import Schedule
 from binance_exporter.cycle.snapshot import ApiCounts, Snapshot
 from binance_exporter.cycle.stream_scheduler import StreamScheduler
@@ -63,6 +63,7 @@ logger = logging.getLogger(__name__)
 
 MAX_HELD_TICKER_MESSAGES = 64  # ticker messages since the table's last REST answer (one a second)
 MAX_CONNECTIONS = 10_000  # connection numbers remembered
+MAX_BOOKS = 10_000  # books kept: a whole market's
 CSV_COLUMNS = (
     "time",
     "cycle",
@@ -151,6 +152,7 @@ class OfflineHub(StreamHub):
         self.offset = 0.0
         self.expected: Optional[dict[str, Optional[int]]] = None
         self.mismatches = 0
+        self._wanted: frozenset[str] = frozenset()
         self._connections_by_number: dict[int, _Connection] = {}
         # The ticker messages since the latest REST 24 h table (None before one):
         # the exporter's hub took them after it seeded its table from that answer.
@@ -162,14 +164,17 @@ class OfflineHub(StreamHub):
     # What the scheduler calls.
 
     def track(self, symbols: Iterable[str]) -> None:
-        """Keeps books of exactly ``symbols`` from now on."""
-        self._track(frozenset(symbols))
+        """Reads the books of ``symbols`` from now on. Every book the
+        recording carries is kept, tracked or not: a cycle run at another
+        time than the recorded exporter's may want a book it did not."""
+        self._wanted = frozenset(symbols)
+        self._track(self._wanted | frozenset(self._syncs))
 
     def book_readings(self, timeout: float, cycle: Optional[dict[str, Any]] = None) -> dict[str, BookReading]:
         """The books as the recorded cycle read them: a book whose update
         id is not the one it read is out of sync."""
         del timeout, cycle
-        readings = _result(self._read_books())
+        readings = {s: reading for s, reading in _result(self._read_books()).items() if s in self._wanted}
         if self.expected is None:
             return readings
         for symbol, reading in readings.items():
@@ -241,6 +246,21 @@ class OfflineHub(StreamHub):
                     flow.on_backfill(int(params["fromId"]), trades)
         except (ValueError, MarketDataError) as exc:
             logger.warning("%s?%s: answer not taken: %s", endpoint, query, exc)
+
+    def _on_depth(self, connection: _Connection, stream: str, data: Any) -> None:
+        self._keep(stream.removesuffix(DEPTH_SUFFIX))
+        super()._on_depth(connection, stream, data)
+
+    def _on_trade(self, stream: str, data: Any) -> None:
+        self._keep(stream.removesuffix(TRADE_SUFFIX))
+        super()._on_trade(stream, data)
+
+    def _keep(self, name: str) -> None:
+        """Keeps a book and trade flow of the symbol a stream named
+        ``name`` carries, from its first message on."""
+        symbol = name.upper()
+        if symbol not in self._syncs and len(self._syncs) < MAX_BOOKS:
+            self._track(frozenset(self._syncs) | {symbol})
 
     def _on_tickers(self, data: Any) -> None:
         if self._since_table is not None:

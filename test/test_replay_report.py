@@ -1,0 +1,169 @@
+"""The exporter's answers computed again from a recording
+(``python -m binance_exporter.replay --report``): equal to what the live
+exporter printed, and clear about recordings it cannot read."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import re
+import subprocess
+import sys
+from collections import Counter
+
+import pytest
+
+from binance_exporter.binance.recording import Recorder, read_recordings
+from binance_exporter.fake.faults import Fault, StreamFault
+from binance_exporter.replay.offline import CSV_COLUMNS, OfflineAnswers
+
+from .helpers import ROOT, FakeClock, free_port, start_module, stop_process, wait_for
+
+SPREAD_LINES_WANTED = 60  # about six cycles of ten symbols
+
+
+def replay(*args: str) -> subprocess.CompletedProcess:
+    """``python -m binance_exporter.replay args``, run to its end."""
+    return subprocess.run(
+        [sys.executable, "-m", "binance_exporter.replay", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def spread_lines(path) -> list[dict]:
+    """The Q5 lines printed so far (JSON)."""
+    lines = path.read_text().splitlines()
+    return [json.loads(line) for line in lines[:-1] if '"type": "spread"' in line]  # the last may be half-written
+
+
+@pytest.fixture(name="live_run", scope="module")
+def live_run_fixture(tmp_path_factory):
+    """The exporter, in stream mode against the fake Binance, recorded,
+    with its printed answers (JSON); a stream gap on one book and its
+    resync happen in the middle."""
+    # pylint: disable=import-outside-toplevel  # a module-scoped fixture cannot use the function-scoped one
+    from binance_exporter.fake.market import Market
+    from binance_exporter.fake.simulator import BinanceSimulator
+
+    directory = tmp_path_factory.mktemp("replay")
+    recording, printed = directory / "recording", directory / "printed.jsonl"
+    simulator = BinanceSimulator(Market(tick_seconds=0.1), stream_port=0).start()
+    try:
+        with printed.open("w") as out:
+            process = start_module(
+                "binance_exporter",
+                *("--source", "stream", "--port", str(free_port()), "--address", "127.0.0.1", "--update-interval", "0.5"),
+                *("--rank-interval", "2", "--format", "json", "--record", str(recording)),
+                *("--base-url", simulator.url, "--stream-url", simulator.stream_url),
+                stdout=out,
+            )
+            try:
+                wait_for(lambda: len(spread_lines(printed)) >= SPREAD_LINES_WANTED // 2 or process.poll(), timeout=60)
+                # BTCUSDT's book resyncs, its snapshot slow to come: cycles without its spread.
+                simulator.inject(Fault(path="/api/v3/depth", symbol="BTCUSDT", delay=1.5, times=1))
+                simulator.inject(StreamFault(path="stream", action="gap", symbol="BTCUSDT", times=1))
+                wait_for(lambda: len(spread_lines(printed)) >= SPREAD_LINES_WANTED or process.poll(), timeout=60)
+            finally:
+                status, _, err = stop_process(process)
+        assert status == 0 and len(spread_lines(printed)) >= SPREAD_LINES_WANTED, err
+    finally:
+        simulator.stop()
+    return recording, printed
+
+
+def test_the_report_from_a_recording_prints_exactly_what_the_live_exporter_printed(live_run):
+    recording, printed = live_run
+    result = replay("--report", str(recording), "--format", "json")
+    assert result.returncode == 0, result.stderr
+    live = printed.read_text()
+    assert result.stdout == live[: len(result.stdout)] and len(result.stdout) >= len(live.rsplit("\n", 2)[0])
+    spreads = [json.loads(line) for line in result.stdout.splitlines() if '"type": "spread"' in line]
+    assert len(spreads) >= SPREAD_LINES_WANTED
+    assert sum(line["spread"] is not None for line in spreads) > len(spreads) / 2  # answers, not only n/a
+    assert any(line["symbol"] == "BTCUSDT" and line["spread"] is None for line in spreads)  # the gap's resync
+    assert "times real time" in result.stderr
+
+
+def test_the_csv_holds_every_book_of_every_cycle_with_the_printed_spreads(live_run):
+    recording, printed = live_run
+    result = replay("--report", str(recording), "--format", "csv")
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert tuple(rows[0]) == CSV_COLUMNS
+    printed_spreads = Counter((line["time"], line["symbol"], line["spread"]) for line in spread_lines(printed))
+    from_csv = Counter((row["time"], row["symbol"], row["spread"] or None) for row in rows)
+    assert printed_spreads and not printed_spreads - from_csv  # every printed spread in its cycle's row
+    in_sync = [row for row in rows if row["in_sync"] == "1"]
+    assert in_sync and all(row["mid"] and row["imbalance_1"] for row in in_sync)
+    assert all(not row["mid"] for row in rows if row["in_sync"] == "0")
+
+
+def test_text_and_interval_reports_run_the_cycles_asked_for(live_run):
+    recording, _ = live_run
+    text = replay("--report", str(recording))
+    assert text.returncode == 0 and text.stdout.startswith("Binance spot market report, ")
+    assert " spread " in text.stdout and "   delta " in text.stdout
+    every_second = replay("--report", str(recording), "--interval", "1", "--format", "json")
+    every_half = replay("--report", str(recording), "--interval", "0.5", "--format", "json")
+    assert every_second.returncode == every_half.returncode == 0
+    seconds, halves = (int(re.search(r"(\d+) cycles from", r.stderr).group(1)) for r in (every_second, every_half))
+    assert seconds >= 5 and 2 * seconds - 1 <= halves <= 2 * seconds + 1
+    spreads = [json.loads(line) for line in every_second.stdout.splitlines() if '"type": "spread"' in line]
+    assert sum(line["spread"] is not None for line in spreads) > len(spreads) / 2  # the books are rebuilt
+
+
+def test_a_book_the_recording_does_not_rebuild_is_not_answered_and_the_report_says_so(live_run, tmp_path):
+    recording, _ = live_run
+    lines = list(read_recordings([recording]))
+    cycle = next(line for line in reversed(lines) if "cycle" in line and any(line["cycle"]["books"].values()))
+    symbol = next(s for s, update_id in cycle["cycle"]["books"].items() if update_id is not None)
+    cycle["cycle"]["books"][symbol] += 1  # a cycle that read an event the recording lost
+    out = io.StringIO()
+    answers = OfflineAnswers(out, "csv")
+    answers.run(lines)
+    assert answers.mismatches == 1
+    row = [row for row in csv.DictReader(io.StringIO(out.getvalue())) if row["symbol"] == symbol][-1]
+    assert row["in_sync"] == "0" and row["spread"] == "" and row["mid"] == ""
+    copy = tmp_path / "binance-20261123T000000Z.jsonl.gz"
+    with gzip.open(copy, "wt") as file:
+        file.writelines(json.dumps(line) + "\n" for line in lines)
+    result = replay("--report", str(copy))
+    assert result.returncode == 1 and "were not rebuilt: lines are missing" in result.stderr
+
+
+def write_recording(directory, lines: list[dict]) -> None:
+    """A recording file of ``lines`` after its header, as the recorder writes them."""
+    recorder = Recorder(directory, 10**9, clock=FakeClock(1_795_430_000.0))
+    recorder.start()
+    for line in lines:
+        recorder.rest_answer(line["rest"], line["query"], line["body"].encode())
+    recorder.stop()
+
+
+def test_bad_files_are_a_one_line_error_naming_the_file_and_line_unless_skipped(tmp_path):
+    good = tmp_path / "good"
+    write_recording(good, [{"rest": "/api/v3/exchangeInfo", "query": "", "body": '{"symbols": []}'}])
+    other = tmp_path / "other.jsonl.gz"
+    other.write_bytes(gzip.compress(b'{"name": "another tool"}\n'))
+    corrupt = tmp_path / "corrupt.jsonl.gz"
+    header = gzip.compress(b'{"format": "binance-exporter-recording", "version": 1}\n')
+    corrupt.write_bytes(header + b"\x1f\x8b\x08\x00 not deflate at all")
+    for bad, why in ((other, f"{other}: line 1: not a binance-exporter-recording of version 1"), (corrupt, "line 2")):
+        result = replay("--report", str(good), str(bad))
+        assert result.returncode == 2 and why in result.stderr and "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+        skipped = replay("--report", "--skip-bad", str(good), str(bad))
+        assert skipped.returncode == 0 and "WARNING" in skipped.stderr and str(bad) in skipped.stderr
+    for args, why in (
+        ([str(tmp_path / "missing")], "no such file or directory"),
+        ([str(tmp_path)], "holds no recording file"),
+        (["--report", "--interval", "0", str(good)], "--interval: must be a number above 0"),
+    ):
+        result = replay(*args)
+        assert result.returncode == 2 and why in result.stderr and len(result.stderr.strip().splitlines()) == 1
