@@ -58,8 +58,8 @@ def live_run_fixture(tmp_path_factory):
         with printed.open("w") as out:
             process = start_module(
                 "binance_exporter",
-                *("--source", "stream", "--port", str(free_port()), "--address", "127.0.0.1", "--update-interval", "0.5"),
-                *("--rank-interval", "2", "--format", "json", "--record", str(recording)),
+                *("--source", "stream", "--port", str(free_port()), "--address", "127.0.0.1"),
+                *("--update-interval", "0.5", "--rank-interval", "2", "--format", "json", "--record", str(recording)),
                 *("--base-url", simulator.url, "--stream-url", simulator.stream_url),
                 stdout=out,
             )
