@@ -75,7 +75,7 @@ from binance_exporter.fake.faults import (
     valid_seconds,
 )
 from binance_exporter.fake.market import LISTED_SYMBOLS, Market, synthetic_symbols
-from binance_exporter.fake.streams import StreamServer
+from binance_exporter.fake.streams import NoRecord, StreamServer
 
 logger = logging.getLogger(__name__)
 
@@ -490,8 +490,9 @@ class BinanceSimulator:  # pylint: disable=too-many-instance-attributes  # its s
         symbols = params.symbols(self.market)
         if symbol:
             return self.market.ticker(symbol, kind == "FULL"), 2
-        names = symbols or list(self.market.symbols)
-        return [self.market.ticker(name, kind == "FULL") for name in names], ticker_weight(symbols)
+        if symbols:
+            return [self.market.ticker(name, kind == "FULL") for name in symbols], ticker_weight(symbols)
+        return self._every_record(lambda name: self.market.ticker(name, kind == "FULL")), ticker_weight(symbols)
 
     def _depth(self, query: str, lag: int = 0) -> tuple[Any, int]:
         params = Query(query, ("symbol", "limit", "symbolStatus"))
@@ -518,7 +519,20 @@ class BinanceSimulator:  # pylint: disable=too-many-instance-attributes  # its s
         symbols = params.symbols(self.market)
         if symbol:
             return self.market.book_ticker(symbol), 2
-        return [self.market.book_ticker(name) for name in symbols or self.market.symbols], 4
+        if symbols:
+            return [self.market.book_ticker(name) for name in symbols], 4
+        return self._every_record(self.market.book_ticker), 4
+
+    def _every_record(self, record: Callable[[str], Any]) -> list[Any]:
+        """The record of every listed symbol, in listing order, but of
+        those the market has none of yet (``NoRecord``: a recorded market's)."""
+        records = []
+        for name in list(self.market.symbols):
+            try:
+                records.append(record(name))
+            except NoRecord:
+                continue
+        return records
 
     _routes: dict[str, Callable[[BinanceSimulator, str], tuple[Any, int]]] = dict(
         zip(REST_PATHS, (_ping, _exchange_info, _ticker_24hr, _depth, _book_ticker, _agg_trades))

@@ -153,6 +153,12 @@ def error_reply(code: int, msg: str, request_id: Any = None) -> dict[str, Any]:
     return {"error": {"code": code, "msg": msg}, "id": request_id}
 
 
+class NoRecord(LookupError):
+    """A market has no record of what was asked for, yet: a recorded
+    market (``binance_exporter.replay.server``) before the recording holds
+    it. A list leaves the symbol out; asked for alone, it is an error."""
+
+
 class TooManyStreams(Exception):
     """A subscription past ``MAX_STREAMS``: Binance disconnects."""
 
@@ -333,7 +339,11 @@ class StreamSession:
         for symbol, listed in list(self.market.symbols.items()):
             if listed.status != "TRADING":
                 continue
-            event = ticker_event(self.market.ticker(symbol), now_ms)
+            try:
+                record = self.market.ticker(symbol)
+            except NoRecord:  # a recorded market has no ticker of it yet
+                continue
+            event = ticker_event(record, now_ms)
             values = tuple(value for name, value in event.items() if name not in ("E", "O", "C"))
             if self.tickers_sent.get(symbol) != values:
                 self.tickers_sent[symbol] = values

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import os
 import sys
 import time
 from typing import Optional
@@ -28,6 +29,8 @@ from typing import Optional
 from binance_exporter.binance.recording import RecordingError, read_recordings, recording_files
 from binance_exporter.config import OneLineParser
 from binance_exporter.replay.offline import OfflineAnswers
+from binance_exporter.replay.server import RecordedMarket, serve_recording
+from binance_exporter.signals import SignalRecord
 
 logger = logging.getLogger("binance_exporter.replay")  # __name__ is __main__ under -m
 
@@ -66,7 +69,48 @@ def parser() -> OneLineParser:
         "(default: %(default)s)",
     )
     arguments.add_argument("--skip-bad", action="store_true", help="skip bad files and lines, with a warning")
+    arguments.add_argument(
+        "--speed", type=_positive, default=1.0, help="served this many times faster than recorded (default: 1)"
+    )
+    arguments.add_argument("--address", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    arguments.add_argument(
+        "--port", type=_port, default=9999, help="port of the REST endpoints; 0 picks a free one (default: 9999)"
+    )
+    arguments.add_argument(
+        "--stream-port",
+        type=_port,
+        default=9443,
+        help="port of the websocket streams; 0 picks a free one (default: 9443)",
+    )
     return arguments
+
+
+def _port(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"must be a port from 0 to 65535, not {text!r}")
+    return int(text)
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Serves the recording until SIGTERM or SIGINT; 0."""
+    market = RecordedMarket(read_recordings(args.files, args.skip_bad), args.speed)
+    try:
+        server = serve_recording(market, args.address, args.port, args.stream_port)
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise RecordingError(f"cannot listen on {args.address}: {reason}") from exc
+    signals = SignalRecord().install()
+    # The REST URL stays the last word of the line: scripts read it so.
+    print(f"replaying at speed {args.speed:g}: streaming on {server.stream_url}, listening on {server.url}", flush=True)
+    signals.wait(lambda: market.finished)
+    if signals.stop is None:
+        logger.info("the recording ends here (%d lines): its last state is served until stopped", market.lines_read)
+        signals.wait()
+    server.stop()
+    if market.error is not None:
+        logger.error("the recording could not be read to its end: %s", market.error)
+        return 2
+    return 0
 
 
 def report(args: argparse.Namespace) -> int:
@@ -102,7 +146,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             logging.getLogger(name).setLevel(logging.WARNING)
     try:
         recording_files(args.files)
-        return report(args)
+        return report(args) if args.report else serve(args)
     except RecordingError as exc:
         arguments.error(str(exc))
     except KeyboardInterrupt:

@@ -248,14 +248,14 @@ class OfflineHub(StreamHub):
             logger.warning("%s?%s: answer not taken: %s", endpoint, query, exc)
 
     def _on_depth(self, connection: _Connection, stream: str, data: Any) -> None:
-        self._keep(stream.removesuffix(DEPTH_SUFFIX))
+        self._keep_book(stream.removesuffix(DEPTH_SUFFIX))
         super()._on_depth(connection, stream, data)
 
     def _on_trade(self, stream: str, data: Any) -> None:
-        self._keep(stream.removesuffix(TRADE_SUFFIX))
+        self._keep_book(stream.removesuffix(TRADE_SUFFIX))
         super()._on_trade(stream, data)
 
-    def _keep(self, name: str) -> None:
+    def _keep_book(self, name: str) -> None:
         """Keeps a book and trade flow of the symbol a stream named
         ``name`` carries, from its first message on."""
         symbol = name.upper()
