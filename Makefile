@@ -9,7 +9,7 @@ DEV := $(VENV)/.installed-dev
 PIP_INSTALL := $(BIN)/pip install --quiet --disable-pip-version-check
 ARGS ?=
 
-.PHONY: install install-dev run test lint coverage demo soak bench attack clean docker-build docker-up docker-demo docker-down
+.PHONY: install install-dev run test lint coverage demo replay soak bench attack clean docker-build docker-up docker-demo docker-down
 
 install: $(RUNTIME)
 
@@ -51,21 +51,33 @@ SIM_PORT ?= 9999
 SIM_STREAM_PORT ?= 9443
 SIM_URL = http://127.0.0.1:$(SIM_PORT)
 ANSWERS = $(BIN)/python -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=1)' 2>/dev/null
-demo: install
+# $(1): the target; $(2): the command serving a fake Binance on SIM_PORT and SIM_STREAM_PORT.
+define exporter_against
 	@if $(ANSWERS) $(SIM_URL)/api/v3/ping; then \
-		echo "make demo: port $(SIM_PORT) is in use (a demo running already?); choose another: make demo SIM_PORT=..." >&2; \
+		echo "make $(1): port $(SIM_PORT) is in use (a demo running already?); choose another: make $(1) SIM_PORT=..." >&2; \
 		exit 2; \
 	fi; \
-	$(BIN)/python -m binance_exporter.fake.simulator --port $(SIM_PORT) --stream-port $(SIM_STREAM_PORT) & sim=$$!; \
+	$(2) --port $(SIM_PORT) --stream-port $(SIM_STREAM_PORT) & sim=$$!; \
 	trap 'kill $$sim 2>/dev/null' EXIT INT TERM; \
 	for attempt in $$(seq 50); do \
 		kill -0 $$sim 2>/dev/null || { wait $$sim; exit $$?; }; \
 		$(ANSWERS) $(SIM_URL)/api/v3/ping && break; \
-		[ $$attempt -lt 50 ] || { echo "make demo: the fake Binance did not answer at $(SIM_URL)" >&2; exit 1; }; \
+		[ $$attempt -lt 50 ] || { echo "make $(1): the fake Binance did not answer at $(SIM_URL)" >&2; exit 1; }; \
 		sleep 0.1; \
 	done; \
 	$(BIN)/python -m binance_exporter --base-url $(SIM_URL) --stream-url ws://127.0.0.1:$(SIM_STREAM_PORT) --port $(PORT) \
 		--update-interval 8 --rank-interval 30 $(ARGS)
+endef
+
+demo: install
+	$(call exporter_against,demo,$(BIN)/python -m binance_exporter.fake.simulator)
+
+# A recording (--record DIR) served as Binance, SPEED times faster than
+# recorded, and the exporter against it: make replay FILE=DIR [SPEED=10].
+SPEED ?= 1
+replay: install
+	@[ -n "$(FILE)" ] || { echo "make replay: name the recording: make replay FILE=DIR [SPEED=10]" >&2; exit 2; }
+	$(call exporter_against,replay,$(BIN)/python -m binance_exporter.replay $(FILE) --speed $(SPEED))
 
 clean:
 	rm -rf $(VENV) .coverage .coverage.* htmlcov .pytest_cache .hypothesis

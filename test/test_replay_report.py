@@ -8,10 +8,14 @@ import csv
 import gzip
 import io
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
 from collections import Counter
+from decimal import Decimal
+from urllib.parse import parse_qs
 
 import pytest
 
@@ -19,7 +23,7 @@ from binance_exporter.binance.recording import Recorder, read_recordings
 from binance_exporter.fake.faults import Fault, StreamFault
 from binance_exporter.replay.offline import CSV_COLUMNS, OfflineAnswers
 
-from .helpers import ROOT, FakeClock, free_port, start_module, stop_process, wait_for
+from .helpers import ROOT, FakeClock, free_port, scrape, start_module, stop_process, wait_for
 
 SPREAD_LINES_WANTED = 60  # about six cycles of ten symbols
 
@@ -118,6 +122,89 @@ def test_text_and_interval_reports_run_the_cycles_asked_for(live_run):
     assert sum(line["spread"] is not None for line in spreads) > len(spreads) / 2  # the books are rebuilt
 
 
+def recorded_tops(lines: list[dict]) -> dict[tuple[str, int], tuple[Decimal, Decimal]]:
+    """The best bid and ask of each recorded book after each of its
+    events, by (symbol, update id), rebuilt here from the recorded
+    snapshots and diffs on their own."""
+    books: dict[str, list] = {}  # symbol: [update id, bids, asks]
+    waiting: dict[str, list[dict]] = {}  # events of a book not known (yet, or since a gap)
+    tops = {}
+
+    def apply(event: dict) -> None:
+        book = books[event["s"]]
+        if event["u"] <= book[0]:
+            return
+        if event["U"] > book[0] + 1:  # a gap: the book is unknown until its next snapshot
+            del books[event["s"]]
+            return
+        for side, levels in ((book[1], event["b"]), (book[2], event["a"])):
+            for price, qty in levels:
+                side[Decimal(price)] = Decimal(qty)
+                if not Decimal(qty):
+                    del side[Decimal(price)]
+        book[0] = event["u"]
+        tops[(event["s"], event["u"])] = (max(book[1]), min(book[2]))
+
+    for line in lines:
+        if line.get("rest") == "/api/v3/depth":
+            symbol, body = parse_qs(line["query"])["symbol"][0], json.loads(line["body"])
+            if symbol not in books:
+                sides = [{Decimal(p): Decimal(q) for p, q in body[side]} for side in ("bids", "asks")]
+                books[symbol] = [body["lastUpdateId"], *sides]
+                for event in waiting.pop(symbol, []):
+                    if symbol in books:
+                        apply(event)
+        elif "ws" in line and '"depthUpdate"' in line["msg"]:
+            event = json.loads(line["msg"])["data"]
+            if event["s"] in books:
+                apply(event)
+            if event["s"] not in books:
+                waiting.setdefault(event["s"], []).append(event)
+    return tops
+
+
+def test_the_unchanged_exporter_on_the_replayed_recording_reads_exactly_the_recorded_books(live_run, tmp_path):
+    recording, _ = live_run
+    server = start_module(
+        "binance_exporter.replay",
+        *(str(recording), "--speed", "2", "--port", str(free_port()), "--stream-port", str(free_port())),
+    )
+    replayed, printed = tmp_path / "replayed", tmp_path / "printed.jsonl"
+    try:
+        started = server.stdout.readline()
+        assert started.startswith("replaying at speed 2: streaming on ws://"), stop_process(server)
+        stream_url, rest_url = started.split()[-4].rstrip(","), started.split()[-1]
+        with printed.open("w") as out:
+            exporter = start_module(
+                "binance_exporter",
+                *("--source", "stream", "--port", str(free_port()), "--address", "127.0.0.1"),
+                *("--update-interval", "0.5", "--rank-interval", "2", "--format", "json", "--record", str(replayed)),
+                *("--base-url", rest_url, "--stream-url", stream_url),
+                stdout=out,
+            )
+            try:
+                wait_for(lambda: len(spread_lines(printed)) >= SPREAD_LINES_WANTED // 2 or exporter.poll(), timeout=60)
+            finally:
+                status, _, err = stop_process(exporter)
+        assert status == 0 and len(spread_lines(printed)) >= SPREAD_LINES_WANTED // 2, err
+    finally:
+        stop_process(server)
+    # What it printed is what its own recording gives offline ...
+    result = replay("--report", str(replayed), "--format", "json")
+    assert result.returncode == 0 and result.stdout.startswith(printed.read_text().rsplit("\n", 2)[0])
+    # ... and every book it read, at every cycle, is the live run's book at the same update id.
+    tops = recorded_tops(list(read_recordings([recording])))
+    read = {line["cycle"]["n"]: line["cycle"]["books"] for line in read_recordings([replayed]) if "cycle" in line}
+    table = replay("--report", str(replayed), "--format", "csv")
+    checked = 0
+    for row in csv.DictReader(io.StringIO(table.stdout)):
+        if row["in_sync"] == "1":
+            bid, ask = tops[(row["symbol"], read[int(row["cycle"])][row["symbol"]])]
+            assert (Decimal(row["spread"]), Decimal(row["mid"])) == (ask - bid, (bid + ask) / 2)
+            checked += 1
+    assert checked >= SPREAD_LINES_WANTED
+
+
 def test_a_book_the_recording_does_not_rebuild_is_not_answered_and_the_report_says_so(live_run, tmp_path):
     recording, _ = live_run
     lines = list(read_recordings([recording]))
@@ -167,3 +254,42 @@ def test_bad_files_are_a_one_line_error_naming_the_file_and_line_unless_skipped(
     ):
         result = replay(*args)
         assert result.returncode == 2 and why in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def books_in_sync(port: int) -> list[float]:
+    """The exporter's binance_order_book_in_sync values."""
+    return [value for (name, _), value in scrape(f"http://127.0.0.1:{port}").items() if name == "binance_order_book_in_sync"]
+
+
+def make_replay(*variables: str) -> subprocess.Popen:
+    """``make replay`` with make's ``variables``, in a session of its own
+    so that all of it can be stopped; never reinstalling the .venv."""
+    return subprocess.Popen(  # pylint: disable=consider-using-with  # stopped by the caller
+        ["make", "--no-print-directory", "-o", ".venv/.installed-runtime", "replay", *variables],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def test_make_replay_runs_the_exporter_against_the_recording_and_asks_for_one_when_none_is_named(live_run):
+    recording, _ = live_run
+    nameless = make_replay()
+    assert nameless.wait(timeout=30) == 2
+    assert nameless.stderr.read().splitlines()[0] == "make replay: name the recording: make replay FILE=DIR [SPEED=10]"
+    nameless.stdout.close()
+    nameless.stderr.close()
+    port = free_port()
+    run = make_replay(
+        *(f"FILE={recording}", f"PORT={port}", f"SIM_PORT={free_port()}", f"SIM_STREAM_PORT={free_port()}"),
+        "ARGS=--source stream",
+    )
+    try:
+        wait_for(lambda: 1.0 in books_in_sync(port), timeout=60)
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGTERM)
+        _, err = run.communicate(timeout=30)
+    assert "replaying at speed 2" not in err and "Traceback" not in err
