@@ -163,13 +163,15 @@ def recorded_tops(lines: list[dict]) -> dict[tuple[str, int], tuple[Decimal, Dec
     return tops
 
 
-def test_the_unchanged_exporter_on_the_replayed_recording_reads_exactly_the_recorded_books(live_run, tmp_path):
-    recording, _ = live_run
+def run_exporter_on_replay(recording, directory):
+    """The exporter, recorded, against ``recording`` served at speed 2,
+    until it has printed half the spread lines wanted; (its recording,
+    what it printed)."""
     server = start_module(
         "binance_exporter.replay",
         *(str(recording), "--speed", "2", "--port", str(free_port()), "--stream-port", str(free_port())),
     )
-    replayed, printed = tmp_path / "replayed", tmp_path / "printed.jsonl"
+    replayed, printed = directory / "replayed", directory / "printed.jsonl"
     try:
         started = server.stdout.readline()
         assert started.startswith("replaying at speed 2: streaming on ws://"), stop_process(server)
@@ -189,6 +191,12 @@ def test_the_unchanged_exporter_on_the_replayed_recording_reads_exactly_the_reco
         assert status == 0 and len(spread_lines(printed)) >= SPREAD_LINES_WANTED // 2, err
     finally:
         stop_process(server)
+    return replayed, printed
+
+
+def test_the_unchanged_exporter_on_the_replayed_recording_reads_exactly_the_recorded_books(live_run, tmp_path):
+    recording, _ = live_run
+    replayed, printed = run_exporter_on_replay(recording, tmp_path)
     # What it printed is what its own recording gives offline ...
     result = replay("--report", str(replayed), "--format", "json")
     assert result.returncode == 0 and result.stdout.startswith(printed.read_text().rsplit("\n", 2)[0])
@@ -258,7 +266,8 @@ def test_bad_files_are_a_one_line_error_naming_the_file_and_line_unless_skipped(
 
 def books_in_sync(port: int) -> list[float]:
     """The exporter's binance_order_book_in_sync values."""
-    return [value for (name, _), value in scrape(f"http://127.0.0.1:{port}").items() if name == "binance_order_book_in_sync"]
+    samples = scrape(f"http://127.0.0.1:{port}")
+    return [value for (name, _), value in samples.items() if name == "binance_order_book_in_sync"]
 
 
 def make_replay(*variables: str) -> subprocess.Popen:
