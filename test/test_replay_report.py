@@ -232,9 +232,9 @@ def test_a_book_the_recording_does_not_rebuild_is_not_answered_and_the_report_sa
     assert result.returncode == 1 and "were not rebuilt: lines are missing" in result.stderr
 
 
-def write_recording(directory, lines: list[dict]) -> None:
+def write_recording(directory, lines: list[dict], source: str = "stream") -> None:
     """A recording file of ``lines`` after its header, as the recorder writes them."""
-    recorder = Recorder(directory, 10**9, clock=FakeClock(1_795_430_000.0))
+    recorder = Recorder(directory, 10**9, clock=FakeClock(1_795_430_000.0), settings={"source": source})
     recorder.start()
     for line in lines:
         recorder.rest_answer(line["rest"], line["query"], line["body"].encode())
@@ -255,7 +255,11 @@ def test_bad_files_are_a_one_line_error_naming_the_file_and_line_unless_skipped(
         assert len(result.stderr.strip().splitlines()) == 1
         skipped = replay("--report", "--skip-bad", str(good), str(bad))
         assert skipped.returncode == 0 and "WARNING" in skipped.stderr and str(bad) in skipped.stderr
+    rest = tmp_path / "rest"
+    write_recording(rest, [{"rest": "/api/v3/exchangeInfo", "query": "", "body": '{"symbols": []}'}], "rest")
     for args, why in (
+        ([str(rest)], "recorded with --source rest; replay needs a recording of the exporter in stream mode"),
+        (["--report", str(rest)], "recorded with --source rest"),
         ([str(tmp_path / "missing")], "no such file or directory"),
         ([str(tmp_path)], "holds no recording file"),
         (["--report", "--interval", "0", str(good)], "--interval: must be a number above 0"),

@@ -24,9 +24,10 @@ import math
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Optional
 
-from binance_exporter.binance.recording import RecordingError, read_recordings, recording_files
+from binance_exporter.binance.recording import RecordingError, read_recording, read_recordings, recording_files
 from binance_exporter.config import OneLineParser
 from binance_exporter.replay.offline import OfflineAnswers
 from binance_exporter.replay.server import RecordedMarket, serve_recording
@@ -135,6 +136,22 @@ def report(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_mode(files: list[Path], skip_bad: bool) -> None:
+    """RecordingError for a recording of the exporter in REST mode: its
+    books are snapshots a cycle apart, not a stream to rebuild them from."""
+    for file in files:
+        try:
+            header = next(read_recording(file), None) or {}
+        except RecordingError:
+            if skip_bad:
+                continue
+            raise
+        if (header.get("settings") or {}).get("source") == "rest":
+            raise RecordingError(
+                f"{file}: recorded with --source rest; replay needs a recording of the exporter in stream mode"
+            )
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     """Runs the command; its exit status."""
     arguments = parser()
@@ -145,7 +162,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         for name in ("binance_exporter.binance", "binance_exporter.cycle"):
             logging.getLogger(name).setLevel(logging.WARNING)
     try:
-        recording_files(args.files)
+        check_mode(recording_files(args.files), args.skip_bad)
         return report(args) if args.report else serve(args)
     except RecordingError as exc:
         arguments.error(str(exc))
