@@ -9,6 +9,7 @@ import gzip
 import io
 import json
 import os
+import random
 import re
 import signal
 import subprocess
@@ -249,13 +250,27 @@ def test_bad_files_are_a_one_line_error_naming_the_file_and_line_unless_skipped(
     corrupt = tmp_path / "corrupt.jsonl.gz"
     header = gzip.compress(b'{"format": "binance-exporter-recording", "version": 1}\n')
     corrupt.write_bytes(header + b"\x1f\x8b\x08\x00 not deflate at all")
-    for bad, why in ((other, f"{other}: line 1: not a binance-exporter-recording of version 1"), (corrupt, "line 2")):
+    noise = random.Random(1)
+    answer = [json.dumps({"result": None, "id": noise.randbytes(200).hex()}) for _ in range(100)]
+    lines = [json.dumps({"t": t, "ws": 1, "msg": answer[t]}) + "\n" for t in range(100)]
+    whole = gzip.compress(('{"format": "binance-exporter-recording", "version": 1}\n' + "".join(lines)).encode())
+    truncated = tmp_path / "truncated.jsonl.gz"
+    truncated.write_bytes(whole[: len(whole) // 2])  # a copy cut short
+    for bad, why in (
+        (other, f"{other}: line 1: not a binance-exporter-recording of version 1"),
+        (corrupt, "line 2: not gzip-compressed JSON lines"),
+        (truncated, f"{truncated}: line 51: cut short (the file was truncated, or its recorder killed"),
+    ):
         result = replay("--report", str(good), str(bad))
         assert result.returncode == 2 and why in result.stderr and "Traceback" not in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
         skipped = replay("--report", "--skip-bad", str(good), str(bad))
         assert skipped.returncode == 0 and "WARNING" in skipped.stderr and str(bad) in skipped.stderr
-    rest = tmp_path / "rest"
+
+
+def test_a_rest_mode_recording_a_missing_path_and_bad_flags_are_one_line_errors(tmp_path):
+    good, rest = tmp_path / "good", tmp_path / "rest"
+    write_recording(good, [{"rest": "/api/v3/exchangeInfo", "query": "", "body": '{"symbols": []}'}])
     write_recording(rest, [{"rest": "/api/v3/exchangeInfo", "query": "", "body": '{"symbols": []}'}], "rest")
     for args, why in (
         ([str(rest)], "recorded with --source rest; replay needs a recording of the exporter in stream mode"),

@@ -254,17 +254,21 @@ class Recorder:  # pylint: disable=too-many-instance-attributes  # its queue, co
             logger.info("recording: deleted %s to stay within --record-max-bytes %d", path.name, self.max_bytes)
 
 
-def read_recording(path: Union[str, Path]) -> Iterator[dict[str, Any]]:
+def read_recording(path: Union[str, Path], whole: bool = False) -> Iterator[dict[str, Any]]:
     """Every line of the recording file ``path``, decoded, headers
-    included; a last line cut short (by a crash) is left out. Raises
-    ``RecordingError`` naming the file and the line for anything else
-    that is not a recording."""
+    included; a last line cut short (by a crash, or a truncated copy) is
+    left out, or with ``whole`` raises. Raises ``RecordingError`` naming
+    the file and the line for anything else that is not a recording."""
     path = Path(path)
     number = 0
     for text, complete in _lines(path):
         number += 1
         if not complete:
-            logger.warning("%s: line %d is cut short (the recording stopped abruptly): left out", path, number)
+            if whole:
+                raise RecordingError(
+                    f"{path}: line {number}: cut short (the file was truncated, or its recorder killed while "
+                    "writing it); --skip-bad reads the file up to it"
+                )
             return
         try:
             record = json.loads(text)
@@ -298,9 +302,10 @@ def recording_files(paths: Iterable[Union[str, Path]]) -> list[Path]:
 def read_recordings(paths: Iterable[Union[str, Path]], skip_bad: bool = False) -> Iterator[dict[str, Any]]:
     """Every line of the recording files of ``paths`` (see
     ``recording_files``), in order. Every file's header is checked
-    before the first line is given. A file that is not a recording, or
-    a bad line, raises ``RecordingError`` naming the file and the line;
-    with ``skip_bad`` it is logged and the rest of that file skipped."""
+    before the first line is given. A file that is not a recording, a
+    bad line, or a last line cut short raises ``RecordingError`` naming
+    the file and the line; with ``skip_bad`` it is logged and the rest of
+    that file skipped."""
     files = recording_files(paths)
     good = []
     for file in files:
@@ -313,7 +318,7 @@ def read_recordings(paths: Iterable[Union[str, Path]], skip_bad: bool = False) -
             logger.warning("skipped: %s", exc)
     for file in good:
         try:
-            yield from read_recording(file)
+            yield from read_recording(file, whole=True)
         except RecordingError as exc:
             if not skip_bad:
                 raise
