@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
 import socket
 import subprocess
 import sys
@@ -145,3 +146,36 @@ def true_best_levels(simulator: Any, symbol: str, depth: int) -> tuple[int, tupl
     update_id, bids, asks = simulator.market.true_book(symbol)
     unit = Decimal(10) ** -8  # the fake keeps prices and quantities in 1e-8 units
     return update_id, *(tuple((p * unit, q * unit) for p, q in side[:depth]) for side in (bids, asks))
+
+
+def messages(ws: Any, timeout: float = 15.0) -> Any:
+    """The messages of the websocket client ``ws``, decoded, as they come;
+    fails the test when none comes before the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError(f"nothing awaited came within {timeout} s")
+        yield json.loads(ws.recv(timeout=left))
+
+
+def start_make(target: str, *variables: str) -> subprocess.Popen:
+    """``make target`` with make's ``variables``, in a session of its own
+    so that the test can stop all of it (``stop_make``). ``-o``: never
+    reinstall the .venv the tests themselves run in."""
+    return subprocess.Popen(  # pylint: disable=consider-using-with  # stopped by stop_make
+        ["make", "--no-print-directory", "-o", ".venv/.installed-runtime", target, *variables],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def stop_make(run: subprocess.Popen) -> tuple[int, str, str]:
+    """SIGTERMs a ``start_make`` run, all of it; (exit status, stdout, stderr)."""
+    if run.poll() is None:
+        os.killpg(run.pid, signal.SIGTERM)
+    out, err = run.communicate(timeout=30)
+    return run.returncode, out, err

@@ -25,7 +25,7 @@ from binance_exporter.exposition.collector import BUILD_INFO
 from binance_exporter.signals import IGNORED_SIGNALS, STOP_SIGNALS
 from binance_exporter.fake.simulator import Fault
 from .certificates import make_pki
-from .helpers import ROOT, free_port, http_get, scrape, start_module, stop_process, wait_for
+from .helpers import ROOT, free_port, http_get, scrape, start_make, start_module, stop_make, stop_process, wait_for
 
 Q1 = ("ETHBTC", "BNBBTC", "SOLBTC", "XRPBTC", "LINKBTC")
 Q2 = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT", "BTCDOWNUSDT")
@@ -537,24 +537,12 @@ def test_json_logs_are_one_object_per_line_on_stderr(simulator):
 
 
 def start_demo(*variables):
-    """``make demo`` with make's ``variables``, in a session of its own so
-    that the test can stop all of it. ``-o``: never reinstall the .venv the
-    tests themselves run in."""
-    return subprocess.Popen(  # pylint: disable=consider-using-with  # stopped by stop_demo
-        ["make", "--no-print-directory", "-o", ".venv/.installed-runtime", "demo", *variables],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    """``make demo`` with make's ``variables``."""
+    return start_make("demo", *variables)
 
 
 def stop_demo(demo):
-    if demo.poll() is None:
-        os.killpg(demo.pid, signal.SIGTERM)
-    out, err = demo.communicate(timeout=30)
-    return demo.returncode, out, err
+    return stop_make(demo)
 
 
 def run_demo_to_its_end(sim_port):

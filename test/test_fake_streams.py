@@ -19,7 +19,7 @@ from binance_exporter.fake.simulator import BinanceSimulator, main
 from binance_exporter.fake.streams import StreamSession, ticker_event
 from binance_exporter.fake.faults import Fault, StreamFault
 from .conftest import FROZEN_WALL_CLOCK
-from .helpers import FakeClock, http_get, post, start_module, stop_process, wait_for
+from .helpers import FakeClock, http_get, messages, post, start_module, stop_process, wait_for
 
 
 @pytest.fixture
@@ -42,17 +42,6 @@ def start_sim(market=None, **stream_options):
 def open_stream(sim, path, **options):
     """A websocket client on ``path``; no pings of its own unless asked."""
     return connect(sim.stream_url + path, ping_interval=options.pop("ping_interval", None), open_timeout=10, **options)
-
-
-def messages(ws, timeout=15.0):
-    """The messages of ``ws``, decoded, as they come; fails the test when
-    none comes before the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise AssertionError(f"nothing awaited came within {timeout} s")
-        yield json.loads(ws.recv(timeout=left))
 
 
 def first(ws, condition, timeout=15.0):

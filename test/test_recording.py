@@ -186,13 +186,27 @@ def test_what_is_not_a_recording_is_a_clear_error_naming_the_file_and_the_line(t
         list(read_recording(other))
     broken = tmp_path / "broken.jsonl.gz"
     header = json.dumps({"format": FORMAT, "version": FORMAT_VERSION})
-    broken.write_bytes(gzip.compress(f"{header}\n{{}}\nnot json\n".encode()))
+    broken.write_bytes(gzip.compress(f'{header}\n{{"t": 1, "ws": 1, "msg": "{{}}"}}\nnot json\n'.encode()))
     with pytest.raises(RecordingError, match=rf"^{broken}: line 3: not JSON"):
         list(read_recording(broken))
+    for line, why in (
+        ({}, "no receive time t"),
+        ({"t": float("nan"), "ws": 1, "msg": ""}, "no receive time t"),
+        ({"t": 1, "ws": "1", "msg": ""}, "a websocket message needs a connection number ws and a text msg"),
+        ({"t": 1, "rest": "/api/v3/depth", "query": "", "body": {}}, "a REST answer needs the texts rest, query"),
+        ({"t": 1, "cycle": {"n": 1, "clock": 2, "time": 3, "books": {"A": "1"}}}, "a cycle needs its number n"),
+        ({"t": 1, "cycle": []}, "a cycle needs its number n, clock, time and the update id of each book"),
+        ({"t": 1, "other": 1}, "neither a websocket message, a REST answer nor a cycle"),
+        ({"format": "another", "version": 1}, f"not a {FORMAT} of version 1"),
+    ):
+        broken.write_bytes(gzip.compress(f"{header}\n{json.dumps(line)}\n".encode()))
+        with pytest.raises(RecordingError, match=rf"^{broken}: line 2: {why}"):
+            list(read_recording(broken))
     with pytest.raises(RecordingError, match="No such file"):
         list(read_recording(tmp_path / "missing.jsonl.gz"))
     twice = tmp_path / "twice.jsonl.gz"
-    twice.write_bytes(gzip.compress(f"{header}\n".encode()) + gzip.compress(f"{header}\n{{\"t\": 1}}\n".encode()))
+    cycle = json.dumps({"t": 1, "cycle": {"n": 1, "clock": 1, "time": 1, "books": {}}})
+    twice.write_bytes(gzip.compress(f"{header}\n".encode()) + gzip.compress(f"{header}\n{cycle}\n".encode()))
     assert len(list(read_recording(twice))) == 3
 
 

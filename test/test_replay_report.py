@@ -8,13 +8,12 @@ import csv
 import gzip
 import io
 import json
-import os
 import random
 import re
-import signal
 import subprocess
 import sys
 from collections import Counter
+from datetime import datetime, timezone
 from decimal import Decimal
 from urllib.parse import parse_qs
 
@@ -22,9 +21,10 @@ import pytest
 
 from binance_exporter.binance.recording import Recorder, read_recordings
 from binance_exporter.fake.faults import Fault, StreamFault
+from binance_exporter.market.definitions import format_utc
 from binance_exporter.replay.offline import CSV_COLUMNS, OfflineAnswers
 
-from .helpers import ROOT, FakeClock, free_port, scrape, start_module, stop_process, wait_for
+from .helpers import ROOT, FakeClock, free_port, scrape, start_make, start_module, stop_make, stop_process, wait_for
 
 SPREAD_LINES_WANTED = 60  # about six cycles of ten symbols
 
@@ -233,6 +233,38 @@ def test_a_book_the_recording_does_not_rebuild_is_not_answered_and_the_report_sa
     assert result.returncode == 1 and "were not rebuilt: lines are missing" in result.stderr
 
 
+def test_a_restart_within_a_recording_starts_the_answers_afresh_as_the_exporter_did(live_run, tmp_path):
+    recording, _ = live_run
+    lines, hour = list(read_recordings([recording])), 3600.0
+    later = [later_by(line, hour) for line in lines]
+    for name, run in (("binance-20261123T000000Z.jsonl.gz", lines), ("binance-20261123T010000Z.jsonl.gz", later)):
+        with gzip.open(tmp_path / name, "wt") as file:
+            file.writelines(json.dumps(line) + "\n" for line in run)
+    once, twice = io.StringIO(), io.StringIO()
+    OfflineAnswers(once, "json").run(lines)
+    OfflineAnswers(twice, "json").run(read_recordings([tmp_path]))
+    first = [json.loads(line) for line in once.getvalue().splitlines()]
+    shifted = [{**line, "time": format_utc(parse_utc(line["time"]) + hour)} for line in first]
+    assert [json.loads(line) for line in twice.getvalue().splitlines()] == first + shifted
+    assert first[0]["type"] == shifted[0]["type"] == "report"  # the restarted exporter printed its report again
+
+
+def later_by(line: dict, seconds: float) -> dict:
+    """A recording's line as if recorded ``seconds`` later, by a run of the exporter started then."""
+    if "format" in line:
+        return {**line, "run": line["run"] + seconds, "started": line["started"] + seconds}
+    moved = {**line, "t": line["t"] + seconds}
+    if "cycle" in line:
+        cycle = line["cycle"]
+        moved["cycle"] = {**cycle, "clock": cycle["clock"] + seconds, "time": cycle["time"] + seconds}
+    return moved
+
+
+def parse_utc(text: str) -> float:
+    """The Unix time of ``2026-11-23T10:00:00Z``."""
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
+
+
 def write_recording(directory, lines: list[dict], source: str = "stream") -> None:
     """A recording file of ``lines`` after its header, as the recorder writes them."""
     recorder = Recorder(directory, 10**9, clock=FakeClock(1_795_430_000.0), settings={"source": source})
@@ -289,35 +321,19 @@ def books_in_sync(port: int) -> list[float]:
     return [value for (name, _), value in samples.items() if name == "binance_order_book_in_sync"]
 
 
-def make_replay(*variables: str) -> subprocess.Popen:
-    """``make replay`` with make's ``variables``, in a session of its own
-    so that all of it can be stopped; never reinstalling the .venv."""
-    return subprocess.Popen(  # pylint: disable=consider-using-with  # stopped by the caller
-        ["make", "--no-print-directory", "-o", ".venv/.installed-runtime", "replay", *variables],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-
-
 def test_make_replay_runs_the_exporter_against_the_recording_and_asks_for_one_when_none_is_named(live_run):
     recording, _ = live_run
-    nameless = make_replay()
-    assert nameless.wait(timeout=30) == 2
-    assert nameless.stderr.read().splitlines()[0] == "make replay: name the recording: make replay FILE=DIR [SPEED=10]"
-    nameless.stdout.close()
-    nameless.stderr.close()
-    port = free_port()
-    run = make_replay(
-        *(f"FILE={recording}", f"PORT={port}", f"SIM_PORT={free_port()}", f"SIM_STREAM_PORT={free_port()}"),
+    status, _, err = stop_make(wait_for(lambda run=start_make("replay"): run.poll() is not None and run, timeout=30))
+    assert status == 2 and err.splitlines()[0] == "make replay: name the recording: make replay FILE=DIR [SPEED=10]"
+    port, sim_stream_port = free_port(), free_port()
+    run = start_make(
+        "replay",
+        *(f"FILE={recording}", f"PORT={port}", f"SIM_PORT={free_port()}", f"SIM_STREAM_PORT={sim_stream_port}"),
         "ARGS=--source stream",
     )
     try:
         wait_for(lambda: 1.0 in books_in_sync(port), timeout=60)
     finally:
-        if run.poll() is None:
-            os.killpg(run.pid, signal.SIGTERM)
-        _, err = run.communicate(timeout=30)
-    assert "replaying at speed 2" not in err and "Traceback" not in err
+        _, out, err = stop_make(run)
+    assert out.startswith(f"replaying at speed 1: streaming on ws://127.0.0.1:{sim_stream_port}, listening on http://")
+    assert "Traceback" not in err

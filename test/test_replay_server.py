@@ -20,7 +20,7 @@ from binance_exporter.fake.streams import StreamSession, ticker_event
 from binance_exporter.replay import server
 from binance_exporter.replay.server import RecordedMarket, serve_recording
 
-from .helpers import FakeClock, http_get, post
+from .helpers import FakeClock, http_get, messages, post
 
 ORIGIN = 1_795_427_998.0  # 2026-11-23T08:59:58Z: two seconds before an hour, so a recording spans two files
 STREAMS = ["ethbtc@depth@100ms", "bnbbtc@depth@100ms", "ethbtc@aggTrade", "!ticker_1d@arr"]
@@ -145,12 +145,7 @@ def open_stream(sim, streams: list[str]):
 def received(ws, condition, timeout: float = 15.0) -> Iterator[Any]:
     """The data of the messages of ``ws`` for which ``condition`` holds, as
     they come; fails the test when none comes before the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise AssertionError(f"nothing awaited came within {timeout} s")
-        message = json.loads(ws.recv(timeout=left))
+    for message in messages(ws, timeout):
         if "data" in message and condition(message["data"]):
             yield message["data"]
 

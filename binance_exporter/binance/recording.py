@@ -8,10 +8,12 @@ each start of the exporter. A file is gzip-compressed JSON lines, and
 starts with a header line::
 
     {"format": "binance-exporter-recording", "version": 1, "exporter": "0.2.0", "started": 1795424400.123,
-     "settings": {"source": "stream", "update_interval": 10.0, "rank_interval": 60.0, "top": 5, ...}}
+     "run": 1795420800.5, "settings": {"source": "stream", "update_interval": 10.0, ...}}
 
-(``settings``: those of the exporter's flags that decide its answers, so
-that they can be computed again from the recording)
+(``started``: when the file was; ``run``: when the recorder was, the
+same in every file one exporter process writes; ``settings``: those of
+the exporter's flags that decide its answers, so that they can be
+computed again from the recording)
 
 then one line per thing received, in the order received, each with its
 local receive time ``t`` (Unix seconds):
@@ -42,6 +44,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import threading
 import time
@@ -95,6 +98,7 @@ class Recorder:  # pylint: disable=too-many-instance-attributes  # its queue, co
         self.directory = Path(directory)
         self.max_bytes = max_bytes
         self.settings = settings or {}  # the exporter's, in each file's header
+        self._run_started = clock()  # names the files of one recorder: a restart is a new run
         self._clock = clock
         self._queue: deque[tuple[float, bytes]] = deque()  # appended by any thread, taken by the writer
         self._stopping = threading.Event()
@@ -221,6 +225,7 @@ class Recorder:  # pylint: disable=too-many-instance-attributes  # its queue, co
             "version": FORMAT_VERSION,
             "exporter": __version__,
             "started": when,
+            "run": self._run_started,
             "settings": self.settings,
         }
         self._emit(self._compressor.compress(json.dumps(header, separators=(",", ":")).encode() + b"\n"))
@@ -276,9 +281,42 @@ def read_recording(path: Union[str, Path], whole: bool = False) -> Iterator[dict
             raise RecordingError(f"{path}: line {number}: not JSON ({exc})") from exc
         if not isinstance(record, dict):
             raise RecordingError(f"{path}: line {number}: not a recording's line")
-        if number == 1 and (record.get("format") != FORMAT or record.get("version") != FORMAT_VERSION):
-            raise RecordingError(f"{path}: line 1: not a {FORMAT} of version {FORMAT_VERSION}")
+        header = number == 1 or "format" in record  # files joined (cat a.gz b.gz) keep their headers
+        if header and (record.get("format") != FORMAT or record.get("version") != FORMAT_VERSION):
+            raise RecordingError(f"{path}: line {number}: not a {FORMAT} of version {FORMAT_VERSION}")
+        if not header and (why := _malformed(record)) is not None:
+            raise RecordingError(f"{path}: line {number}: {why}")
         yield record
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _malformed(record: dict[str, Any]) -> Optional[str]:
+    """What makes ``record`` no line of a recording (see the module's
+    docstring), or None."""
+    if not _number(record.get("t")):
+        return "no receive time t"
+    if "ws" in record:
+        number = record["ws"]
+        whole = isinstance(number, int) and not isinstance(number, bool) and isinstance(record.get("msg"), str)
+        return None if whole else "a websocket message needs a connection number ws and a text msg"
+    if "rest" in record:
+        whole = all(isinstance(record.get(name), str) for name in ("rest", "query", "body"))
+        return None if whole else "a REST answer needs the texts rest, query and body"
+    if "cycle" in record:
+        cycle = record["cycle"]
+        whole = (
+            isinstance(cycle, dict)
+            and isinstance(cycle.get("n"), int)
+            and _number(cycle.get("clock"))
+            and _number(cycle.get("time"))
+            and isinstance(cycle.get("books"), dict)
+            and all(update_id is None or isinstance(update_id, int) for update_id in cycle["books"].values())
+        )
+        return None if whole else "a cycle needs its number n, clock, time and the update id of each book"
+    return "neither a websocket message, a REST answer nor a cycle"
 
 
 def recording_files(paths: Iterable[Union[str, Path]]) -> list[Path]:

@@ -303,6 +303,8 @@ class OfflineAnswers:  # pylint: disable=too-many-instance-attributes  # the hub
         self._hub: Optional[OfflineHub] = None
         self._source = RecordedSource()
         self._scheduler: Optional[StreamScheduler] = None
+        self._run: Any = None  # the recorded run (exporter process) being read
+        self._earlier_mismatches = 0  # those of earlier runs
         self._clock = 0.0
         self._next_cycle: Optional[float] = None  # with an interval: recorded time of the next cycle
         self._printer = ReportPrinter(output_format, out) if output_format != "csv" else None
@@ -313,70 +315,71 @@ class OfflineAnswers:  # pylint: disable=too-many-instance-attributes  # the hub
     @property
     def mismatches(self) -> int:
         """Books whose recorded reading the recording did not rebuild."""
-        return self._hub.mismatches if self._hub is not None else 0
+        return self._earlier_mismatches + (self._hub.mismatches if self._hub is not None else 0)
 
     def run(self, lines: Iterable[dict[str, Any]]) -> None:
-        """Takes every line, running a cycle at each ``cycle`` line (or
-        every ``interval`` seconds)."""
+        """Takes every line (as ``read_recordings`` gives them: each file
+        starts with its header), running a cycle at each ``cycle`` line
+        (or every ``interval`` seconds)."""
         for line in lines:
             if "format" in line:
-                self._start(line.get("settings") or {})
+                self._begin(line)
                 continue
-            when = line.get("t")
-            if not isinstance(when, (int, float)):
-                continue
-            hub = self._started()
+            hub, when = self._hub, line["t"]
+            assert hub is not None  # a header comes first
             if self._next_cycle is None and self.interval is not None:
                 self._next_cycle = when + self.interval
             while self._next_cycle is not None and when >= self._next_cycle:
                 self._run_cycle(self._next_cycle, self._next_cycle, None)
-                self._next_cycle += self.interval
+                self._next_cycle += self.interval or 0.0
             hub.time = when
             self.lines += 1
             self.first_time = when if self.first_time is None else self.first_time
             self.last_time = when
-            if "ws" in line and isinstance(line.get("msg"), str):
-                hub.take_message(int(line["ws"]), line["msg"])
-            elif "rest" in line and isinstance(line.get("body"), str):
-                endpoint, query = str(line["rest"]), str(line.get("query", ""))
-                self._source.take(endpoint, query, line["body"])
-                hub.take_answer(endpoint, query, line["body"])
-            elif isinstance(line.get("cycle"), dict) and self.interval is None:
+            if "ws" in line:
+                hub.take_message(line["ws"], line["msg"])
+            elif "rest" in line:
+                self._source.take(line["rest"], line["query"], line["body"])
+                hub.take_answer(line["rest"], line["query"], line["body"])
+            elif self.interval is None:
                 cycle = line["cycle"]
-                self._run_cycle(float(cycle["clock"]), float(cycle["time"]), dict(cycle.get("books") or {}))
+                self._run_cycle(cycle["clock"], cycle["time"], cycle["books"])
         if self._scheduler is not None:
             self._scheduler.close()
 
-    def _start(self, settings: dict[str, Any]) -> None:
-        """The first header's settings make the scheduler; later headers
-        (a file per hour, a restart) go on with it."""
+    def _begin(self, header: dict[str, Any]) -> None:
+        """A file's header: the next hour's file of the same run goes on;
+        the first file, or a restart of the exporter, starts everything
+        afresh, as the recorded exporter started, with its settings."""
         if self._scheduler is not None:
-            return
-        settings = {**DEFAULT_SETTINGS, **settings}
+            if header.get("run") == self._run:
+                return
+            self._scheduler.close()
+        self._run = header.get("run")
+        self._earlier_mismatches = self.mismatches
+        settings = {**DEFAULT_SETTINGS, **(header.get("settings") or {})}
         if self.interval is not None:
             settings["update_interval"] = self.interval
-        self._hub = OfflineHub()
+        hub = self._hub = OfflineHub()
+        self._source = RecordedSource()
+        self._next_cycle = None
         self._scheduler = StreamScheduler(
             self._source,
-            self._hub,
+            hub,
             schedule_of(settings),
             tuple(settings["symbols"]),
             clock=lambda: self._clock,
-            wall_clock=lambda: self._hub.time if self._hub else 0.0,
+            wall_clock=lambda: hub.time,
         )
-
-    def _started(self) -> OfflineHub:
-        if self._hub is None:
-            self._start({})
-        assert self._hub is not None
-        return self._hub
+        if self.output_format != "csv":
+            self._printer = ReportPrinter(self.output_format, self.out)  # a new process prints its report again
 
     def _run_cycle(self, clock: float, when: float, books: Optional[dict[str, Optional[int]]]) -> None:
         """One update cycle as of ``clock`` (the exporter's monotonic
         clock) and ``when`` (Unix time), checking the books against
         ``books`` when the recording says what the cycle read."""
-        hub, scheduler = self._started(), self._scheduler
-        assert scheduler is not None
+        hub, scheduler = self._hub, self._scheduler
+        assert hub is not None and scheduler is not None
         saved_time = hub.time
         self._clock, hub.time, hub.offset, hub.expected = clock, when, clock - when, books
         snapshot = scheduler.run_cycle()
