@@ -242,9 +242,8 @@ class Recorder:  # pylint: disable=too-many-instance-attributes  # its queue, co
         self._file_name = ""
 
     def _files(self) -> list[Path]:
-        """The recording's files, oldest first: by the time in their names, then their number."""
-        found = [(match, path) for path in self.directory.iterdir() if (match := FILE_NAME.fullmatch(path.name))]
-        return [path for _, path in sorted(found, key=lambda item: (item[0][1], int(item[0][2] or 0)))]
+        """The recording's files, oldest first."""
+        return sorted((path for path in self.directory.iterdir() if FILE_NAME.fullmatch(path.name)), key=_time_order)
 
     def _keep_within_bounds(self) -> None:
         """Deletes the oldest whole files while the directory holds more than ``max_bytes``."""
@@ -310,6 +309,7 @@ def _malformed(record: dict[str, Any]) -> Optional[str]:
         whole = (
             isinstance(cycle, dict)
             and isinstance(cycle.get("n"), int)
+            and not isinstance(cycle["n"], bool)
             and _number(cycle.get("clock"))
             and _number(cycle.get("time"))
             and isinstance(cycle.get("books"), dict)
@@ -334,7 +334,14 @@ def recording_files(paths: Iterable[Union[str, Path]]) -> list[Path]:
             files.append(path)
         else:
             raise RecordingError(f"{path}: no such file or directory")
-    return sorted(dict.fromkeys(files), key=lambda file: (file.name, str(file)))
+    return sorted(dict.fromkeys(files), key=_time_order)
+
+
+def _time_order(path: Path) -> tuple[str, int, str]:
+    """Where a file comes in its recording: by the time in its name, then
+    its number (``-1``, ``-2`` …: a start in the same second)."""
+    match = FILE_NAME.fullmatch(path.name)
+    return (match[1], int(match[2] or 0), str(path)) if match else (path.name, 0, str(path))
 
 
 def read_recordings(paths: Iterable[Union[str, Path]], skip_bad: bool = False) -> Iterator[dict[str, Any]]:

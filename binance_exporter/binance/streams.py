@@ -47,6 +47,7 @@ import bisect
 import itertools
 import json
 import logging
+import math
 import random
 import threading
 import time
@@ -265,7 +266,7 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
         cycle's number, clock and time) with the update id of each book
         read, in order with the messages received. Raises
         ``MarketDataError`` if the loop does not answer within ``timeout``."""
-        return self._on_loop(self._read_books(cycle), timeout)
+        return self._on_loop(self._read_books(cycle, self._clock() + timeout), timeout)
 
     def live_books(self, symbols: Iterable[str], levels: int, known: dict[str, tuple], timeout: float) -> dict:
         """The live view of each of ``symbols`` as of one moment, with its
@@ -328,13 +329,16 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
         if self._managing is not None:
             self._managing.cancel()
 
-    async def _read_books(self, cycle: Optional[dict[str, Any]] = None) -> dict[str, BookReading]:
+    async def _read_books(
+        self, cycle: Optional[dict[str, Any]] = None, deadline: float = math.inf
+    ) -> dict[str, BookReading]:
         readings = {}
         for symbol, sync in self._syncs.items():
             book = sync.book if sync.in_sync else None
             view = book.view(self.depth) if book is not None else None
             readings[symbol] = BookReading(_book_state(symbol, sync), view, self._trade_flow(symbol))
-        if self._recorder is not None and cycle is not None:
+        # A reading past its deadline is thrown away by the cycle: it is not recorded either.
+        if self._recorder is not None and cycle is not None and self._clock() <= deadline:
             books = {s: sync.book.update_id if sync.in_sync and sync.book else None for s, sync in self._syncs.items()}
             self._recorder.cycle({**cycle, "books": books})
         return readings

@@ -35,6 +35,10 @@ from binance_exporter.signals import SignalRecord
 
 logger = logging.getLogger("binance_exporter.replay")  # __name__ is __main__ under -m
 
+# A 0.1 s tick of the streams then carries 100 s of recording: within the
+# 2,000 recent events kept of each book (200 s at 10 a second).
+MAX_SPEED = 1000
+
 
 def _positive(text: str) -> float:
     try:
@@ -69,9 +73,14 @@ def parser() -> OneLineParser:
         help="with --report: text or json as the exporter prints them, or csv: a row per book per cycle "
         "(default: %(default)s)",
     )
-    arguments.add_argument("--skip-bad", action="store_true", help="skip bad files and lines, with a warning")
     arguments.add_argument(
-        "--speed", type=_positive, default=1.0, help="served this many times faster than recorded (default: 1)"
+        "--skip-bad", action="store_true", help="skip a bad file, or the rest of a file from a bad line, with a warning"
+    )
+    arguments.add_argument(
+        "--speed",
+        type=_speed,
+        default=1.0,
+        help=f"served this many times faster than recorded, up to {MAX_SPEED} (default: 1)",
     )
     arguments.add_argument("--address", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     arguments.add_argument(
@@ -84,6 +93,13 @@ def parser() -> OneLineParser:
         help="port of the websocket streams; 0 picks a free one (default: 9443)",
     )
     return arguments
+
+
+def _speed(text: str) -> float:
+    speed = _positive(text)
+    if speed > MAX_SPEED:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_SPEED}, not {text!r}")
+    return speed
 
 
 def _port(text: str) -> int:
@@ -104,13 +120,12 @@ def serve(args: argparse.Namespace) -> int:
     # The REST URL stays the last word of the line: scripts read it so.
     print(f"replaying at speed {args.speed:g}: streaming on {server.stream_url}, listening on {server.url}", flush=True)
     signals.wait(lambda: market.finished)
-    if signals.stop is None:
+    if signals.stop is None and market.error is None:
         logger.info("the recording ends here (%d lines): its last state is served until stopped", market.lines_read)
         signals.wait()
     server.stop()
     if market.error is not None:
-        logger.error("the recording could not be read to its end: %s", market.error)
-        return 2
+        raise RecordingError(market.error)
     return 0
 
 
@@ -130,6 +145,9 @@ def report(args: argparse.Namespace) -> int:
         took,
         recorded / took if took > 0 else math.inf,
     )
+    if answers.cycles == 0 and args.interval is None:
+        logger.warning("the recording holds no update cycle: --interval N computes one every N seconds")
+        return 1
     if answers.mismatches:
         logger.warning("%d books read by the recorded exporter were not rebuilt: lines are missing", answers.mismatches)
         return 1
@@ -158,9 +176,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = arguments.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     if args.report:
-        # The cycles' own logs (books in sync, top lists) are the recorded exporter's: not repeated.
+        # What the cycles log (books in sync, top lists, rankings not refreshed) the recorded
+        # exporter logged already: only errors are repeated.
         for name in ("binance_exporter.binance", "binance_exporter.cycle"):
-            logging.getLogger(name).setLevel(logging.WARNING)
+            logging.getLogger(name).setLevel(logging.ERROR)
+        logging.getLogger("binance_exporter.binance.recording").setLevel(logging.INFO)  # files skipped
     try:
         check_mode(recording_files(args.files), args.skip_bad)
         return report(args) if args.report else serve(args)

@@ -14,8 +14,9 @@ those the recorded exporter read: the ``cycle`` line says each book's
 update id, and a book whose id differs (a recording that lost lines) is
 read as out of sync and counted in ``mismatches``.
 
-With ``interval`` given (or a recording with no ``cycle`` line), a cycle
-is run every ``interval`` seconds of recorded time instead.
+With ``interval`` given, a cycle is run every ``interval`` seconds of
+recorded time instead (the books the recorded exporter stopped keeping,
+as its ``cycle`` lines say, are dropped).
 
 What is printed is what the exporter prints (``ReportPrinter``: the
 report, then a Q5 line per symbol per cycle, text or JSON lines), or,
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import math
 from collections import deque
 from dataclasses import replace
 from decimal import Decimal
@@ -35,22 +37,29 @@ from urllib.parse import parse_qs
 
 import orjson
 
-from binance_exporter.binance.depth_sync import SNAPSHOT_LIMIT
+from binance_exporter.binance.depth_sync import (
+    MAX_BUFFERED_EVENTS,
+    RECONNECT,
+    SNAPSHOT_LIMIT,
+    SYNCING,
+    DepthSnapshot,
+    DepthSync,
+)
 from binance_exporter.binance.responses import (
     parse_agg_trades,
+    parse_depth_event,
     parse_depth_snapshot,
     parse_exchange_info,
     parse_tickers,
 )
 from binance_exporter.binance.streams import DEPTH_SUFFIX, TRADE_SUFFIX, BookReading, StreamHub, _Connection
+from binance_exporter.config import Config
 from binance_exporter.cycle.scheduler import Schedule
 from binance_exporter.cycle.snapshot import ApiCounts, Snapshot
 from binance_exporter.cycle.stream_scheduler import StreamScheduler
 from binance_exporter.errors import MarketDataError
 from binance_exporter.exposition.report import ReportPrinter
 from binance_exporter.market.definitions import (
-    DEFAULT_QUOTE_VOLUME_ASSETS,
-    DEFAULT_TRADE_COUNT_ASSETS,
     SymbolInfo,
     Ticker24h,
     format_decimal,
@@ -77,45 +86,56 @@ CSV_COLUMNS = (
     "micro_price",
     *(f"imbalance_{levels}" for levels in IMBALANCE_LEVELS),
 )
-DEFAULT_SETTINGS = {
-    "update_interval": 10.0,
-    "rank_interval": 60.0,
-    "top": 5,
-    "quote_volume_assets": list(DEFAULT_QUOTE_VOLUME_ASSETS),
-    "trade_count_assets": list(DEFAULT_TRADE_COUNT_ASSETS),
-    "symbols": [],
+_DEFAULTS = Config()
+DEFAULT_SETTINGS = {  # those of a recording whose header has none
+    "update_interval": _DEFAULTS.update_interval,
+    "rank_interval": _DEFAULTS.rank_interval,
+    "top": _DEFAULTS.top,
+    "quote_volume_assets": list(_DEFAULTS.quote_volume_assets),
+    "trade_count_assets": list(_DEFAULTS.trade_count_assets),
+    "symbols": list(_DEFAULTS.symbols),
 }
 
 
 class RecordedSource:
     """The REST side of the recording, as the scheduler's ``MarketSource``:
-    the latest exchange info and 24 h table received so far."""
+    the exchange info and 24 h table received since the last cycle
+    (``new_cycle``), which is when the recorded cycle asked for them; with
+    ``latest``, the latest received, whenever that was."""
 
-    def __init__(self) -> None:
-        self._exchange_info: Optional[bytes] = None
-        self._tickers: Optional[bytes] = None
+    def __init__(self, latest: bool = False) -> None:
+        self.latest = latest
+        self._answers: dict[str, bytes] = {}  # endpoint: the body received since the last cycle
 
     def take(self, endpoint: str, query: str, body: str) -> None:
         """Keeps an answer the scheduler asks for: exchange info, and the
         unfiltered 24 h table."""
-        if endpoint == "/api/v3/exchangeInfo":
-            self._exchange_info = body.encode()
-        elif endpoint == "/api/v3/ticker/24hr" and not query:
-            self._tickers = body.encode()
+        if endpoint == "/api/v3/exchangeInfo" or endpoint == "/api/v3/ticker/24hr" and not query:
+            self._answers[endpoint] = body.encode()
+
+    def new_cycle(self) -> None:
+        """A cycle is over: what it asked for was answered, or was not."""
+        if not self.latest:
+            self._answers.clear()
+
+    def _answer(self, endpoint: str) -> Any:
+        body = self._answers.get(endpoint)
+        if body is None:
+            raise MarketDataError(f"{endpoint}: no answer recorded for this cycle", "missing")
+        try:
+            return orjson.loads(body)
+        except ValueError as exc:
+            raise MarketDataError(f"{endpoint}: not JSON", "invalid_response") from exc
 
     def exchange_info(self, time_left: Optional[float] = None) -> dict[str, SymbolInfo]:
-        """Every listed symbol's status and assets, from the latest answer."""
+        """Every listed symbol's status and assets, from the answer recorded."""
         del time_left
-        if self._exchange_info is None:
-            raise MarketDataError("the recording holds no exchange info yet", "missing")
-        return parse_exchange_info(orjson.loads(self._exchange_info))[0]
+        return parse_exchange_info(self._answer("/api/v3/exchangeInfo"))[0]
 
     def tickers_24h(self, time_left: Optional[float] = None) -> list[Ticker24h]:
-        """Every symbol's 24 h statistics, from the latest answer."""
+        """Every symbol's 24 h statistics, from the answer recorded."""
         del time_left
-        if self._tickers is None:
-            raise MarketDataError("the recording holds no 24 h table yet", "missing")
-        return parse_tickers(orjson.loads(self._tickers))[0]
+        return parse_tickers(self._answer("/api/v3/ticker/24hr"))[0]
 
     def order_book(self, symbol: str, time_left: Optional[float] = None) -> Any:
         """Not asked for in stream mode."""
@@ -154,6 +174,7 @@ class OfflineHub(StreamHub):
         self.mismatches = 0
         self._wanted: frozenset[str] = frozenset()
         self._connections_by_number: dict[int, _Connection] = {}
+        self._recent: dict[str, tuple[_Connection, deque]] = {}  # symbol: its latest events, of one connection
         # The ticker messages since the latest REST 24 h table (None before one):
         # the exporter's hub took them after it seeded its table from that answer.
         self._since_table: Optional[deque] = None
@@ -183,7 +204,9 @@ class OfflineHub(StreamHub):
             read = self.expected.get(symbol)
             if held == read:
                 continue
-            if held is not None and read is not None or symbol not in self.expected:
+            # In sync here but not yet there is a snapshot recorded as it came, taken by the
+            # loop a moment later: harmless. Anything else is a book the recording does not give.
+            if read is not None or symbol not in self.expected:
                 self.mismatches += 1
                 logger.warning(
                     "%s: the recorded exporter read its book at update %s, the recording rebuilds it at %s",
@@ -220,10 +243,6 @@ class OfflineHub(StreamHub):
             if len(self._connections_by_number) >= MAX_CONNECTIONS:
                 self._connections_by_number.clear()
             connection = self._connections_by_number[number] = _Connection(number)
-        # Each event goes to its book whichever connection carried it: a
-        # book takes only what continues it, so a connection's overlap
-        # with the one it replaced is skipped.
-        self._sources.clear()
         self._on_frame(connection, text)
 
     def take_answer(self, endpoint: str, query: str, body: str) -> None:
@@ -237,7 +256,7 @@ class OfflineHub(StreamHub):
         try:
             if endpoint == "/api/v3/depth" and symbol in self._syncs:
                 limit = int(params.get("limit", SNAPSHOT_LIMIT))
-                self._syncs[symbol].on_snapshot(parse_depth_snapshot(symbol, orjson.loads(body), limit))
+                self._take_snapshot_answer(symbol, parse_depth_snapshot(symbol, orjson.loads(body), limit))
             elif endpoint == "/api/v3/aggTrades" and symbol in self._trade_syncs:
                 trades, flow = parse_agg_trades(symbol, orjson.loads(body)), self._trade_syncs[symbol]
                 if not flow.baseline_known:
@@ -247,20 +266,63 @@ class OfflineHub(StreamHub):
         except (ValueError, MarketDataError) as exc:
             logger.warning("%s?%s: answer not taken: %s", endpoint, query, exc)
 
+    def _replace(self, connection: _Connection, reason: str) -> None:
+        """Nothing is opened: the recording shows what came next."""
+
     def _on_depth(self, connection: _Connection, stream: str, data: Any) -> None:
-        self._keep_book(stream.removesuffix(DEPTH_SUFFIX))
+        symbol = self._keep_book(stream.removesuffix(DEPTH_SUFFIX))
+        source = self._sources.get(symbol)
+        if source is not None and connection.number > source.number and source.replacement is None:
+            # A newer connection carries the book: the exporter was replacing the one it took
+            # it from (or had lost it), and moved the book once the new one's events continued it.
+            source.replacement = ("recorded", math.inf)
+        try:
+            event = parse_depth_event(data)
+        except MarketDataError:
+            event = None
+        if event is not None and event.symbol == symbol:
+            recent = self._recent.get(symbol)
+            if recent is None or recent[0] is not connection:
+                recent = self._recent[symbol] = (connection, deque(maxlen=MAX_BUFFERED_EVENTS))
+            recent[1].append(event)
         super()._on_depth(connection, stream, data)
 
     def _on_trade(self, stream: str, data: Any) -> None:
         self._keep_book(stream.removesuffix(TRADE_SUFFIX))
         super()._on_trade(stream, data)
 
-    def _keep_book(self, name: str) -> None:
+    def _keep_book(self, name: str) -> str:
         """Keeps a book and trade flow of the symbol a stream named
-        ``name`` carries, from its first message on."""
+        ``name`` carries, from its first message on; the symbol."""
         symbol = name.upper()
         if symbol not in self._syncs and len(self._syncs) < MAX_BOOKS:
             self._track(frozenset(self._syncs) | {symbol})
+        return symbol
+
+    def _take_snapshot_answer(self, symbol: str, snapshot: DepthSnapshot) -> None:
+        """A depth snapshot the exporter asked for: it was resyncing the
+        book. A book kept here in sync all the same (its connection was
+        lost, and the events after it did not continue it) resyncs too,
+        from the latest events of the connection that carries it now."""
+        sync = self._syncs[symbol]
+        if sync.state != SYNCING:
+            fresh = self._syncs[symbol] = DepthSync(self.depth)
+            fresh.resyncs = sync.resyncs
+            fresh.resyncs[RECONNECT] += 1
+            self._sources.pop(symbol, None)
+            self._held.pop(symbol, None)
+            connection, events = self._recent.get(symbol, (None, ()))
+            for event in events:
+                fresh.on_event(event)
+            if connection is not None:
+                self._sources[symbol] = connection
+            sync = fresh
+        sync.on_snapshot(snapshot)
+
+    def keep_only(self, symbols: Iterable[str]) -> None:
+        """Drops the books the recorded exporter no longer kept: no more
+        events come for them."""
+        self._track(frozenset(symbols) & frozenset(self._syncs))
 
     def _on_tickers(self, data: Any) -> None:
         if self._since_table is not None:
@@ -313,6 +375,11 @@ class OfflineAnswers:  # pylint: disable=too-many-instance-attributes  # the hub
             self._csv.writerow(CSV_COLUMNS)
 
     @property
+    def closed(self) -> bool:
+        """Whether the output is closed (a reader went away): nothing more is computed."""
+        return self._printer.out is None if self._printer is not None else self._csv is None
+
+    @property
     def mismatches(self) -> int:
         """Books whose recorded reading the recording did not rebuild."""
         return self._earlier_mismatches + (self._hub.mismatches if self._hub is not None else 0)
@@ -344,6 +411,10 @@ class OfflineAnswers:  # pylint: disable=too-many-instance-attributes  # the hub
             elif self.interval is None:
                 cycle = line["cycle"]
                 self._run_cycle(cycle["clock"], cycle["time"], cycle["books"])
+            else:
+                hub.keep_only(line["cycle"]["books"])
+            if self.closed:
+                break
         if self._scheduler is not None:
             self._scheduler.close()
 
@@ -361,7 +432,7 @@ class OfflineAnswers:  # pylint: disable=too-many-instance-attributes  # the hub
         if self.interval is not None:
             settings["update_interval"] = self.interval
         hub = self._hub = OfflineHub()
-        self._source = RecordedSource()
+        self._source = RecordedSource(latest=self.interval is not None)
         self._next_cycle = None
         self._scheduler = StreamScheduler(
             self._source,
@@ -383,6 +454,7 @@ class OfflineAnswers:  # pylint: disable=too-many-instance-attributes  # the hub
         saved_time = hub.time
         self._clock, hub.time, hub.offset, hub.expected = clock, when, clock - when, books
         snapshot = scheduler.run_cycle()
+        self._source.new_cycle()
         hub.time = saved_time
         self.cycles += 1
         if self._printer is not None:
@@ -391,7 +463,15 @@ class OfflineAnswers:  # pylint: disable=too-many-instance-attributes  # the hub
             self._write_rows(snapshot)
 
     def _write_rows(self, snapshot: Snapshot) -> None:
-        assert self._csv is not None
+        try:
+            self._write_csv(snapshot)
+        except (OSError, ValueError) as exc:  # stdout closed, a full disk
+            logger.warning("cannot write the table (%s): nothing more is computed", exc)
+            self._csv = None
+
+    def _write_csv(self, snapshot: Snapshot) -> None:
+        if self._csv is None:
+            return
         notionals, spreads = snapshot.notionals_this_cycle(), snapshot.spreads_this_cycle()
         micro = {r.symbol: r.values for r in snapshot.microstructure if r.cycle == snapshot.cycle}
         when = format_utc(snapshot.read_at)
