@@ -48,12 +48,17 @@ def spread_lines(path) -> list[dict]:
     return [json.loads(line) for line in lines[:-1] if '"type": "spread"' in line]  # the last may be half-written
 
 
+def reconnects(port: int, reason: str) -> float:
+    """The exporter's stream connections replaced for ``reason`` so far."""
+    return scrape(f"http://127.0.0.1:{port}").get(("binance_stream_reconnects_total", (("reason", reason),)), 0.0)
+
+
 @pytest.fixture(name="live_run", scope="module")
 def live_run_fixture(tmp_path_factory):
     """The exporter, in stream mode against the fake Binance, recorded,
     with its printed answers (JSON); a stream gap on one book and its
-    resync, and Binance's shutdown notice (a handover to a new connection)
-    happen in the middle."""
+    resync, Binance's shutdown notice (a handover to a new connection) and
+    a lost connection happen in the middle."""
     # pylint: disable=import-outside-toplevel  # a module-scoped fixture cannot use the function-scoped one
     from binance_exporter.fake.simulator import BinanceSimulator
 
@@ -62,22 +67,31 @@ def live_run_fixture(tmp_path_factory):
     simulator = BinanceSimulator(Market(tick_seconds=0.1), stream_port=0).start()
     try:
         with printed.open("w") as out:
+            port = free_port()
             process = start_module(
                 "binance_exporter",
-                *("--source", "stream", "--port", str(free_port()), "--address", "127.0.0.1"),
+                *("--source", "stream", "--port", str(port), "--address", "127.0.0.1"),
                 *("--update-interval", "0.5", "--rank-interval", "2", "--format", "json", "--record", str(recording)),
                 *("--base-url", simulator.url, "--stream-url", simulator.stream_url),
                 stdout=out,
             )
+
+            def until(lines: int) -> None:
+                wait_for(lambda: len(spread_lines(printed)) >= lines or process.poll(), timeout=60)
+
             try:
-                wait_for(lambda: len(spread_lines(printed)) >= SPREAD_LINES_WANTED // 4 or process.poll(), timeout=60)
+                until(SPREAD_LINES_WANTED // 4)
                 # BTCUSDT's book resyncs, its snapshot slow to come: cycles without its spread.
                 simulator.inject(Fault(path="/api/v3/depth", symbol="BTCUSDT", delay=1.5, times=1))
                 simulator.inject(StreamFault(path="stream", action="gap", symbol="BTCUSDT", times=1))
-                wait_for(lambda: len(spread_lines(printed)) >= SPREAD_LINES_WANTED // 2 or process.poll(), timeout=60)
+                until(SPREAD_LINES_WANTED // 2)
                 # Binance's shutdown notice: the exporter hands every book over to a new connection.
                 simulator.inject(StreamFault(path="stream", action="shutdown", times=1))
-                wait_for(lambda: len(spread_lines(printed)) >= SPREAD_LINES_WANTED or process.poll(), timeout=60)
+                until(SPREAD_LINES_WANTED * 3 // 4)
+                # A connection lost: its books are interrupted, then resume or resync as it reconnects.
+                simulator.inject(StreamFault(path="stream", action="drop", times=1))
+                wait_for(lambda: reconnects(port, "error") or process.poll(), timeout=60)
+                until(SPREAD_LINES_WANTED)
             finally:
                 status, _, err = stop_process(process)
         assert status == 0 and len(spread_lines(printed)) >= SPREAD_LINES_WANTED, err
