@@ -4,7 +4,8 @@ an injected network delay on every request: cycle latency, Binance request
 weight, /metrics latency, memory and CPU, in REST and in stream mode; and
 the cost of keeping order books from the streams.
 
-    python bench/bench.py [--latency 0.05] [--only rest|stream|live] [--json bench/results/latest.json]
+    python bench/bench.py [--latency 0.05] [--only rest|stream|live|record|replay]
+        [--recording DIR] [--replay-record-seconds 120] [--json bench/results/latest.json]
 
 The REST section: four runs of the exporter with ``--source rest``, each
 with a fresh simulator and exporter process (the fourth, two):
@@ -63,6 +64,23 @@ The recording's section:
     zstandard (levels 3, 9) compared, in batches with a flush as
     --record writes them: bytes and CPU microseconds per line.
 
+The replay's section:
+
+12. a recording of the demo's market (``make demo``: the fake Binance at
+    its defaults, the exporter in stream mode at --update-interval 8
+    --rank-interval 30), made for --replay-record-seconds (120) with
+    --record and --format json, or the one --recording names: the offline
+    report (``python -m binance_exporter.replay --report``) timed, in times
+    real time and lines a second, and, on a recording made here, whether
+    it prints what the recorded exporter printed; then the replay server
+    at --speed 50, read by a websocket client on every depth stream the
+    recording carries: each event's schedule lag (its arrival less the
+    time its last recorded event was due at 50 times real time)
+    p50/p99/max, the events a second, the server's CPU share of a core,
+    and the real seconds it took to serve the whole recording; then the
+    unchanged exporter (--update-interval 0.5) against the replay at
+    --speed 50: its books in sync at the end, and their resyncs.
+
 It prints one table (and the comparison tables), writes them as JSON for
 comparisons across commits, and names the targets the numbers miss.
 """
@@ -78,9 +96,12 @@ import gc
 import gzip
 import http.client
 import json
+import math
 import multiprocessing
 import os
 import random
+import re
+import resource
 import secrets
 import selectors
 import socket
@@ -96,7 +117,7 @@ import tracemalloc
 import zlib
 import urllib.request
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
 
@@ -104,6 +125,7 @@ import bcrypt
 import msgspec
 import orjson
 from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # before the standard library's own "test" package
@@ -116,7 +138,7 @@ from test.helpers import free_port, wait_for
 
 from binance_exporter.binance import responses, streams
 from binance_exporter.binance.depth_sync import SNAPSHOT_LIMIT, DepthEvent, DepthSnapshot, DepthSync
-from binance_exporter.binance.recording import read_recording
+from binance_exporter.binance.recording import read_recording, read_recordings
 from binance_exporter.binance.responses import (
     parse_agg_trade_event,
     parse_agg_trades,
@@ -1356,6 +1378,367 @@ def recording_run(latency: float) -> dict[str, float]:
     return {f"record_{key}": value for key, value in result.items()}
 
 
+
+# The replay: a recording of the demo's market (`make demo`: the fake
+# Binance at its defaults, the exporter in stream mode at --update-interval 8
+# --rank-interval 30), its answers computed offline, and served again fast.
+DEMO_EXPORTER_ARGS = ("--update-interval", "8", "--rank-interval", "30")
+REPLAY_SPEED = 50.0
+REPLAY_RECORD_SECONDS = 120.0
+REPLAY_ENDED = "the recording ends here"
+REPLAY_URLS = re.compile(r"streaming on (\S+), listening on (\S+)")
+# The report's own figure, its process's start and imports left out.
+REPORT_LOGGED = re.compile(r"\(([0-9.]+|inf) times real time\)")
+
+
+def stopped(process: Optional[subprocess.Popen], timeout: float = 10.0) -> None:
+    """Stops ``process`` (SIGTERM, then SIGKILL after ``timeout``) if it runs."""
+    if process is None:
+        return
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=timeout)
+    for pipe in (process.stdout, process.stderr):
+        if pipe is not None:
+            pipe.close()
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """CPU time (user and system) process ``pid`` has used."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def demo_recording(directory: Path, seconds: float) -> str:
+    """Runs the demo (the fake Binance at its defaults, the exporter
+    against it with ``DEMO_EXPORTER_ARGS``) with ``--record directory
+    --format json`` for ``seconds``; the whole lines the exporter printed."""
+    output = directory / "exporter.out"
+    recording = directory / "recording"
+    simulator = exporter = None
+    try:
+        simulator = subprocess.Popen(  # pylint: disable=consider-using-with  # stopped in finally
+            [sys.executable, "-m", "binance_exporter.fake.simulator", "--port", "0", "--stream-port", "0"],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        base_url, stream_url = simulator_urls(simulator.stdout.readline())
+        with open(output, "wb") as out, open(directory / "exporter.err", "wb") as err:
+            exporter = subprocess.Popen(  # pylint: disable=consider-using-with  # stopped in finally
+                [sys.executable, *EXPORTER, "--port", str(free_port()), "--address", "127.0.0.1"]
+                + ["--base-url", base_url, "--stream-url", stream_url, *DEMO_EXPORTER_ARGS]
+                + ["--record", str(recording), "--format", "json"],
+                cwd=ROOT,
+                stdout=out,
+                stderr=err,
+            )
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if exporter.poll() is not None or simulator.poll() is not None:
+                raise RuntimeError(f"the demo stopped while recording: see {directory}/exporter.err")
+            time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+    finally:
+        stopped(exporter)
+        stopped(simulator)
+    printed = output.read_text(encoding="utf-8")
+    return printed[: printed.rfind("\n") + 1]  # a line cut by the stop is not compared
+
+
+@dataclass
+class RecordingFacts:
+    """What the replay's figures need of a recording: its lines with a
+    time, the first and last of those times, and the recorded time of
+    each depth event by (symbol, last update id), with their streams."""
+
+    lines: int = 0
+    first: float = 0.0
+    last: float = 0.0
+    depth_times: dict[tuple[str, int], float] = field(default_factory=dict)
+    depth_streams: set[str] = field(default_factory=set)
+
+
+def recording_facts(directory: str) -> RecordingFacts:
+    """Reads the recording in ``directory`` once (``read_recordings``)."""
+    facts = RecordingFacts()
+    for line in read_recordings([directory]):
+        when = line.get("t")
+        if when is None:
+            continue  # a header
+        if not facts.lines:
+            facts.first = when
+        facts.lines, facts.last = facts.lines + 1, when
+        if "ws" not in line or '"depthUpdate"' not in line["msg"]:
+            continue
+        message = orjson.loads(line["msg"])
+        payload = message.get("data", message) if isinstance(message, dict) else None
+        if isinstance(payload, dict) and payload.get("e") == "depthUpdate":
+            facts.depth_times.setdefault((payload["s"], payload["u"]), when)
+            facts.depth_streams.add(streams.depth_stream(payload["s"]))
+    return facts
+
+
+def timed_report(directory: str) -> dict[str, Any]:
+    """``python -m binance_exporter.replay --report directory --format
+    json``: its stdout, exit status, wall seconds and CPU seconds."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    report = subprocess.run(
+        [sys.executable, "-m", "binance_exporter.replay", "--report", directory, "--format", "json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=3600,
+        check=False,
+    )
+    seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    logged = REPORT_LOGGED.search(report.stderr)
+    return {
+        "stdout": report.stdout,
+        "status": report.returncode,
+        "seconds": seconds,
+        "cpu": cpu,
+        "logged": float(logged.group(1)) if logged else math.nan,
+    }
+
+
+async def depth_receipts(
+    stream_url: str, names: list[str], ended: threading.Event, deadline: float
+) -> list[tuple[float, str, int]]:
+    """Subscribed to the streams ``names`` (by the URL, as a combined
+    stream): (receive time, symbol, u) of each depthUpdate, until a second
+    after ``ended`` is set, or ``deadline`` (monotonic)."""
+    url = stream_url + "/stream?streams=" + "/".join(names)
+    while True:  # the replay lists the symbols from its first lines: a refusal before is retried
+        try:
+            ws = await connect(url, max_size=None, open_timeout=5, ping_interval=None)
+            break
+        except (OSError, InvalidStatus):
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.05)
+    receipts = []
+    stop_at = deadline
+    async with ws:
+        while (left := stop_at - time.monotonic()) > 0:
+            if ended.is_set():
+                stop_at = min(stop_at, time.monotonic() + 1.0)
+            try:
+                frame = await asyncio.wait_for(ws.recv(), min(left, 0.2))
+            except TimeoutError:
+                continue
+            arrived = time.time()
+            data = orjson.loads(frame).get("data", {})
+            if data.get("e") == "depthUpdate":
+                receipts.append((arrived, data["s"], data["u"]))
+    return receipts
+
+
+def schedule_stats(
+    receipts: list[tuple[float, str, int]], facts: RecordingFacts, speed: float, marks: dict[str, float]
+) -> dict[str, float]:
+    """The figures of ``served_replay`` from what its client received and
+    the server's ``marks`` (when it listened and when it logged the end,
+    with its CPU seconds at each). The replay's start is taken as the
+    earliest of its listening and of each event's arrival less its due
+    offset, so that lags are measured from the best case, never below 0."""
+    recorded = facts.last - facts.first
+    due = [facts.depth_times.get((symbol, u)) for _, symbol, u in receipts]
+    offsets = [arrived - (when - facts.first) / speed for (arrived, _, _), when in zip(receipts, due) if when]
+    start = min([marks["listening"], *offsets])
+    lags = [1000 * (offset - start) for offset in offsets] or [math.nan]
+    took = marks["ended"] - start
+    return {
+        "speed_50_depth_streams": len(facts.depth_streams),
+        "speed_50_events_received": len(receipts),
+        "speed_50_events_unmatched": len(receipts) - len(offsets),
+        "speed_50_events_per_second": round(len(receipts) / took, 1),
+        "speed_50_p50_schedule_lag_ms": round(percentile(lags, 0.50), 1),
+        "speed_50_p99_schedule_lag_ms": round(percentile(lags, 0.99), 1),
+        "speed_50_max_schedule_lag_ms": round(max(lags), 1),
+        "speed_50_server_cpu_percent_of_a_core": round(
+            100 * (marks["cpu_at_end"] - marks["cpu_at_start"]) / (marks["ended"] - marks["listening"]), 1
+        ),
+        "speed_50_served_seconds": round(took, 2),
+        "speed_50_due_seconds": round(recorded / speed, 2),
+    }
+
+
+class ReplayServer:
+    """``python -m binance_exporter.replay directory --speed speed`` on
+    free ports, started: its URLs; when it started listening and when it
+    logged the end of the recording (``marks``: "listening", "ended"),
+    with its CPU seconds at each ("cpu_at_start", "cpu_at_end"); ``ended``
+    is set at the end. ``close()`` stops it."""
+
+    def __init__(self, directory: str, speed: float):
+        self.ended = threading.Event()
+        self.marks: dict[str, float] = {}
+        self.process = subprocess.Popen(  # pylint: disable=consider-using-with  # stopped by close()
+            [sys.executable, "-m", "binance_exporter.replay", directory, "--speed", f"{speed:g}"]
+            + ["--port", "0", "--stream-port", "0"],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.watcher: Optional[threading.Thread] = None
+        try:
+            first_line = self.process.stdout.readline()
+            self.marks["listening"], self.marks["cpu_at_start"] = time.time(), self.cpu_seconds()
+            urls = REPLAY_URLS.search(first_line)
+            if urls is None:
+                raise RuntimeError(f"the replay did not start: {first_line!r} {self.process.stderr.read()[-2000:]}")
+            self.stream_url, self.url = urls.group(1), urls.group(2)
+            self.watcher = threading.Thread(target=self._watch, daemon=True)
+            self.watcher.start()
+        except BaseException:
+            self.close()
+            raise
+
+    def cpu_seconds(self) -> float:
+        """CPU time the server has used."""
+        return process_cpu_seconds(self.process.pid)
+
+    def _watch(self) -> None:
+        for line in self.process.stderr:
+            if REPLAY_ENDED in line and not self.ended.is_set():
+                self.marks["ended"], self.marks["cpu_at_end"] = time.time(), self.cpu_seconds()
+                self.ended.set()
+
+    def wait_for_end(self, timeout: float) -> None:
+        """Polls until the server logs the end of the recording; RuntimeError after ``timeout``."""
+        if not self.ended.wait(timeout):
+            raise RuntimeError(f"the replay did not reach the end of the recording in {timeout:.0f} s")
+
+    def freeze(self, frozen: bool) -> None:
+        """Holds replay time still (``POST /sim/market``), or lets it run on."""
+        request = urllib.request.Request(
+            self.url + "/sim/market", data=json.dumps({"frozen": frozen}).encode(), method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            answer.read()
+
+    def close(self) -> None:
+        """Stops the server, its stderr read to its end."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        if self.watcher is not None:
+            self.watcher.join(timeout=10)
+        stopped(self.process)
+
+
+def served_replay(directory: str, facts: RecordingFacts, speed: float) -> dict[str, float]:
+    """``python -m binance_exporter.replay directory --speed speed``, read
+    by a websocket client subscribed to every depth stream the recording
+    carries: for each depthUpdate received, its schedule lag (the time it
+    arrived less the time it was due: the replay's start plus its last
+    merged event's recorded time from the first line, divided by
+    ``speed``); the events received a second; the server's CPU share of
+    a core; the real seconds it took to serve the whole recording."""
+    timeout = (facts.last - facts.first) / speed + 120
+    server = ReplayServer(directory, speed)
+    try:
+        receipts = asyncio.run(
+            depth_receipts(server.stream_url, sorted(facts.depth_streams), server.ended, time.monotonic() + timeout)
+        )
+        server.wait_for_end(0)
+    finally:
+        server.close()
+    return schedule_stats(receipts, facts, speed, server.marks)
+
+
+def exporter_samples(port: int, name: str) -> list[tuple[str, float]]:
+    """Every labelled sample of metric ``name`` on the exporter's /metrics at ``port``."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+        page = answer.read().decode()
+    samples = [line.rsplit(" ", 1) for line in page.splitlines() if line.startswith(name + "{")]
+    return [(labels[len(name) :], float(value)) for labels, value in samples]
+
+
+def replayed_exporter(directory: str, facts: RecordingFacts, speed: float) -> dict[str, float]:
+    """The unchanged exporter (stream mode, ``--update-interval 0.5``)
+    against the replay server at ``speed``, started while replay time is
+    held at its start and let run once the exporter answers: at the end
+    of the recording, its books and those in sync, and its books' resyncs."""
+    timeout = (facts.last - facts.first) / speed + 120
+    server = ReplayServer(directory, speed)
+    exporter = None
+    port = free_port()
+    try:
+        server.freeze(True)
+        exporter = subprocess.Popen(  # pylint: disable=consider-using-with  # stopped in finally
+            [sys.executable, *EXPORTER, "--port", str(port), "--address", "127.0.0.1", "--loglevel", "ERROR"]
+            + ["--base-url", server.url, "--stream-url", server.stream_url, "--update-interval", "0.5"],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for(lambda: exporter_samples(port, "binance_order_book_in_sync"), timeout=60)
+        server.freeze(False)
+        server.wait_for_end(timeout)
+        time.sleep(1.0)  # the last tick's events applied
+        books = exporter_samples(port, "binance_order_book_in_sync")
+        resyncs = exporter_samples(port, "binance_order_book_resyncs_total")
+    finally:
+        stopped(exporter)
+        server.close()
+    return {
+        "exporter_books": len(books),
+        "exporter_books_in_sync_at_end": int(sum(value for _, value in books)),
+        "exporter_resyncs": int(sum(value for _, value in resyncs)),
+    }
+
+
+def replay_run(recording: Optional[str], record_seconds: float) -> dict[str, float]:
+    """A recording of the demo's market (``recording``, or one made now
+    for ``record_seconds``): the offline report's speed against real
+    time, and, with a recording made here, whether it prints what the
+    recorded exporter printed; then the replay server at speed 50 (see
+    ``served_replay``), and the unchanged exporter against it (see
+    ``replayed_exporter``)."""
+    result: dict[str, float] = {"load_average_1m_at_start": round(os.getloadavg()[0], 2)}
+    with tempfile.TemporaryDirectory(prefix="replay-") as temporary:
+        live = None
+        if recording is None:
+            live = demo_recording(Path(temporary), record_seconds)
+            recording = str(Path(temporary) / "recording")
+        facts = recording_facts(recording)
+        recorded = facts.last - facts.first
+        report = timed_report(recording)
+        result.update(
+            {
+                "recorded_seconds": round(recorded, 1),
+                "recorded_lines": facts.lines,
+                "report_seconds": round(report["seconds"], 3),
+                "report_cpu_seconds": round(report["cpu"], 3),
+                "report_exit_status": report["status"],
+                "report_times_real_time": round(recorded / report["seconds"], 1),
+                "report_logged_times_real_time": report["logged"],
+                "report_lines_per_second": round(facts.lines / report["seconds"]),
+            }
+        )
+        if live is not None:
+            result["live_printed_lines"] = live.count("\n")
+            result["report_printed_lines"] = report["stdout"].count("\n")
+            result["report_identical"] = int(bool(live) and report["stdout"][: len(live)] == live)
+        result.update(served_replay(recording, facts, REPLAY_SPEED))
+        result.update(replayed_exporter(recording, facts, REPLAY_SPEED))
+    return {f"replay_{key}": value for key, value in result.items()}
+
+
 def missed_targets(results: dict[str, Any], latency: float) -> list[str]:
     """The targets the results miss, each as a sentence; a target whose
     figure was not measured (a section not run) is not checked."""
@@ -1391,7 +1774,13 @@ def missed_targets(results: dict[str, Any], latency: float) -> list[str]:
             "live view: /metrics p99 <= 25 ms with 10 scrapers and 100 clients",
         ),
     ]
-    floors = [("book_events_per_second", 30_000, "book maintenance >= 30000 events/s on one core")]
+    ceilings.append(
+        ("replay_speed_50_p99_schedule_lag_ms", 500, "the replay keeps up at --speed 50: schedule lag p99 <= 500 ms")
+    )
+    floors = [
+        ("book_events_per_second", 30_000, "book maintenance >= 30000 events/s on one core"),
+        ("replay_report_times_real_time", 100, "the offline report runs >= 100 times real time"),
+    ]
     missed = [f"{text}: {results[key]}" for key, limit, text in ceilings if key in results and results[key] > limit]
     missed += [f"{text}: {results[key]}" for key, limit, text in floors if key in results and results[key] < limit]
     failures = {key: value for key, value in results.items() if key.endswith("_failed_scrapes") and value}
@@ -1400,6 +1789,8 @@ def missed_targets(results: dict[str, Any], latency: float) -> list[str]:
         growth = results["rss_mb_after_1000_cycles"] - results["rss_mb_before_1000_cycles"]
         if growth > 2:
             missed.append(f"no memory growth over 1000 cycles: grew {growth:.1f} MB")
+    if results.get("replay_report_identical", 1) != 1:
+        missed.append("the offline report prints what the recorded exporter printed: it does not")
     if results.get("latency_books_in_sync_at_end", LATENCY_BOOKS) < results.get("latency_books", LATENCY_BOOKS):
         missed.append(f"every book in sync to the end of the latency run: {results['latency_books_in_sync_at_end']}")
     return missed
@@ -1414,7 +1805,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         print("  ".join([line[0].ljust(widths[0]), *(cell.rjust(width) for cell, width in zip(line[1:], widths[1:]))]))
 
 
-SECTIONS = ("rest", "stream", "live", "record")
+SECTIONS = ("rest", "stream", "live", "record", "replay")
 
 
 def main() -> int:
@@ -1429,15 +1820,32 @@ def main() -> int:
     parser.add_argument(
         "--only",
         choices=SECTIONS,
-        help="run one section: rest (runs 1-4), stream (runs 5-9), live (run 10) or record (run 11)",
+        help="run one section: rest (runs 1-4), stream (runs 5-9), live (run 10), record (run 11) or replay (run 12)",
+    )
+    parser.add_argument(
+        "--recording", metavar="DIR", help="replay: a recording of the demo's market to use (default: make one)"
+    )
+    parser.add_argument(
+        "--replay-record-seconds",
+        type=float,
+        default=REPLAY_RECORD_SECONDS,
+        help="replay: how long to record the demo's market when no --recording is given, s (default: 120)",
     )
     parser.add_argument("--json", default=str(ROOT / "bench/results/latest.json"), help="where to write the results")
     args = parser.parse_args()
-    if not 0 < args.latency <= 1 or args.minute < 10 or args.cycles < 10 or args.latency_seconds < 5:
+    if (
+        not 0 < args.latency <= 1
+        or args.minute < 10
+        or args.cycles < 10
+        or args.latency_seconds < 5
+        or args.replay_record_seconds < 10
+    ):
         parser.error(
-            "--latency must be from 0 to 1 s, --minute at least 10, --cycles at least 10 "
-            "and --latency-seconds at least 5"
+            "--latency must be from 0 to 1 s, --minute at least 10, --cycles at least 10, "
+            "--latency-seconds at least 5 and --replay-record-seconds at least 10"
         )
+    if args.recording is not None and not Path(args.recording).is_dir():
+        parser.error(f"--recording: {args.recording} is not a directory")
     sections = (args.only,) if args.only else SECTIONS
     results: dict[str, Any] = {"latency_ms": 1000 * args.latency}
     tables: dict[str, list[dict[str, Any]]] = {}
@@ -1457,6 +1865,8 @@ def main() -> int:
         results.update(live_view_run(args.latency))
     if "record" in sections:
         results.update(recording_run(args.latency))
+    if "replay" in sections:
+        results.update(replay_run(args.recording, args.replay_record_seconds))
     missed = missed_targets(results, args.latency)
     width = max(len(key) for key in results)
     for key, value in results.items():
