@@ -38,7 +38,6 @@ from urllib.parse import parse_qs
 import orjson
 
 from binance_exporter.binance.depth_sync import (
-    MAX_BUFFERED_EVENTS,
     RECONNECT,
     SNAPSHOT_LIMIT,
     SYNCING,
@@ -73,6 +72,9 @@ logger = logging.getLogger(__name__)
 MAX_HELD_TICKER_MESSAGES = 64  # ticker messages since the table's last REST answer (one a second)
 MAX_CONNECTIONS = 10_000  # connection numbers remembered
 MAX_BOOKS = 10_000  # books kept: a whole market's
+# A book's latest events kept, for a resync the recording shows only by its
+# snapshot: those since the exporter found the gap, 10 s of a 100 ms stream.
+RECENT_EVENTS = 100
 CSV_COLUMNS = (
     "time",
     "cycle",
@@ -155,9 +157,10 @@ def _not_requested(*_args: Any) -> Any:
 
 
 class OfflineHub(StreamHub):
-    """A ``StreamHub`` that never connects: ``take`` hands it the
-    recording's lines in order, and it keeps its books, trade flows and
-    table exactly as the exporter's hub did, on the caller's thread.
+    """A ``StreamHub`` that never connects: ``take_message`` and
+    ``take_answer`` hand it the recording's lines in order, and it keeps
+    its books, trade flows and table as the exporter's hub did, on the
+    caller's thread.
 
     Its clock is the recording's: ``time`` is the Unix time of the line
     being taken, and ``offset`` turns it into the recorded exporter's
@@ -283,7 +286,7 @@ class OfflineHub(StreamHub):
         if event is not None and event.symbol == symbol:
             recent = self._recent.get(symbol)
             if recent is None or recent[0] is not connection:
-                recent = self._recent[symbol] = (connection, deque(maxlen=MAX_BUFFERED_EVENTS))
+                recent = self._recent[symbol] = (connection, deque(maxlen=RECENT_EVENTS))
             recent[1].append(event)
         super()._on_depth(connection, stream, data)
 
