@@ -392,3 +392,18 @@ def test_a_recording_without_cycles_needs_an_interval_and_speed_has_a_ceiling(tm
     assert result.returncode == 1 and "holds no update cycle: --interval N computes one" in result.stderr
     result = replay(str(tmp_path), "--speed", "1001")
     assert result.returncode == 2 and "--speed: must be at most 1000, not '1001'" in result.stderr
+
+
+def test_a_cycle_whose_reading_did_not_come_prints_no_value_as_the_exporter_did(live_run):
+    recording, _ = live_run
+    lines = list(read_recordings([recording]))
+    last = max(i for i, line in enumerate(lines) if "cycle" in line)
+    lines[last] = {**lines[last], "cycle": {**lines[last]["cycle"], "books": None}}
+    out = io.StringIO()
+    answers = OfflineAnswers(out, "csv")
+    answers.run(lines)
+    rows = list(csv.DictReader(io.StringIO(out.getvalue())))
+    final = [row for row in rows if int(row["cycle"]) == lines[last]["cycle"]["n"]]
+    earlier = [row for row in rows if int(row["cycle"]) == lines[last]["cycle"]["n"] - 1]
+    assert final and all(row["spread"] == row["mid"] == "" for row in final) and answers.mismatches == 0
+    assert any(row["spread"] for row in earlier)

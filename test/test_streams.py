@@ -10,7 +10,7 @@ from decimal import Decimal as D
 import pytest
 
 from binance_exporter.binance.responses import parse_agg_trades, parse_depth_snapshot
-from binance_exporter.binance.streams import MAX_STREAMS_PER_CONNECTION, StreamHub
+from binance_exporter.binance.streams import MAX_STREAMS_PER_CONNECTION, StreamHub, _Reading
 from binance_exporter.binance.trade_sync import RECENT_TRADES
 from binance_exporter.fake.market import LISTED_SYMBOLS, Market, synthetic_symbols
 from binance_exporter.fake.simulator import BinanceSimulator
@@ -230,3 +230,26 @@ def test_a_reading_copies_every_level_within_the_widest_band_or_the_best_200_if_
     assert levels_to_read(bids, mid, BOOK_DEPTH) == 500  # 10000 down to 9501
     assert levels_to_read(asks, mid, BOOK_DEPTH) == BOOK_DEPTH  # only 50 within the band
     assert levels_to_read(bids, None, BOOK_DEPTH) == BOOK_DEPTH
+
+
+class CycleLines:
+    """Stands in for the recorder: the cycle lines it is handed."""
+
+    def __init__(self):
+        self.lines = []
+
+    def cycle(self, reading):
+        self.lines.append(reading)
+
+
+def test_a_reading_is_recorded_once_as_taken_by_the_loop_or_as_given_up_by_the_cycle_whichever_comes_first():
+    recorder = CycleLines()
+    taken = _Reading(recorder, {"n": 1})
+    taken.take({"BTCUSDT": 5})
+    assert not taken.give_up()  # the loop took it: its answer is on its way, and nothing more is recorded
+    given_up = _Reading(recorder, {"n": 2})
+    assert given_up.give_up()
+    given_up.take({"BTCUSDT": 6})  # too late: thrown away by the cycle, not recorded
+    assert recorder.lines == [{"n": 1, "books": {"BTCUSDT": 5}}, {"n": 2, "books": None}]
+    _Reading(recorder, None).take({"BTCUSDT": 7})  # a reading that is no cycle's (the live view's) is not recorded
+    assert len(recorder.lines) == 2

@@ -25,7 +25,9 @@ local receive time ``t`` (Unix seconds):
   {"n": 12, "clock": <the cycle's start on the exporter's monotonic clock>,
   "time": <Unix time of the reading>, "books": {"ETHBTC": <update id of the
   book read, null if not in sync>, …}}}``, in order with the messages
-  around it: the books read hold exactly the events recorded before it.
+  around it: the books read hold exactly the events recorded before it
+  (``"books": null``: the reading did not come in time, and the cycle
+  went on without it).
 
 ``Recorder`` takes what the streams' loop and the REST client hand it
 without ever waiting (a bounded queue: past ``MAX_QUEUED`` lines, lines
@@ -312,8 +314,8 @@ def _malformed(record: dict[str, Any]) -> Optional[str]:
             and not isinstance(cycle["n"], bool)
             and _number(cycle.get("clock"))
             and _number(cycle.get("time"))
-            and isinstance(cycle.get("books"), dict)
-            and all(update_id is None or isinstance(update_id, int) for update_id in cycle["books"].values())
+            and (cycle.get("books") is None or isinstance(cycle["books"], dict))
+            and all(update_id is None or isinstance(update_id, int) for update_id in (cycle["books"] or {}).values())
         )
         return None if whole else "a cycle needs its number n, clock, time and the update id of each book"
     return "neither a websocket message, a REST answer nor a cycle"

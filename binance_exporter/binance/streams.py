@@ -47,7 +47,6 @@ import bisect
 import itertools
 import json
 import logging
-import math
 import random
 import threading
 import time
@@ -99,6 +98,7 @@ LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 CLOSED, ERROR, SILENT, ROTATION, SERVER_SHUTDOWN = "closed", "error", "silent", "rotation", "server_shutdown"
 SNAPSHOT, TRADES = "order book snapshot", "aggregate trades"  # what a REST request is for
 RECONNECT_REASONS = (CLOSED, ERROR, SILENT, ROTATION, SERVER_SHUTDOWN)
+LATE_READING_WAIT = 1.0  # for a reading of the books the loop took just as the cycle gave up on it
 KEEPALIVE_TIMEOUT = 1011  # the close code websockets sends when a pong is late
 
 
@@ -120,6 +120,11 @@ def depth_stream(symbol: str) -> str:
 def trade_stream(symbol: str) -> str:
     """The aggregate trade stream of ``symbol``: ``btcusdt@aggTrade``."""
     return symbol.lower() + TRADE_SUFFIX
+
+
+def _read_update_id(sync: DepthSync) -> Optional[int]:
+    """The update id a book in sync is at; None for one out of sync."""
+    return sync.book.update_id if sync.book is not None and sync.in_sync else None
 
 
 def _book_state(symbol: str, sync: DepthSync) -> BookState:
@@ -181,6 +186,39 @@ class _Connection:  # pylint: disable=too-many-instance-attributes  # one websoc
             self.subscribed.update(added)
             return {"method": "SUBSCRIBE", "params": added, "id": next(iter(ids))}
         return None
+
+
+class _Reading:
+    """One update cycle's reading of the books, as ``--record`` records it:
+    taken by the loop (``take``: the update id of each book read) or given
+    up on by the cycle (``give_up``), whichever comes first, never both."""
+
+    def __init__(self, recorder: Optional[Recorder], cycle: Optional[dict[str, Any]]):
+        self.recorder = recorder if cycle is not None else None
+        self.cycle = cycle or {}
+        self._lock = threading.Lock()
+        self._decided = False
+        self.taken = False
+
+    def take(self, books: dict[str, Optional[int]]) -> None:
+        """The loop read the books: recorded, unless the cycle gave up."""
+        with self._lock:
+            if self._decided:
+                return
+            self._decided = self.taken = True
+            if self.recorder is not None:
+                self.recorder.cycle({**self.cycle, "books": books})
+
+    def give_up(self) -> bool:
+        """The cycle stops waiting: recorded as a reading that did not come,
+        unless the loop took it already (False: its answer is on its way)."""
+        with self._lock:
+            if self._decided:
+                return not self.taken
+            self._decided = True
+            if self.recorder is not None:
+                self.recorder.cycle({**self.cycle, "books": None})
+            return True
 
 
 class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, its connections, books and counts
@@ -264,9 +302,19 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
         ``depth`` levels of each side, all as of one moment. With
         ``--record``, the reading is recorded as ``cycle`` (the update
         cycle's number, clock and time) with the update id of each book
-        read, in order with the messages received. Raises
-        ``MarketDataError`` if the loop does not answer within ``timeout``."""
-        return self._on_loop(self._read_books(cycle, self._clock() + timeout), timeout)
+        read, in order with the messages received; or, when it does not
+        come within ``timeout``, as a reading that did not come (books
+        null). Raises ``MarketDataError`` if the loop does not answer
+        within ``timeout``."""
+        reading = _Reading(self._recorder, cycle)
+        future = asyncio.run_coroutine_threadsafe(self._read_books(reading), self._loop)
+        try:
+            return future.result(timeout)
+        except (TimeoutError, RuntimeError) as exc:
+            if not reading.give_up():  # the loop took it just now: its answer is on its way
+                return future.result(LATE_READING_WAIT)
+            future.cancel()
+            raise MarketDataError("the streams' loop did not answer in time", "late") from exc
 
     def live_books(self, symbols: Iterable[str], levels: int, known: dict[str, tuple], timeout: float) -> dict:
         """The live view of each of ``symbols`` as of one moment, with its
@@ -329,18 +377,14 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
         if self._managing is not None:
             self._managing.cancel()
 
-    async def _read_books(
-        self, cycle: Optional[dict[str, Any]] = None, deadline: float = math.inf
-    ) -> dict[str, BookReading]:
+    async def _read_books(self, reading: Optional["_Reading"] = None) -> dict[str, BookReading]:
         readings = {}
         for symbol, sync in self._syncs.items():
             book = sync.book if sync.in_sync else None
             view = book.view(self.depth) if book is not None else None
             readings[symbol] = BookReading(_book_state(symbol, sync), view, self._trade_flow(symbol))
-        # A reading past its deadline is thrown away by the cycle: it is not recorded either.
-        if self._recorder is not None and cycle is not None and self._clock() <= deadline:
-            books = {s: sync.book.update_id if sync.in_sync and sync.book else None for s, sync in self._syncs.items()}
-            self._recorder.cycle({**cycle, "books": books})
+        if reading is not None:
+            reading.take({symbol: _read_update_id(sync) for symbol, sync in self._syncs.items()})
         return readings
 
     async def _read_live(

@@ -165,7 +165,8 @@ class OfflineHub(StreamHub):
     Its clock is the recording's: ``time`` is the Unix time of the line
     being taken, and ``offset`` turns it into the recorded exporter's
     monotonic clock (from its ``cycle`` lines). ``expected`` is the update
-    id of each book the recorded cycle read (None: not in sync)."""
+    id of each book the recorded cycle read (None: not in sync), and
+    ``late`` whether its reading did not come at all."""
 
     def __init__(self) -> None:
         super().__init__((), _not_requested, _not_requested, clock=self._now, wall_clock=self._now)
@@ -174,6 +175,7 @@ class OfflineHub(StreamHub):
         self.time = 0.0
         self.offset = 0.0
         self.expected: Optional[dict[str, Optional[int]]] = None
+        self.late = False  # the recorded cycle's reading did not come in time
         self.mismatches = 0
         self._wanted: frozenset[str] = frozenset()
         self._connections_by_number: dict[int, _Connection] = {}
@@ -198,6 +200,8 @@ class OfflineHub(StreamHub):
         """The books as the recorded cycle read them: a book whose update
         id is not the one it read is out of sync."""
         del timeout, cycle
+        if self.late:
+            raise MarketDataError("the streams' loop did not answer in time", "late")
         readings = {s: reading for s, reading in _result(self._read_books()).items() if s in self._wanted}
         if self.expected is None:
             return readings
@@ -414,7 +418,7 @@ class OfflineAnswers:  # pylint: disable=too-many-instance-attributes  # the hub
             elif self.interval is None:
                 cycle = line["cycle"]
                 self._run_cycle(cycle["clock"], cycle["time"], cycle["books"])
-            else:
+            elif line["cycle"]["books"] is not None:
                 hub.keep_only(line["cycle"]["books"])
             if self.closed:
                 break
@@ -456,6 +460,7 @@ class OfflineAnswers:  # pylint: disable=too-many-instance-attributes  # the hub
         assert hub is not None and scheduler is not None
         saved_time = hub.time
         self._clock, hub.time, hub.offset, hub.expected = clock, when, clock - when, books
+        hub.late = books is None and self.interval is None
         snapshot = scheduler.run_cycle()
         self._source.new_cycle()
         hub.time = saved_time
