@@ -332,6 +332,8 @@ def test_a_rest_mode_recording_a_missing_path_and_bad_flags_are_one_line_errors(
         ([str(tmp_path / "missing")], "no such file or directory"),
         ([str(tmp_path)], "holds no recording file"),
         (["--report", "--interval", "0", str(good)], "--interval: must be a number above 0"),
+        (["--report", "--interval", "0.01", str(good)], "--interval: must be at least 0.1 seconds, not '0.01'"),
+        (["--interval", "10", str(good)], "--interval and --format go with --report"),
     ):
         result = replay(*args)
         assert result.returncode == 2 and why in result.stderr and len(result.stderr.strip().splitlines()) == 1

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Optional
 
 from binance_exporter.binance.recording import RecordingError, read_recording, read_recordings, recording_files
-from binance_exporter.config import OneLineParser
+from binance_exporter.config import MIN_STREAM_UPDATE_INTERVAL, OneLineParser
 from binance_exporter.replay.offline import OfflineAnswers
 from binance_exporter.replay.server import RecordedMarket, serve_recording
 from binance_exporter.signals import SignalRecord
@@ -62,7 +62,7 @@ def parser() -> OneLineParser:
     )
     arguments.add_argument(
         "--interval",
-        type=_positive,
+        type=_interval,
         help="with --report: a cycle every this many seconds of recorded time, "
         "instead of at the recorded exporter's own cycles",
     )
@@ -93,6 +93,13 @@ def parser() -> OneLineParser:
         help="port of the websocket streams; 0 picks a free one (default: 9443)",
     )
     return arguments
+
+
+def _interval(text: str) -> float:
+    interval = _positive(text)
+    if interval < MIN_STREAM_UPDATE_INTERVAL:
+        raise argparse.ArgumentTypeError(f"must be at least {MIN_STREAM_UPDATE_INTERVAL:g} seconds, not {text!r}")
+    return interval
 
 
 def _speed(text: str) -> float:
@@ -174,6 +181,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     """Runs the command; its exit status."""
     arguments = parser()
     args = arguments.parse_args(argv)
+    if not args.report and (args.interval is not None or args.format != "text"):
+        arguments.error("--interval and --format go with --report")
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     if args.report:
         # What the cycles log (books in sync, top lists, rankings not refreshed) the recorded
