@@ -12,6 +12,7 @@ import pytest
 from binance_exporter.binance.responses import parse_agg_trades, parse_depth_snapshot
 from binance_exporter.binance.streams import MAX_STREAMS_PER_CONNECTION, StreamHub, _Reading
 from binance_exporter.binance.trade_sync import RECENT_TRADES
+from binance_exporter.errors import MarketDataError
 from binance_exporter.fake.market import LISTED_SYMBOLS, Market, synthetic_symbols
 from binance_exporter.fake.simulator import BinanceSimulator
 from binance_exporter.market.definitions import BOOK_DEPTH
@@ -253,3 +254,16 @@ def test_a_reading_is_recorded_once_as_taken_by_the_loop_or_as_given_up_by_the_c
     assert recorder.lines == [{"n": 1, "books": {"BTCUSDT": 5}}, {"n": 2, "books": None}]
     _Reading(recorder, None).take({"BTCUSDT": 7})  # a reading that is no cycle's (the live view's) is not recorded
     assert len(recorder.lines) == 2
+
+
+@pytest.mark.filterwarnings("ignore:coroutine .* was never awaited")
+def test_a_reading_the_loop_does_not_answer_in_time_is_recorded_as_not_come_and_fails_the_cycle():
+    recorder = CycleLines()
+    hub = StreamHub((), lambda *_: None, lambda *_: None, recorder=recorder)  # its loop never runs
+    try:
+        with pytest.raises(MarketDataError, match="did not answer in time"):
+            hub.book_readings(0.05, {"n": 3, "clock": 1.0, "time": 2.0})
+    finally:
+        hub.stop()
+        hub._loop.close()  # pylint: disable=protected-access  # never run, so never closed by stop()
+    assert recorder.lines == [{"n": 3, "clock": 1.0, "time": 2.0, "books": None}]

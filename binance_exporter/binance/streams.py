@@ -312,7 +312,10 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
             return future.result(timeout)
         except (TimeoutError, RuntimeError) as exc:
             if not reading.give_up():  # the loop took it just now: its answer is on its way
-                return future.result(LATE_READING_WAIT)
+                try:
+                    return future.result(LATE_READING_WAIT)
+                except (TimeoutError, RuntimeError):
+                    pass
             future.cancel()
             raise MarketDataError("the streams' loop did not answer in time", "late") from exc
 
