@@ -246,13 +246,13 @@ class CycleLines:
 def test_a_reading_is_recorded_once_as_taken_by_the_loop_or_as_given_up_by_the_cycle_whichever_comes_first():
     recorder = CycleLines()
     taken = _Reading(recorder, {"n": 1})
-    taken.take({"BTCUSDT": 5})
-    assert not taken.give_up()  # the loop took it: its answer is on its way, and nothing more is recorded
+    taken.take({"BTCUSDT": "read"}, {"BTCUSDT": 5})
+    assert not taken.give_up() and taken.books_read == {"BTCUSDT": "read"}  # the loop took it: the cycle has it
     given_up = _Reading(recorder, {"n": 2})
     assert given_up.give_up()
-    given_up.take({"BTCUSDT": 6})  # too late: thrown away by the cycle, not recorded
+    given_up.take({"BTCUSDT": "late"}, {"BTCUSDT": 6})  # too late: thrown away by the cycle, not recorded
     assert recorder.lines == [{"n": 1, "books": {"BTCUSDT": 5}}, {"n": 2, "books": None}]
-    _Reading(recorder, None).take({"BTCUSDT": 7})  # a reading that is no cycle's (the live view's) is not recorded
+    _Reading(recorder, None).take({}, {"BTCUSDT": 7})  # a reading that is no cycle's (the live view's) is not recorded
     assert len(recorder.lines) == 2
 
 

@@ -51,6 +51,7 @@ import random
 import threading
 import time
 from collections import Counter, deque
+from concurrent.futures import CancelledError, Future
 from typing import Any, Callable, Iterable, NamedTuple, Optional
 
 import orjson
@@ -98,7 +99,6 @@ LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 CLOSED, ERROR, SILENT, ROTATION, SERVER_SHUTDOWN = "closed", "error", "silent", "rotation", "server_shutdown"
 SNAPSHOT, TRADES = "order book snapshot", "aggregate trades"  # what a REST request is for
 RECONNECT_REASONS = (CLOSED, ERROR, SILENT, ROTATION, SERVER_SHUTDOWN)
-LATE_READING_WAIT = 1.0  # for a reading of the books the loop took just as the cycle gave up on it
 KEEPALIVE_TIMEOUT = 1011  # the close code websockets sends when a pong is late
 
 
@@ -199,19 +199,21 @@ class _Reading:
         self._lock = threading.Lock()
         self._decided = False
         self.taken = False
+        self.books_read: dict[str, BookReading] = {}  # what the loop read, once taken
 
-    def take(self, books: dict[str, Optional[int]]) -> None:
-        """The loop read the books: recorded, unless the cycle gave up."""
+    def take(self, books_read: dict[str, BookReading], update_ids: dict[str, Optional[int]]) -> None:
+        """The loop read the books: kept and recorded, unless the cycle gave up."""
         with self._lock:
             if self._decided:
                 return
             self._decided = self.taken = True
+            self.books_read = books_read
             if self.recorder is not None:
-                self.recorder.cycle({**self.cycle, "books": books})
+                self.recorder.cycle({**self.cycle, "books": update_ids})
 
     def give_up(self) -> bool:
         """The cycle stops waiting: recorded as a reading that did not come,
-        unless the loop took it already (False: its answer is on its way)."""
+        unless the loop took it already (False: ``books_read`` holds it)."""
         with self._lock:
             if self._decided:
                 return not self.taken
@@ -307,16 +309,15 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
         null). Raises ``MarketDataError`` if the loop does not answer
         within ``timeout``."""
         reading = _Reading(self._recorder, cycle)
-        future = asyncio.run_coroutine_threadsafe(self._read_books(reading), self._loop)
+        future: Optional[Future] = None
         try:
+            future = asyncio.run_coroutine_threadsafe(self._read_books(reading), self._loop)
             return future.result(timeout)
-        except (TimeoutError, RuntimeError) as exc:
-            if not reading.give_up():  # the loop took it just now: its answer is on its way
-                try:
-                    return future.result(LATE_READING_WAIT)
-                except (TimeoutError, RuntimeError):
-                    pass
-            future.cancel()
+        except (TimeoutError, RuntimeError, CancelledError) as exc:
+            if not reading.give_up():  # the loop took it just now: what it read is kept
+                return reading.books_read
+            if future is not None:
+                future.cancel()
             raise MarketDataError("the streams' loop did not answer in time", "late") from exc
 
     def live_books(self, symbols: Iterable[str], levels: int, known: dict[str, tuple], timeout: float) -> dict:
@@ -387,7 +388,7 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
             view = book.view(self.depth) if book is not None else None
             readings[symbol] = BookReading(_book_state(symbol, sync), view, self._trade_flow(symbol))
         if reading is not None:
-            reading.take({symbol: _read_update_id(sync) for symbol, sync in self._syncs.items()})
+            reading.take(readings, {symbol: _read_update_id(sync) for symbol, sync in self._syncs.items()})
         return readings
 
     async def _read_live(

@@ -168,8 +168,9 @@ class OfflineHub(StreamHub):
     id of each book the recorded cycle read (None: not in sync), and
     ``late`` whether its reading did not come at all."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep_all: bool = False) -> None:
         super().__init__((), _not_requested, _not_requested, clock=self._now, wall_clock=self._now)
+        self.keep_all = keep_all
         self._workers.close()
         self._loop.close()
         self.time = 0.0
@@ -190,11 +191,17 @@ class OfflineHub(StreamHub):
     # What the scheduler calls.
 
     def track(self, symbols: Iterable[str]) -> None:
-        """Reads the books of ``symbols`` from now on. Every book the
-        recording carries is kept, tracked or not: a cycle run at another
-        time than the recorded exporter's may want a book it did not."""
+        """Keeps books of exactly ``symbols`` from now on, as the recorded
+        exporter did; with ``keep_all`` (cycles at other times than the
+        recorded exporter's, which may want a book it did not), every book
+        the recording carries is kept, and ``symbols`` are those read."""
         self._wanted = frozenset(symbols)
-        self._track(self._wanted | frozenset(self._syncs))
+        self._track(self._wanted | frozenset(self._syncs) if self.keep_all else self._wanted)
+
+    def _track(self, symbols: frozenset[str]) -> None:
+        super()._track(symbols)
+        for symbol in set(self._recent) - set(self._syncs):
+            del self._recent[symbol]
 
     def book_readings(self, timeout: float, cycle: Optional[dict[str, Any]] = None) -> dict[str, BookReading]:
         """The books as the recorded cycle read them: a book whose update
@@ -247,8 +254,9 @@ class OfflineHub(StreamHub):
         """A websocket message, as connection ``number`` received it."""
         connection = self._connections_by_number.get(number)
         if connection is None:
-            if len(self._connections_by_number) >= MAX_CONNECTIONS:
-                self._connections_by_number.clear()
+            if len(self._connections_by_number) >= MAX_CONNECTIONS:  # forget those no book takes events from
+                sources = set(map(id, self._sources.values()))
+                self._connections_by_number = {n: c for n, c in self._connections_by_number.items() if id(c) in sources}
             connection = self._connections_by_number[number] = _Connection(number)
         self._on_frame(connection, text)
 
@@ -287,7 +295,7 @@ class OfflineHub(StreamHub):
             event = parse_depth_event(data)
         except MarketDataError:
             event = None
-        if event is not None and event.symbol == symbol:
+        if event is not None and event.symbol == symbol and symbol in self._syncs:
             recent = self._recent.get(symbol)
             if recent is None or recent[0] is not connection:
                 recent = self._recent[symbol] = (connection, deque(maxlen=RECENT_EVENTS))
@@ -302,7 +310,7 @@ class OfflineHub(StreamHub):
         """Keeps a book and trade flow of the symbol a stream named
         ``name`` carries, from its first message on; the symbol."""
         symbol = name.upper()
-        if symbol not in self._syncs and len(self._syncs) < MAX_BOOKS:
+        if self.keep_all and symbol not in self._syncs and len(self._syncs) < MAX_BOOKS:
             self._track(frozenset(self._syncs) | {symbol})
         return symbol
 
@@ -438,7 +446,7 @@ class OfflineAnswers:  # pylint: disable=too-many-instance-attributes  # the hub
         settings = {**DEFAULT_SETTINGS, **(header.get("settings") or {})}
         if self.interval is not None:
             settings["update_interval"] = self.interval
-        hub = self._hub = OfflineHub()
+        hub = self._hub = OfflineHub(keep_all=self.interval is not None)
         self._source = RecordedSource(latest=self.interval is not None)
         self._next_cycle = None
         self._scheduler = StreamScheduler(
