@@ -17,16 +17,20 @@ import re
 import sys
 import tempfile
 from dataclasses import dataclass
-from typing import Callable, Mapping, NoReturn, Optional, Sequence
+from typing import Callable, Mapping, NoReturn, Optional, Sequence, Union
 from urllib.parse import urlsplit
 
 from binance_exporter import __version__
 from binance_exporter.exposition.http_server import Limits
 from binance_exporter.logs import LOG_FORMATS
 from binance_exporter.market.definitions import (
+    ALL_SYMBOLS,
     DEFAULT_QUOTE_VOLUME_ASSETS,
     DEFAULT_TRADE_COUNT_ASSETS,
     MAX_LISTS_PER_RANKING,
+    MAX_SHARDS,
+    WHOLE,
+    Shard,
     is_name,
 )
 
@@ -70,7 +74,8 @@ class Config:  # pylint: disable=too-many-instance-attributes  # one attribute p
     record_max_bytes: int = 2**30
     web_disable_ui: bool = False
     source: str = "stream"
-    symbols: tuple[str, ...] = ()
+    symbols: Union[tuple[str, ...], str] = ()  # or ALL_SYMBOLS
+    shard: Shard = WHOLE
     stream_urls: tuple[str, ...] = ("wss://stream.binance.com:9443",)
 
 
@@ -120,9 +125,11 @@ def _urls(*schemes: str) -> Callable[[str], tuple[str, ...]]:
     return parse
 
 
-def _symbols(text: str) -> tuple[str, ...]:
+def _symbols(text: str) -> Union[tuple[str, ...], str]:
     if not text.strip():
         return ()
+    if text.strip().lower() == ALL_SYMBOLS:
+        return ALL_SYMBOLS
     symbols = tuple(symbol.strip() for symbol in text.split(","))
     for symbol in symbols:
         if not is_name(symbol):
@@ -132,6 +139,13 @@ def _symbols(text: str) -> tuple[str, ...]:
     if len(set(symbols)) > MAX_SYMBOLS:
         raise ValueError(f"must name at most {MAX_SYMBOLS} symbols, not {len(set(symbols))}")
     return tuple(dict.fromkeys(symbols))
+
+
+def _shard(text: str) -> Shard:
+    match = re.fullmatch(r"\s*([0-9]+)\s*/\s*([0-9]+)\s*", text)
+    if not match or not 1 <= int(match[1]) <= int(match[2]) <= MAX_SHARDS:
+        raise ValueError(f"must be K/N, shard K of N, with 1 <= K <= N <= {MAX_SHARDS}, e.g. 1/2, not {text!r}")
+    return Shard(int(match[1]), int(match[2]))
 
 
 def _quote_assets(text: str) -> tuple[str, ...]:
@@ -247,7 +261,14 @@ OPTIONS = (
         "symbols",
         _symbols,
         "symbols, separated by commas, to keep a live book of besides the top lists' (stream mode); "
-        "one not TRADING on Binance is logged and skipped",
+        "one not TRADING on Binance is logged and skipped; all: every TRADING symbol, the whole market",
+    ),
+    _Option(
+        "--shard",
+        "shard",
+        _shard,
+        "K/N: keep and export only the symbols of shard K of N (a stable hash of the name), so that N "
+        "replicas split the market with no overlap and no gap",
     ),
     _Option(
         "--stream-url",
@@ -347,6 +368,8 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def _shown(default: object) -> str:
+    if isinstance(default, Shard):
+        return str(default)
     return ",".join(default) if isinstance(default, tuple) else str(default)
 
 
@@ -400,6 +423,10 @@ def parse_args(argv: Optional[Sequence[str]], env: Mapping[str, str]) -> Config:
             parser.error(f"{source} {exc}")
     values.setdefault("state_dir", default_state_dir(env))
     config = Config(**values)  # type: ignore[arg-type]
+    if config.source == "rest" and config.symbols == ALL_SYMBOLS:
+        parser.error("--symbols all needs live books: it works with --source stream only")
+    if config.source == "rest" and config.shard != WHOLE:
+        parser.error("--shard splits live books: it works with --source stream only")
     if config.source == "rest" and config.update_interval < MIN_UPDATE_INTERVAL:
         parser.error(
             f"--update-interval must be at least {MIN_UPDATE_INTERVAL:g} seconds with --source rest, "

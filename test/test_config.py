@@ -12,6 +12,7 @@ import pytest
 
 from binance_exporter import __version__
 from binance_exporter.config import BOOLEAN_SPELLINGS, KNOWN_VARIABLES, OPTIONS, SWITCHES, Config, parse_args
+from binance_exporter.market.definitions import Shard
 from .helpers import ROOT
 
 
@@ -90,6 +91,9 @@ def test_the_state_dir_follows_xdg_state_home():
         ("--source", "REST", "BINANCE_EXPORTER_SOURCE", "source", "rest"),
         ("--symbols", "BNBUSDT, ETHBTC,BNBUSDT", "BINANCE_EXPORTER_SYMBOLS", "symbols", ("BNBUSDT", "ETHBTC")),
         ("--symbols", " ", "BINANCE_EXPORTER_SYMBOLS", "symbols", ()),
+        ("--symbols", " All ", "BINANCE_EXPORTER_SYMBOLS", "symbols", "all"),
+        ("--shard", "2/3", "BINANCE_EXPORTER_SHARD", "shard", Shard(2, 3)),
+        ("--shard", " 1 / 1 ", "BINANCE_EXPORTER_SHARD", "shard", Shard(1, 1)),
         (
             "--stream-url",
             "wss://stream.binance.com:9443/, wss://data-stream.binance.vision",
@@ -288,6 +292,14 @@ def test_every_variable_the_repository_sets_or_names_is_known():
         (["--symbols", "BTCUSDT,,ETHBTC"], {}, "--symbols must be symbols as Binance names them"),
         (["--symbols", "BTC-USDT"], {}, "--symbols must be symbols as Binance names them"),
         ([], {"BINANCE_EXPORTER_SYMBOLS": ",".join(f"S{i}" for i in range(1001))}, "must name at most 1000 symbols"),
+        (["--symbols", "all,BTCUSDT"], {}, "--symbols must be symbols as Binance names them"),
+        (["--shard", "0/2"], {}, "--shard must be K/N, shard K of N, with 1 <= K <= N <= 1000, e.g. 1/2, not '0/2'"),
+        (["--shard", "3/2"], {}, "--shard must be K/N, shard K of N"),
+        (["--shard", "1/1001"], {}, "--shard must be K/N, shard K of N"),
+        (["--shard", "half"], {}, "--shard must be K/N, shard K of N"),
+        (["--source", "rest", "--symbols", "all"], {}, "--symbols all needs live books: it works with --source "
+                                                        "stream only"),  # fmt: skip
+        (["--source", "rest", "--shard", "1/2"], {}, "--shard splits live books: it works with --source stream only"),
         (["--stream-url", "https://stream.binance.com"], {}, "--stream-url must be ws:// or wss:// URLs"),
         (["--stream-url", "wss://stream.binance.com/stream?streams=x"], {}, "--stream-url must be ws:// or wss://"),
         (["--source", "rest", "--update-interval", "0.2"], {}, "--update-interval must be at least 0.5 seconds with "

@@ -19,6 +19,7 @@ from binance_exporter.binance.depth_sync import (
     DepthEvent,
     DepthSnapshot,
     DepthSync,
+    first_snapshot_limit,
 )
 
 D = Decimal
@@ -240,3 +241,28 @@ def assert_matches_truth(book, truth, depth):
         assert side.top(10**6) == inside
         assert side.exact(depth)
         assert side.top(depth) == ordered[:depth]
+
+
+def test_the_snapshot_limit_is_the_cheapest_that_keeps_the_best_levels_exact():
+    assert [first_snapshot_limit(depth) for depth in (5, 99, 100, 200, 499, 500, 2000)] == [
+        100, 100, 500, 500, 500, 1000, 1000  # weights 5, 5, 25, 25, 25, 50, 50
+    ]  # fmt: skip
+    sync = DepthSync(depth=200)
+    assert sync.snapshot_limit == 500
+    # A whole book in fewer than 100 levels a side: the next snapshot needs only limit 100 (weight 5).
+    sync.on_event(event(100, 101, bids=[("10", "1")]))
+    thin = [(str(p), "1") for p in range(1, 41)]
+    sync.on_snapshot(DepthSnapshot(101, levels(*thin), levels(("60", "1"), ("61", "2")), 500))
+    assert sync.in_sync and sync.snapshot_limit == 100
+    # A book that grew past 100 a side gives a full limit-100 snapshot: too shallow for 200, and the next is 500.
+    sync = DepthSync(depth=200)
+    sync.snapshot_limit = 100
+    sync.on_event(event(100, 101))
+    deep_bids = [(str(p), "1") for p in range(1, 101)]
+    deep_asks = [(str(p), "1") for p in range(60, 160)]
+    sync.on_snapshot(DepthSnapshot(101, levels(*deep_bids), levels(*deep_asks), 100))
+    assert not sync.in_sync and sync.resyncs[HORIZON] == 1 and sync.snapshot_limit == 500
+    # Each horizon resync takes the next tier, up to 1000 (weight 50), never 5000 (weight 250).
+    for expected in (1000, 1000):
+        sync._resync(HORIZON)  # pylint: disable=protected-access  # as a price run past the horizon does
+        assert sync.snapshot_limit == expected

@@ -9,8 +9,10 @@ from hypothesis import given, strategies as st
 from binance_exporter.market.definitions import (
     DEFAULT_TOP_LISTS,
     EXACT,
+    WHOLE,
     BookTop,
     Ranking,
+    Shard,
     SymbolInfo,
     Ticker24h,
     TopList,
@@ -370,3 +372,16 @@ def test_spread_is_exact_and_printed_without_float_artefacts(bid, ask):
     top = BookTop("X", bid, D(1), ask, D(1))
     assert D(format_decimal(spread(top))) == ask - bid
     assert "e" not in format_decimal(spread(top)).lower()
+
+
+def test_shards_split_any_symbols_with_no_overlap_and_no_gap():
+    symbols = [f"SYM{i}USDT" for i in range(3000)] + ["BTCUSDT", "ETHBTC"]
+    for count in (1, 2, 3, 7):
+        owners = [[k for k in range(1, count + 1) if Shard(k, count).owns(s)] for s in symbols]
+        assert all(len(found) == 1 for found in owners)
+        sizes = [sum(1 for found in owners if found == [k]) for k in range(1, count + 1)]
+        assert min(sizes) > len(symbols) / count * 0.9  # an even split
+    # The hash is CRC-32 of the name, the same on every platform and Python run: these never move.
+    assert [k for k in (1, 2) if Shard(k, 2).owns("BTCUSDT")] == [2]  # CRC-32 0xAC8EA3C3
+    assert [k for k in (1, 2, 3) if Shard(k, 3).owns("BTCUSDT")] == [0xAC8EA3C3 % 3 + 1]
+    assert str(Shard(2, 3)) == "2/3" and WHOLE.owns("ANYTHING")

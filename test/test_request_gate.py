@@ -156,3 +156,27 @@ def test_backoff_never_shortens_a_retry_after(clock):
     gate = RequestGate(clock=clock)
     gate.retry_after(120, 429, clock.now)
     assert gate.back_off(60) == clock.now + 120
+
+
+def test_the_bucket_refills_evenly_so_two_minutes_never_burst_two_budgets(clock):
+    gate = RequestGate(weight_budget=120, clock=clock)
+    clock.advance(50)  # late in the minute: the whole bucket is there
+    gate.admit("/api/v3/depth", 100)
+    clock.advance(10)  # a new minute, but the bucket holds 20 + 20 refilled
+    with pytest.raises(RequestSkipped, match="is more than the 40 the budget's bucket holds now; it refills at 120"):
+        gate.admit("/api/v3/depth", 50)
+    gate.admit("/api/v3/depth", 40)
+    assert gate.wait_for(10) == pytest.approx(5.0)  # 2 weight a second
+    clock.advance(5)
+    assert gate.wait_for(10) == 0.0
+    gate.admit("/api/v3/depth", 10)
+
+
+def test_wait_for_says_how_long_a_request_of_some_weight_waits(clock):
+    gate = RequestGate(weight_budget=100, clock=clock)
+    assert gate.wait_for(100) == 0.0
+    assert gate.wait_for(101) == float("inf")  # never fits
+    gate.report_weight(90)  # other clients on the IP: this minute is nearly spent
+    assert gate.wait_for(20) == pytest.approx(60.0)  # the next minute
+    gate.retry_after(30, 429, clock())
+    assert gate.wait_for(1) == pytest.approx(30.0)

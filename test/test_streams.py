@@ -88,7 +88,7 @@ def test_live_books_equal_the_true_books_once_the_market_stands_still(streaming)
             readings = hub.book_readings(5)
             for symbol in symbols:
                 _, bids, asks = true_best_levels(streaming, symbol, BOOK_DEPTH)
-                state, view, _ = readings[symbol]
+                state, view, *_ = readings[symbol]
                 if not state.in_sync or (view.bids[:BOOK_DEPTH], view.asks[:BOOK_DEPTH]) != (bids, asks):
                     return False
             return True

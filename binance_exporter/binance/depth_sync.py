@@ -7,7 +7,8 @@ spot API documentation, current version):
 
 1. Subscribe ``<symbol>@depth@100ms`` and buffer the events; note the
    first event's ``U``.
-2. Take a snapshot, ``GET /api/v3/depth?limit=1000``.
+2. Take a snapshot, ``GET /api/v3/depth?limit=...`` (the limit:
+   ``snapshot_limit``, below).
 3. If its ``lastUpdateId`` is too old for the first buffered event to
    follow it (``lastUpdateId + 1 < U``), take it again.
 4. Drop buffered events with ``u <= lastUpdateId``; the first one applied
@@ -24,6 +25,15 @@ the symbol over at step 1 (a resync); nothing else is touched. When the
 stream's connection is lost, the book is kept but not trusted: the first
 event on the new connection either follows it (the book is in sync again,
 with no snapshot) or starts a resync for the reason ``reconnect``.
+
+The snapshot's limit (the horizon rule at the lowest weight): the
+smallest of Binance's weight tiers above ``depth`` (500 levels, weight
+25, for the best 200), so that the best ``depth`` levels are exact with
+room for the price to move; the smallest tier (100, weight 5) once a
+snapshot held the whole book in fewer levels than that, both sides (no
+horizon: the book stays exact however it grows); and the next tier up
+after a horizon resync (the price ran past the room), at most
+``MAX_SNAPSHOT_LIMIT``.
 """
 
 from __future__ import annotations
@@ -35,7 +45,10 @@ from typing import Optional
 from binance_exporter.market.definitions import BOOK_DEPTH, PriceLevel
 from binance_exporter.market.order_book import LocalBook
 
-SNAPSHOT_LIMIT = 1000
+# Binance's weight tiers of GET /api/v3/depth: the largest limit of each.
+SNAPSHOT_LIMITS = (100, 500, 1000, 5000)
+MAX_SNAPSHOT_LIMIT = 1000  # weight 50: past it a snapshot costs 250
+SNAPSHOT_LIMIT = 1000  # a snapshot's limit when nothing else is known
 # Events kept while a snapshot is awaited: 100 s of @100ms events. Past
 # it the oldest go, and a snapshot older than what is left is taken again.
 MAX_BUFFERED_EVENTS = 1000
@@ -87,6 +100,7 @@ class DepthSync:
         self.snapshot_pending = False  # a snapshot was asked for and has not come back
         self.resyncs: Counter[str] = Counter()
         self.last_event_time: Optional[int] = None  # of the last event applied, ms
+        self.snapshot_limit = first_snapshot_limit(depth)
 
     @property
     def in_sync(self) -> bool:
@@ -129,6 +143,8 @@ class DepthSync:
         if self.buffer and snapshot.last_update_id + 1 < self.buffer[0].first_id:
             return False
         self.book = LocalBook(snapshot.last_update_id, snapshot.bids, snapshot.asks, snapshot.limit)
+        if max(len(snapshot.bids), len(snapshot.asks)) < min(snapshot.limit, SNAPSHOT_LIMITS[0]):
+            self.snapshot_limit = SNAPSHOT_LIMITS[0]  # the whole book fits the cheapest snapshot
         self.state = IN_SYNC
         buffered, self.buffer = list(self.buffer), deque(maxlen=self.buffer.maxlen)
         for event in buffered:
@@ -168,7 +184,18 @@ class DepthSync:
         return reason
 
     def _resync(self, reason: str) -> None:
+        if reason == HORIZON:
+            self.snapshot_limit = next(
+                (limit for limit in SNAPSHOT_LIMITS if self.snapshot_limit < limit <= MAX_SNAPSHOT_LIMIT),
+                self.snapshot_limit,
+            )
         self.resyncs[reason] += 1
         self.state = SYNCING
         self.book = None
         self.buffer.clear()
+
+
+def first_snapshot_limit(depth: int) -> int:
+    """The limit of a book's first snapshot: the smallest weight tier
+    above ``depth`` levels (at most ``MAX_SNAPSHOT_LIMIT``)."""
+    return next((limit for limit in SNAPSHOT_LIMITS if depth < limit <= MAX_SNAPSHOT_LIMIT), MAX_SNAPSHOT_LIMIT)

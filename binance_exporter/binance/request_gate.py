@@ -15,7 +15,14 @@ is sent. The gate refuses it, without sending anything, while
 * the request's weight would push the projected use of the current minute
   over the client-side budget. The projection is the larger of what this
   process sent this minute and what Binance last reported
-  (``X-MBX-USED-WEIGHT-1M``, which counts every client on the IP).
+  (``X-MBX-USED-WEIGHT-1M``, which counts every client on the IP);
+* or it would take more weight than the token bucket holds: the bucket
+  holds at most the budget and refills at the budget per minute, evenly,
+  so that no two minutes back to back spend two budgets in a burst.
+
+``wait_for`` says how long a request of some weight would wait, so that
+who sends many (the live books' snapshots) paces them instead of being
+refused.
 """
 
 from __future__ import annotations
@@ -98,6 +105,8 @@ class RequestGate:
         self._any_report = False
         self._budget_skipped_minute = -1  # the minute the budget last stopped a request
         self._pause = _Pause()
+        self._tokens = float(weight_budget)  # the bucket: weight that may be sent now
+        self._filled_at = clock()
         self._backoff = 0.0
         self._state_file = state_dir / PAUSE_FILE if state_dir is not None else None
         self._load_pause()
@@ -118,19 +127,42 @@ class RequestGate:
                     "retry_after" if self._pause.reason == "Retry-After" else "backoff",
                 )
             self._roll_minute(now)
+            self._refill(now)
             projected = max(self._sent, self._reported) + weight
-            if projected > self.weight_budget:
+            if projected > self.weight_budget or weight > self._tokens:
                 first = self._budget_skipped_minute != self._minute
                 self._budget_skipped_minute = self._minute
-                raise RequestSkipped(
-                    f"{endpoint}: not sent, its weight {weight} would bring this minute to {projected} "
-                    f"of the {self.weight_budget} budget; requests wait for the next minute, "
-                    f"{format_utc((self._minute + 1) * 60)}",
-                    "weight_budget",
-                    first,
+                why = (
+                    f"would bring this minute to {projected} of the {self.weight_budget} budget; requests wait "
+                    f"for the next minute, {format_utc((self._minute + 1) * 60)}"
+                    if projected > self.weight_budget
+                    else f"is more than the {self._tokens:.0f} the budget's bucket holds now; it refills at "
+                    f"{self.weight_budget} a minute"
                 )
+                raise RequestSkipped(f"{endpoint}: not sent, its weight {weight} {why}", "weight_budget", first)
             self._sent += weight
+            self._tokens -= weight
             return now
+
+    def wait_for(self, weight: int) -> float:
+        """Seconds until a request of ``weight`` would be admitted (0: now;
+        infinite: never, its weight is over the budget)."""
+        with self._lock:
+            now = self._clock()
+            if now < self._pause.until:
+                return self._pause.until - now
+            if weight > self.weight_budget:
+                return math.inf
+            self._roll_minute(now)
+            self._refill(now)
+            if max(self._sent, self._reported) + weight > self.weight_budget:
+                return (self._minute + 1) * 60 - now
+            return max(0.0, (weight - self._tokens) * 60 / self.weight_budget)
+
+    def _refill(self, now: float) -> None:
+        elapsed = max(0.0, now - self._filled_at)
+        self._tokens = min(float(self.weight_budget), self._tokens + elapsed * self.weight_budget / 60)
+        self._filled_at = now
 
     def report_weight(self, used: int) -> None:
         """Takes in the weight Binance reports used this minute."""

@@ -178,15 +178,21 @@ def parse_book_top(record: Any) -> BookTop:
     A record with an empty side (Binance sends price 0) or a crossed book
     (bid >= ask) has no meaningful spread and is rejected.
     """
-    symbol = _name(record, "symbol", "bookTicker")
-    what = f"bookTicker {symbol}"
-    top = BookTop(
-        symbol=symbol,
-        bid_price=_decimal_field(record, "bidPrice", what),
-        bid_qty=_decimal_field(record, "bidQty", what),
-        ask_price=_decimal_field(record, "askPrice", what),
-        ask_qty=_decimal_field(record, "askQty", what),
-    )
+    return _book_top(record, ("symbol", "bidPrice", "bidQty", "askPrice", "askQty"), "bookTicker")
+
+
+def parse_book_ticker_event(data: Any) -> tuple[int, BookTop]:
+    """A ``<symbol>@bookTicker`` event: the book's update id (``u``) and
+    its best bid and ask (``b``, ``B``, ``a``, ``A``), rejected as a
+    ``ticker/bookTicker`` record is."""
+    top = _book_top(data, ("s", "b", "B", "a", "A"), "bookTicker event")
+    return _update_id(data, "u", f"bookTicker event {top.symbol}"), top
+
+
+def _book_top(record: Any, names: tuple[str, str, str, str, str], what: str) -> BookTop:
+    symbol = _name(record, names[0], what)
+    what = f"{what} {symbol}"
+    top = BookTop(symbol, *(_decimal_field(record, name, what) for name in names[1:]))
     if top.bid_price == 0 or top.ask_price == 0:
         raise MarketDataError(f"{what}: one side of the book is empty")
     if top.bid_price >= top.ask_price:

@@ -6,8 +6,12 @@ symbol has a ``DepthSync`` fed by its ``<symbol>@depth@100ms`` stream and
 a ``TradeSync`` fed by its ``<symbol>@aggTrade`` stream; their REST
 requests (depth snapshots, the trades' baseline and backfills) go through
 the REST client (and so its request gate) on worker threads, at most
-``REQUEST_WORKERS`` at once. ``!ticker_1d@arr`` keeps the 24 h table the
-rankings read. Other threads call ``track``, ``book_readings``,
+``REQUEST_WORKERS`` at once, each when the request gate's weight budget
+has room for it (``weight_wait``): the most wanted first, in the order
+``track`` was given the symbols. ``!ticker_1d@arr`` keeps the 24 h table
+the rankings read. With ``tops``, each symbol's ``<symbol>@bookTicker``
+stream gives its best bid and ask from the first message, before its book
+is in sync; a top is kept while the connection that carried it is open. Other threads call ``track``, ``book_readings``,
 ``tickers`` and ``counts``: they never wait on the network, only (for
 ``book_readings``) on the loop copying the books' best levels.
 
@@ -58,15 +62,21 @@ import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI, WebSocketException
 
-from binance_exporter.binance.depth_sync import SNAPSHOT_LIMIT, DepthEvent, DepthSnapshot, DepthSync
+from binance_exporter.binance.depth_sync import DepthEvent, DepthSnapshot, DepthSync
 from binance_exporter.binance.recording import Recorder
 from binance_exporter.binance.request_gate import RequestSkipped
-from binance_exporter.binance.responses import parse_agg_trade_event, parse_depth_event, parse_rolling_tickers
+from binance_exporter.binance.responses import (
+    parse_agg_trade_event,
+    parse_book_ticker_event,
+    parse_depth_event,
+    parse_rolling_tickers,
+)
+from binance_exporter.binance.rest_client import WEIGHTS, depth_weight
 from binance_exporter.binance.trade_sync import BACKFILL_LIMIT, TradeSync
 from binance_exporter.binance.workers import WorkerPool
 from binance_exporter.cycle.snapshot import BookState, LiveBook, StreamCounts, TradeFlow
 from binance_exporter.errors import MarketDataError
-from binance_exporter.market.definitions import BOOK_DEPTH, Ticker24h, printable
+from binance_exporter.market.definitions import BOOK_DEPTH, BookTop, Ticker24h, printable
 from binance_exporter.market.microstructure import AggTrade, BookView
 
 logger = logging.getLogger(__name__)
@@ -74,6 +84,7 @@ logger = logging.getLogger(__name__)
 TICKER_STREAM = "!ticker_1d@arr"
 DEPTH_SUFFIX = "@depth@100ms"
 TRADE_SUFFIX = "@aggTrade"
+TOP_SUFFIX = "@bookTicker"
 MAX_STREAMS_PER_CONNECTION = 1024
 MESSAGE_INTERVAL = 0.25
 MAX_STREAMS_PER_MESSAGE = 200
@@ -98,6 +109,7 @@ REQUEST_RETRY = (1.0, 30.0)  # first and longest wait before asking again for wh
 LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 CLOSED, ERROR, SILENT, ROTATION, SERVER_SHUTDOWN = "closed", "error", "silent", "rotation", "server_shutdown"
 SNAPSHOT, TRADES = "order book snapshot", "aggregate trades"  # what a REST request is for
+AGG_TRADES = "/api/v3/aggTrades"
 RECONNECT_REASONS = (CLOSED, ERROR, SILENT, ROTATION, SERVER_SHUTDOWN)
 KEEPALIVE_TIMEOUT = 1011  # the close code websockets sends when a pong is late
 
@@ -105,11 +117,14 @@ KEEPALIVE_TIMEOUT = 1011  # the close code websockets sends when a pong is late
 class BookReading(NamedTuple):
     """A tracked symbol at one moment: its book's state; while the book is
     in sync, its levels out to the widest depth band (at least the best
-    ``depth``) and its horizons; and its trade flow once counting began."""
+    ``depth``) and its horizons; its trade flow once counting began; and
+    its best bid and ask from its ``@bookTicker`` stream, with ``tops``,
+    while the connection that carried it is open."""
 
     state: BookState
     view: Optional[BookView]
     flow: Optional[TradeFlow]
+    top: Optional[BookTop] = None
 
 
 def depth_stream(symbol: str) -> str:
@@ -120,6 +135,11 @@ def depth_stream(symbol: str) -> str:
 def trade_stream(symbol: str) -> str:
     """The aggregate trade stream of ``symbol``: ``btcusdt@aggTrade``."""
     return symbol.lower() + TRADE_SUFFIX
+
+
+def top_stream(symbol: str) -> str:
+    """The best bid and ask stream of ``symbol``: ``btcusdt@bookTicker``."""
+    return symbol.lower() + TOP_SUFFIX
 
 
 def _read_update_id(sync: DepthSync) -> Optional[int]:
@@ -242,8 +262,12 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
         wall_clock: Callable[[], float] = time.time,
         rng: Optional[random.Random] = None,
         recorder: Optional[Recorder] = None,
+        tops: bool = False,
+        weight_wait: Callable[[int], float] = lambda weight: 0.0,
     ):
         self.urls = urls
+        self.tops = tops
+        self._weight_wait = weight_wait  # seconds until the request gate admits a request of some weight
         self._snapshots, self._trades = snapshots, trades
         self.depth = depth
         self.ping_interval, self.ping_timeout = ping_interval, ping_timeout
@@ -268,6 +292,8 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
         self._retry: dict[tuple[str, str], tuple[float, float]] = {}  # (what, symbol): (not before, last wait)
         self._sources: dict[str, _Connection] = {}  # symbol: the connection its book takes events from
         self._held: dict[str, tuple[_Connection, deque]] = {}  # symbol: a replacement's events, for the move
+        self._tops: dict[str, tuple[_Connection, int, BookTop]] = {}  # symbol: (carried by, update id, best levels)
+        self._replan = True  # the streams wanted or the connections changed since the last _plan
         # Read by other threads under the lock:
         self._lock = threading.Lock()
         self._tickers: dict[str, Ticker24h] = {}
@@ -295,8 +321,9 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
         self._workers.close()
 
     def track(self, symbols: Iterable[str]) -> None:
-        """Keeps live books of exactly ``symbols`` from now on."""
-        wanted = frozenset(symbols)
+        """Keeps live books of exactly ``symbols`` from now on; their
+        snapshots are taken in that order."""
+        wanted = tuple(dict.fromkeys(symbols))
         self._loop.call_soon_threadsafe(self._track, wanted)
 
     def book_readings(self, timeout: float, cycle: Optional[dict[str, Any]] = None) -> dict[str, BookReading]:
@@ -386,7 +413,10 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
         for symbol, sync in self._syncs.items():
             book = sync.book if sync.in_sync else None
             view = book.view(self.depth) if book is not None else None
-            readings[symbol] = BookReading(_book_state(symbol, sync), view, self._trade_flow(symbol))
+            top = self._tops.get(symbol)
+            readings[symbol] = BookReading(
+                _book_state(symbol, sync), view, self._trade_flow(symbol), top[2] if top is not None else None
+            )
         if reading is not None:
             reading.take(readings, {symbol: _read_update_id(sync) for symbol, sync in self._syncs.items()})
         return readings
@@ -431,16 +461,21 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
             lost=trades.lost,
         )
 
-    def _track(self, symbols: frozenset[str]) -> None:
-        for symbol in set(self._syncs) - symbols:
+    def _track(self, symbols: tuple[str, ...]) -> None:
+        """Keeps books of ``symbols``, in that order (the order their
+        snapshots are asked for in)."""
+        for symbol in set(self._syncs) - set(symbols):
             del self._syncs[symbol], self._trade_syncs[symbol]
             self._retry.pop((SNAPSHOT, symbol), None)
             self._retry.pop((TRADES, symbol), None)
             self._sources.pop(symbol, None)
             self._held.pop(symbol, None)
-        for symbol in sorted(symbols - set(self._syncs)):
-            self._syncs[symbol] = DepthSync(self.depth)
-            self._trade_syncs[symbol] = TradeSync()
+            self._tops.pop(symbol, None)
+        kept = self._syncs
+        self._syncs = {symbol: kept.get(symbol) or DepthSync(self.depth) for symbol in symbols}
+        for symbol in symbols:
+            self._trade_syncs.setdefault(symbol, TradeSync())
+        self._replan = True
         self._changed.set()
 
     async def _manage(self) -> None:
@@ -448,7 +483,9 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
         snapshots books want, and replaces connections that are due."""
         try:
             while True:
-                self._plan()
+                if self._replan:
+                    self._replan = False
+                    self._plan()
                 self._ask_for_requests()
                 self._hand_over()
                 try:
@@ -470,6 +507,8 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
         wanted = {TICKER_STREAM}
         for symbol in self._syncs:
             wanted |= {depth_stream(symbol), trade_stream(symbol)}
+            if self.tops:
+                wanted.add(top_stream(symbol))
         live = [c for c in self._connections if not c.stopping and c.replacement is None]
         for connection in live:
             connection.wanted &= wanted
@@ -502,6 +541,7 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
         connection.stopping = True
         self._connections.remove(connection)
         self._lost(connection)
+        self._replan = True
 
     def _lost(self, connection: _Connection) -> None:
         """The books that took their events from ``connection`` wait for
@@ -515,6 +555,9 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
         for symbol, (holder, _) in list(self._held.items()):
             if holder is connection:
                 del self._held[symbol]
+        for symbol, (carrier, _, _) in list(self._tops.items()):
+            if carrier is connection:
+                del self._tops[symbol]
 
     def _replace(self, connection: _Connection, reason: str) -> None:
         """Opens a replacement carrying the same streams; the old one
@@ -523,6 +566,7 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
             return
         new = self._open_connection()
         new.wanted = set(connection.wanted)
+        self._replan = True
         connection.replacement = (reason, self._clock() + HANDOVER_SECONDS)
         logger.info("stream connection %d: replaced (%s)", connection.number, reason)
 
@@ -641,6 +685,8 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
                 self._on_depth(connection, stream, data)
             elif isinstance(stream, str) and stream.endswith(TRADE_SUFFIX):
                 self._on_trade(stream, data)
+            elif isinstance(stream, str) and stream.endswith(TOP_SUFFIX):
+                self._on_top(connection, stream, data)
             elif "id" in message:
                 if message.get("error") is not None:
                     logger.warning("stream connection %d: Binance refused: %s", connection.number, message["error"])
@@ -698,6 +744,16 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
         if sync.wanted_from() is not None and not sync.request_pending:
             self._changed.set()
 
+    def _on_top(self, connection: _Connection, stream: str, data: Any) -> None:
+        update_id, top = parse_book_ticker_event(data)
+        with self._lock:
+            self._messages["top"] += 1
+        if not self.tops or top.symbol not in self._syncs or top_stream(top.symbol) != stream:
+            return  # not wanted, or not what this stream carries
+        kept = self._tops.get(top.symbol)
+        if kept is None or update_id >= kept[1]:  # a connection lagging behind another is not news
+            self._tops[top.symbol] = (connection, update_id, top)
+
     def _apply(self, symbol: str, sync: DepthSync, event: DepthEvent) -> None:
         reason = sync.on_event(event)
         if reason is not None:
@@ -722,22 +778,30 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
 
     def _ask_for_requests(self) -> None:
         """Starts the REST requests the books and trade flows want, at most
-        ``REQUEST_WORKERS`` at once: snapshots first, each symbol's once its
-        last failure's wait is over."""
+        ``REQUEST_WORKERS`` at once and each once the weight budget has room
+        for it: snapshots first, then the trades' requests, each in the
+        order the symbols are tracked in, and each symbol's once its last
+        failure's wait is over. Nothing jumps the queue when the budget
+        has no room: the next pass asks again."""
+        if self._requests_running >= REQUEST_WORKERS:
+            return
         now = self._clock()
         wanted: list[tuple[str, str, Any]] = [
             (SNAPSHOT, symbol, sync) for symbol, sync in self._syncs.items() if sync.wants_snapshot
         ]
         wanted += [
-            (TRADES, symbol, trades)
-            for symbol, trades in self._trade_syncs.items()
-            if not trades.request_pending and (not trades.baseline_known or trades.wanted_from() is not None)
+            (TRADES, symbol, self._trade_syncs[symbol])
+            for symbol in self._syncs
+            if not self._trade_syncs[symbol].request_pending
+            and (not self._trade_syncs[symbol].baseline_known or self._trade_syncs[symbol].wanted_from() is not None)
         ]
         for what, symbol, sync in wanted:
             if self._requests_running >= REQUEST_WORKERS:
                 return
             if now < self._retry.get((what, symbol), (0.0, 0.0))[0]:
                 continue
+            if self._weight_wait(depth_weight(sync.snapshot_limit) if what == SNAPSHOT else WEIGHTS[AGG_TRADES]) > 0:
+                return
             self._requests_running += 1
             if what == SNAPSHOT:
                 sync.snapshot_pending = True
@@ -784,7 +848,7 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
     async def _take_snapshot(self, symbol: str, sync: DepthSync) -> None:
         try:
             snapshot = await self._request(
-                SNAPSHOT, symbol, lambda: self._snapshots(symbol, SNAPSHOT_LIMIT, REQUEST_DEADLINE)
+                SNAPSHOT, symbol, lambda: self._snapshots(symbol, sync.snapshot_limit, REQUEST_DEADLINE)
             )
         finally:
             sync.snapshot_pending = False

@@ -21,17 +21,26 @@ exporter keeps one Q1 list per asset of ``--quote-volume-assets`` (default
 BTC) and one Q2 list per asset of ``--trade-count-assets`` (default USDT),
 each ranked as above; Q3 is answered for every symbol of a Q1 list, Q4 and
 Q5 for every symbol of a Q2 list.
+
+The whole market (``--symbols all``): every symbol exchangeInfo lists as
+TRADING. A shard (``--shard K/N``) owns the symbols whose CRC-32 of the
+name (UTF-8), modulo N, is K - 1: a hash every process and platform
+computes alike, so that N replicas split any set of symbols with no
+overlap and no gap.
 """
 
 from __future__ import annotations
 
 import decimal
+import zlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Callable, Iterable, Mapping, Optional, Sequence
 
 TOP_N = 5
+ALL_SYMBOLS = "all"  # --symbols all: the whole market
+MAX_SHARDS = 1000
 BOOK_DEPTH = 200
 BY_QUOTE_VOLUME = "quote_volume"  # Q1's ranking
 BY_TRADE_COUNT = "trade_count"  # Q2's ranking
@@ -192,6 +201,25 @@ def top_symbols_by_trade_count(
     """Q2: the top symbols of ``quote_asset`` by 24 h trade count."""
     top = top_symbols(tickers, symbols, quote_asset, lambda t: t.trade_count, count)
     return Ranking(BY_TRADE_COUNT, quote_asset, top)
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Shard ``index`` (1 to ``count``) of ``count``: the symbols one
+    replica keeps."""
+
+    index: int = 1
+    count: int = 1
+
+    def owns(self, symbol: str) -> bool:
+        """Whether ``symbol`` falls in this shard."""
+        return self.count == 1 or zlib.crc32(symbol.encode()) % self.count == self.index - 1
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+WHOLE = Shard()  # one replica keeps every symbol
 
 
 def rank_top_lists(
