@@ -259,7 +259,7 @@ def test_the_snapshot_limit_is_the_cheapest_that_keeps_the_best_levels_exact():
     sync.snapshot_limit = 100
     sync.on_event(event(100, 101))
     deep_bids = [(str(p), "1") for p in range(1, 101)]
-    deep_asks = [(str(p), "1") for p in range(60, 160)]
+    deep_asks = [(str(p), "1") for p in range(200, 300)]
     sync.on_snapshot(DepthSnapshot(101, levels(*deep_bids), levels(*deep_asks), 100))
     assert not sync.in_sync and sync.resyncs[HORIZON] == 1 and sync.snapshot_limit == 500
     # Each horizon resync takes the next tier, up to 1000 (weight 50), never 5000 (weight 250).
