@@ -28,7 +28,6 @@ from binance_exporter.market.definitions import (
     DEFAULT_QUOTE_VOLUME_ASSETS,
     DEFAULT_TRADE_COUNT_ASSETS,
     MAX_LISTS_PER_RANKING,
-    MAX_SHARDS,
     WHOLE,
     Shard,
     is_name,
@@ -139,13 +138,6 @@ def _symbols(text: str) -> Union[tuple[str, ...], str]:
     if len(set(symbols)) > MAX_SYMBOLS:
         raise ValueError(f"must name at most {MAX_SYMBOLS} symbols, not {len(set(symbols))}")
     return tuple(dict.fromkeys(symbols))
-
-
-def _shard(text: str) -> Shard:
-    match = re.fullmatch(r"\s*([0-9]+)\s*/\s*([0-9]+)\s*", text)
-    if not match or not 1 <= int(match[1]) <= int(match[2]) <= MAX_SHARDS:
-        raise ValueError(f"must be K/N, shard K of N, with 1 <= K <= N <= {MAX_SHARDS}, e.g. 1/2, not {text!r}")
-    return Shard(int(match[1]), int(match[2]))
 
 
 def _quote_assets(text: str) -> tuple[str, ...]:
@@ -266,7 +258,7 @@ OPTIONS = (
     _Option(
         "--shard",
         "shard",
-        _shard,
+        Shard.of,
         "K/N: keep and export only the symbols of shard K of N (a stable hash of the name), so that N "
         "replicas split the market with no overlap and no gap",
     ),

@@ -34,7 +34,7 @@ from binance_exporter.exposition.pages import LiveSite
 from binance_exporter.exposition.report import ReportPrinter
 from binance_exporter.exposition.web_config import WebConfig, WebConfigError, WebConfigFile
 from binance_exporter.logs import configure_logging
-from binance_exporter.market.definitions import top_lists
+from binance_exporter.market.definitions import ALL_SYMBOLS, top_lists
 from binance_exporter.signals import SignalRecord
 
 logger = logging.getLogger("binance_exporter.exporter")  # __name__ is __main__ under -m
@@ -88,8 +88,15 @@ def build_scheduler(config: Config, source: Optional[str] = None, recorder: Opti
     client = BinanceClient(config.base_urls, config.request_timeout, gate, recorder=recorder)
     if source == "rest":
         return Scheduler(client, schedule_for(config))
-    hub = StreamHub(config.stream_urls, client.depth_snapshot, client.agg_trades, recorder=recorder).start()
-    return StreamScheduler(client, hub, schedule_for(config), config.symbols)
+    hub = StreamHub(
+        config.stream_urls,
+        client.depth_snapshot,
+        client.agg_trades,
+        recorder=recorder,
+        tops=config.symbols == ALL_SYMBOLS,
+        weight_wait=gate.wait_for,
+    ).start()
+    return StreamScheduler(client, hub, schedule_for(config), config.symbols, shard=config.shard)
 
 
 def recorded_settings(config: Config, source: str) -> dict[str, Any]:
@@ -101,7 +108,8 @@ def recorded_settings(config: Config, source: str) -> dict[str, Any]:
         "top": config.top,
         "quote_volume_assets": list(config.quote_volume_assets),
         "trade_count_assets": list(config.trade_count_assets),
-        "symbols": list(config.symbols),
+        "symbols": config.symbols if config.symbols == ALL_SYMBOLS else list(config.symbols),
+        "shard": str(config.shard),
     }
 
 

@@ -11,7 +11,16 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import NamedTuple, Optional
 
-from binance_exporter.market.definitions import DEFAULT_TOP_LISTS, BookTop, Ranking, Ticker24h, TopList
+from binance_exporter.market.definitions import (
+    DEFAULT_TOP_LISTS,
+    WHOLE,
+    BookTop,
+    Ranking,
+    Shard,
+    SymbolInfo,
+    Ticker24h,
+    TopList,
+)
 from binance_exporter.market.microstructure import AggTrade, BookView, Microstructure, SideFlow
 
 
@@ -155,8 +164,11 @@ class Snapshot:  # pylint: disable=too-many-instance-attributes  # one attribute
     holds one ranking per list once they are known, () until then.
     In stream mode ``books`` holds the state of every live book,
     ``microstructure`` the readings of those in sync, ``trade_flows`` the
-    symbols' trade flows, and ``streams`` the websocket connections'
-    counts; in REST mode they are (), (), () and None.
+    symbols' trade flows, ``streams`` the websocket connections'
+    counts, and ``listings`` what exchange info says of each symbol with
+    a live book; in REST mode they are (), (), (), None and (). ``shard``
+    is the part of the market this replica keeps (``--shard``): its
+    series are those of its own symbols only.
     """
 
     cycle: int = 0
@@ -174,6 +186,8 @@ class Snapshot:  # pylint: disable=too-many-instance-attributes  # one attribute
     microstructure: tuple[MicroReading, ...] = ()
     trade_flows: tuple[TradeFlow, ...] = ()
     streams: Optional[StreamCounts] = None
+    shard: Shard = WHOLE
+    listings: tuple[SymbolInfo, ...] = ()
 
     def ranking(self, top_list: TopList) -> Optional[Ranking]:
         """The ranking of ``top_list``, if it is known."""

@@ -8,12 +8,17 @@ Each cycle (every ``update_interval`` seconds):
    ``!ticker_1d@arr`` stream keeps, seeded from one ``GET
    /api/v3/ticker/24hr`` at start and every ``TICKER_RESEED_INTERVAL``;
 3. tracks a live book for every symbol of the Q1 and Q2 lists and every
-   ``--symbols`` symbol Binance lists as TRADING (and keeps, unexported,
-   the books of symbols that left the lists in the last hour:
-   ``STANDBY_SECONDS``);
+   ``--symbols`` symbol Binance lists as TRADING, or with ``--symbols
+   all`` every TRADING symbol (and keeps, unexported, the books of symbols
+   that left the lists in the last hour: ``STANDBY_SECONDS``); with
+   ``--shard K/N``, only those of its shard. Their snapshots are taken in
+   this order: the lists' symbols, then the others by 24 h trade count,
+   the most traded first;
 4. reads every tracked book in sync, all as of one moment, for Q3, Q4 and
    Q5 alike and for its microstructure, and every tracked symbol's trade
-   flow, and publishes the snapshot.
+   flow, and publishes the snapshot. With ``--symbols all``, a symbol
+   whose book is not in sync yet has its Q4 and Q5 from its best bid and
+   ask on the ``@bookTicker`` stream (``BookReading.top``).
 
 A book not in sync gives no reading: its last values age out after
 ``STALE_AFTER_INTERVALS`` intervals, as in REST mode. ``up`` is true when
@@ -28,13 +33,21 @@ import logging
 import math
 import time
 from dataclasses import replace
-from typing import Callable, Optional
+from typing import Callable, Optional, Union
 
 from binance_exporter.binance.streams import StreamHub
 from binance_exporter.cycle.scheduler import MarketSource, Schedule, Scheduler
 from binance_exporter.cycle.snapshot import BookNotional, BookState, MicroReading, Snapshot, TradeFlow
 from binance_exporter.errors import MarketDataError
-from binance_exporter.market.definitions import BookTop, Ticker24h, side_notional
+from binance_exporter.market.definitions import (
+    ALL_SYMBOLS,
+    WHOLE,
+    BookTop,
+    Shard,
+    SymbolInfo,
+    Ticker24h,
+    side_notional,
+)
 from binance_exporter.market.microstructure import microstructure
 
 logger = logging.getLogger(__name__)
@@ -47,9 +60,10 @@ STANDBY_SECONDS = 3600.0
 # The ticker stream pushes every second; this long without it, the table
 # is no longer current and the rankings are not refreshed from it.
 TICKER_SILENCE = 60.0
+LOGGED_SYMBOLS = 30  # a change of the live books names them up to this many, else counts them
 
 
-class StreamScheduler(Scheduler):
+class StreamScheduler(Scheduler):  # pylint: disable=too-many-instance-attributes  # its settings and what it keeps
     """Runs update cycles from a ``StreamHub``'s books and table; REST
     (``source``) only for exchange info and the table's seed."""
 
@@ -58,13 +72,16 @@ class StreamScheduler(Scheduler):
         source: MarketSource,
         hub: StreamHub,
         schedule: Schedule = Schedule(),
-        symbols: tuple[str, ...] = (),
+        symbols: Union[tuple[str, ...], str] = (),
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        shard: Shard = WHOLE,
     ):
         super().__init__(source, schedule, clock, wall_clock)
         self.hub = hub
-        self.wanted_symbols = symbols  # --symbols
+        self.whole_market = symbols == ALL_SYMBOLS
+        self.wanted_symbols: tuple[str, ...] = () if isinstance(symbols, str) else symbols  # --symbols
+        self.shard = shard
         self._seeded_at = -math.inf
         self._tracked: tuple[str, ...] = ()
         self._standby: dict[str, float] = {}  # symbol: when it left the tracked ones (on clock)
@@ -98,34 +115,54 @@ class StreamScheduler(Scheduler):
         return tickers
 
     def _check_wanted_symbols(self) -> None:
-        """The ``--symbols`` Binance lists as TRADING; the others are
-        logged, once per exchange info."""
+        """The ``--symbols`` Binance lists as TRADING (with ``--symbols
+        all``, every TRADING symbol), of this shard; the others are logged,
+        once per exchange info."""
         if self._symbols is None or self._checked_at == self._symbols[0]:
             return
         self._checked_at, listed = self._symbols
-        self._extra = tuple(s for s in self.wanted_symbols if s in listed and listed[s].trading)
+        if self.whole_market:
+            self._extra = tuple(s for s, info in listed.items() if info.trading and self.shard.owns(s))
+            logger.info("the whole market: %d TRADING symbols in shard %s", len(self._extra), self.shard)
+            return
+        trading = tuple(s for s in self.wanted_symbols if s in listed and listed[s].trading)
+        self._extra = tuple(s for s in trading if self.shard.owns(s))
         for symbol in self.wanted_symbols:
-            if symbol not in self._extra:
+            if symbol not in trading:
                 status = listed[symbol].status if symbol in listed else "not listed"
                 logger.warning("--symbols %s skipped: not a TRADING symbol (%s)", symbol, status)
 
     def _track(self) -> None:
         self._check_wanted_symbols()
-        ranked = self._ranked_symbols()
-        tracked = tuple(dict.fromkeys(ranked + self._extra))
+        ranked = tuple(s for s in self._ranked_symbols() if self.shard.owns(s))
+        tracked = tuple(dict.fromkeys(ranked + self._by_trade_count(self._extra)))
         now = self._clock()
-        if tracked != self._tracked:
+        if set(tracked) != set(self._tracked):
             for symbol in set(self._tracked) - set(tracked):
                 self._standby[symbol] = now
-            self._tracked = tracked
             self._readings.new_ranking(tracked, tracked)
-            logger.info("live order books: %s", ", ".join(tracked) or "none")
+            named = ", ".join(tracked) if len(tracked) <= LOGGED_SYMBOLS else f"{len(tracked)} symbols"
+            logger.info("live order books: %s", named or "none")
+        self._tracked = tracked
         recent = sorted(
             ((left, s) for s, left in self._standby.items() if s not in tracked and now - left < STANDBY_SECONDS),
             reverse=True,
         )[: len(tracked)]
         self._standby = {symbol: left for left, symbol in recent}
         self.hub.track(tracked + tuple(self._standby))
+
+    def _by_trade_count(self, symbols: tuple[str, ...]) -> tuple[str, ...]:
+        """``symbols``, the most traded in 24 h first (the order their
+        snapshots are taken in)."""
+        if len(symbols) < 2:
+            return symbols
+        counts = {ticker.symbol: ticker.trade_count for ticker in self.hub.tickers()[1]}
+        return tuple(sorted(symbols, key=lambda symbol: -counts.get(symbol, 0)))
+
+    def listings(self) -> tuple[SymbolInfo, ...]:
+        """What exchange info says of each symbol with a live book."""
+        listed = self._symbols[1] if self._symbols is not None else {}
+        return tuple(listed[symbol] for symbol in self._tracked if symbol in listed)
 
     def _ranked_symbols(self) -> tuple[str, ...]:
         return super().notional_symbols() + super().spread_symbols()
@@ -148,6 +185,8 @@ class StreamScheduler(Scheduler):
                 self._flows[symbol] = (now, reading.flow)
             if reading is None or reading.view is None:
                 complete = False
+                if reading is not None and reading.top is not None:
+                    self._readings.add_spread(now, reading.top, self._cycle)  # the stream's top, until the book syncs
                 continue
             bids, asks = reading.view.bids, reading.view.asks
             self._micro[symbol] = (now, MicroReading(symbol, microstructure(reading.view), self._cycle))
@@ -176,6 +215,8 @@ class StreamScheduler(Scheduler):
             microstructure=tuple(self._micro[s][1] for s in self._tracked if s in self._micro),
             trade_flows=tuple(self._flows[s][1] for s in self._tracked if s in self._flows),
             streams=self.hub.counts(),
+            shard=self.shard,
+            listings=self.listings(),
         )
         return self.snapshot
 

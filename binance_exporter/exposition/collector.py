@@ -120,6 +120,15 @@ class SnapshotCollector(Collector):
             f"{_EVERY_UPDATE}.",
             ("symbol",),
         )
+        listing = _gauge(
+            "binance_symbol_info",
+            f"The symbol's assets, from exchange info, in its labels, for each symbol with a live book, always 1; "
+            f"{_EVERY_UPDATE}.",
+            ("symbol", "base_asset", "quote_asset"),
+        )
+        for info in snapshot.listings:
+            listing.add_metric([info.symbol, info.base_asset, info.quote_asset], 1)
+        yield listing
         for book in snapshot.books:
             in_sync.add_metric([book.symbol], 1 if book.in_sync else 0)
             counts = dict(book.resyncs)
@@ -266,9 +275,11 @@ class SnapshotCollector(Collector):
             f"Position of the symbol in a top list, a rank (1 = highest); {_EVERY_RANKING}.",
             ("ranking", "quote_asset", "symbol"),
         )
+        owns = snapshot.shard.owns  # a shard exports its own symbols' places in the lists, each list whole across shards
         for ranking in snapshot.rankings:
             for position, ticker in enumerate(ranking.tickers, start=1):
-                rank.add_metric([ranking.name, ranking.quote_asset, ticker.symbol], position)
+                if owns(ticker.symbol):
+                    rank.add_metric([ranking.name, ranking.quote_asset, ticker.symbol], position)
         volume = _gauge(
             "binance_volume_24h", f"Volume traded in the last 24 h, in base asset units; {_EVERY_RANKING}.", ("symbol",)
         )
@@ -281,6 +292,8 @@ class SnapshotCollector(Collector):
             "binance_trades_24h", f"Trades in the last 24 h, a count of trades; {_EVERY_RANKING}.", ("symbol",)
         )
         for ticker in snapshot.tickers:
+            if not owns(ticker.symbol):
+                continue
             volume.add_metric([ticker.symbol], float(ticker.volume))
             quote_volume.add_metric([ticker.symbol], float(ticker.quote_volume))
             trades.add_metric([ticker.symbol], ticker.trade_count)
@@ -410,6 +423,14 @@ class SnapshotCollector(Collector):
         )
         build.add_metric(list(BUILD_INFO.values()), 1)
         yield build
+        shard = GaugeMetricFamily(
+            "binance_exporter_shard_info",
+            "The part of the market this exporter keeps (--shard K/N: shard K of N; 1 of 1, the whole), "
+            f"always 1; {_AT_START}.",
+            labels=["shard", "shards"],
+        )
+        shard.add_metric([str(snapshot.shard.index), str(snapshot.shard.count)], 1)
+        yield shard
 
 
 @dataclass(frozen=True)

@@ -165,8 +165,8 @@ REPORT_WAIT_CYCLES = 3
 
 
 class ReportPrinter:
-    """Prints the report once the first rankings are in and every live
-    book is in sync (for at most ``REPORT_WAIT_CYCLES`` cycles), then the
+    """Prints the report once the first rankings are in and the live book
+    of every symbol of the lists is in sync (for at most ``REPORT_WAIT_CYCLES`` cycles), then the
     Q5 lines of every cycle. A closed, full or broken stdout is logged
     once and printing stops; serving goes on."""
 
@@ -183,7 +183,9 @@ class ReportPrinter:
         now = snapshot.read_at
         text = ""
         if not self.reported and snapshot.rankings:
-            books_ready = all(book.in_sync for book in snapshot.books) or self._waited >= REPORT_WAIT_CYCLES
+            listed = {*listed_symbols(snapshot.rankings, BY_QUOTE_VOLUME), *listed_symbols(snapshot.rankings, BY_TRADE_COUNT)}
+            books_ready = all(book.in_sync for book in snapshot.books if book.symbol in listed)
+            books_ready = books_ready or self._waited >= REPORT_WAIT_CYCLES
             self._waited += 1
             if books_ready:
                 text += render_report(snapshot, now, self.output_format)

@@ -218,6 +218,17 @@ class Shard:
     def __str__(self) -> str:
         return f"{self.index}/{self.count}"
 
+    @classmethod
+    def of(cls, text: str) -> "Shard":
+        """The shard ``K/N`` names; ValueError if it names none."""
+        index, slash, count = text.partition("/")
+        if not slash or not index.strip().isdigit() or not count.strip().isdigit():
+            raise ValueError(f"must be K/N, shard K of N, with 1 <= K <= N <= {MAX_SHARDS}, e.g. 1/2, not {text!r}")
+        shard = cls(int(index), int(count))
+        if not 1 <= shard.index <= shard.count <= MAX_SHARDS:
+            raise ValueError(f"must be K/N, shard K of N, with 1 <= K <= N <= {MAX_SHARDS}, e.g. 1/2, not {text!r}")
+        return shard
+
 
 WHOLE = Shard()  # one replica keeps every symbol
 

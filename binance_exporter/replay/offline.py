@@ -59,6 +59,8 @@ from binance_exporter.cycle.stream_scheduler import StreamScheduler
 from binance_exporter.errors import MarketDataError
 from binance_exporter.exposition.report import ReportPrinter
 from binance_exporter.market.definitions import (
+    ALL_SYMBOLS,
+    Shard,
     SymbolInfo,
     Ticker24h,
     format_decimal,
@@ -96,6 +98,7 @@ DEFAULT_SETTINGS = {  # those of a recording whose header has none
     "quote_volume_assets": list(_DEFAULTS.quote_volume_assets),
     "trade_count_assets": list(_DEFAULTS.trade_count_assets),
     "symbols": list(_DEFAULTS.symbols),
+    "shard": str(_DEFAULTS.shard),
 }
 
 
@@ -168,8 +171,8 @@ class OfflineHub(StreamHub):
     id of each book the recorded cycle read (None: not in sync), and
     ``late`` whether its reading did not come at all."""
 
-    def __init__(self, keep_all: bool = False) -> None:
-        super().__init__((), _not_requested, _not_requested, clock=self._now, wall_clock=self._now)
+    def __init__(self, keep_all: bool = False, tops: bool = False) -> None:
+        super().__init__((), _not_requested, _not_requested, clock=self._now, wall_clock=self._now, tops=tops)
         self.keep_all = keep_all
         self._workers.close()
         self._loop.close()
@@ -446,16 +449,18 @@ class OfflineAnswers:  # pylint: disable=too-many-instance-attributes  # the hub
         settings = {**DEFAULT_SETTINGS, **(header.get("settings") or {})}
         if self.interval is not None:
             settings["update_interval"] = self.interval
-        hub = self._hub = OfflineHub(keep_all=self.interval is not None)
+        symbols = ALL_SYMBOLS if settings["symbols"] == ALL_SYMBOLS else tuple(settings["symbols"])
+        hub = self._hub = OfflineHub(keep_all=self.interval is not None, tops=symbols == ALL_SYMBOLS)
         self._source = RecordedSource(latest=self.interval is not None)
         self._next_cycle = None
         self._scheduler = StreamScheduler(
             self._source,
             hub,
             schedule_of(settings),
-            tuple(settings["symbols"]),
+            symbols,
             clock=lambda: self._clock,
             wall_clock=lambda: hub.time,
+            shard=Shard.of(str(settings["shard"])),
         )
         if self.output_format != "csv":
             self._printer = ReportPrinter(self.output_format, self.out)  # a new process prints its report again
