@@ -14,7 +14,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError, InvalidStatus
 from websockets.sync.client import connect
 
-from binance_exporter.fake.market import LISTED_SYMBOLS, Market, synthetic_symbols, to_units
+from binance_exporter.fake.market import LISTED_SYMBOLS, Market, from_units, synthetic_symbols, to_units
 from binance_exporter.fake.simulator import BinanceSimulator, main
 from binance_exporter.fake.streams import StreamSession, ticker_event
 from binance_exporter.fake.faults import Fault, StreamFault
@@ -273,6 +273,116 @@ def test_a_depth_stream_of_a_symbol_taken_off_the_market_falls_silent():
     del market.symbols["BNBBTC"]
     clock.advance(1)
     assert not session.tick(0)
+
+
+# The book ticker
+
+
+def book_ticker_messages(ws, timeout=15.0):
+    """(stream, payload) of every depth and book ticker message of a combined ``ws``."""
+    for message in messages(ws, timeout):
+        if isinstance(message, dict) and "stream" in message:
+            yield message["stream"], message["data"]
+
+
+def test_the_book_ticker_of_every_update_id_it_names_equals_the_book_rebuilt_from_the_depth_stream():
+    clock = FakeClock()
+    sim = start_sim(Market(tick_seconds=1.0, clock=clock))
+    tickers = []
+
+    def check(pending, book):
+        """Checks the book tickers the local book has caught up with."""
+        while pending and pending[0]["u"] <= book.last:
+            ticker = pending.pop(0)
+            assert ticker["u"] == book.last  # named at an event's end: checkable
+            (bid, bid_qty), (ask, ask_qty) = (side[0] for side in book.sides())
+            assert tuple(to_units(ticker[k]) for k in "bBaA") == (bid, bid_qty, ask, ask_qty)
+            tickers.append(ticker)
+
+    try:
+        names = "btcusdt@depth@100ms/btcusdt@bookTicker"
+        with open_stream(sim, f"/stream?streams={names}") as ws:
+            received = book_ticker_messages(ws)
+            stream, at_subscription = next(received)  # the book stands still: only the top, once
+            book = LocalBook(rest(sim, "/api/v3/depth?symbol=BTCUSDT&limit=5000"))
+            pending = [at_subscription]
+            check(pending, book)
+            for _ in range(25):
+                clock.advance(1)  # one step; its depth event and book ticker come within a tick
+                target = sim.market.update_id("BTCUSDT")
+                while book.last < target:
+                    name, payload = next(received)
+                    if name == "btcusdt@depth@100ms":
+                        book.apply(payload)
+                    else:
+                        pending.append(payload)
+                    check(pending, book)
+    finally:
+        sim.stop()
+    assert stream == "btcusdt@bookTicker" and set(at_subscription) == {"u", "s", "b", "B", "a", "A"}
+    assert at_subscription["s"] == "BTCUSDT" and tickers[0] == at_subscription
+    assert len(tickers) >= 8  # the top of a busy book moves at most steps
+    assert all(earlier["u"] < later["u"] for earlier, later in zip(tickers, tickers[1:]))
+    tops = [tuple(t[k] for k in "bBaA") for t in tickers]
+    assert all(earlier != later for earlier, later in zip(tops, tops[1:]))  # sent only when it changed
+
+
+def test_a_book_ticker_is_sent_at_subscription_and_then_only_when_the_top_changed():
+    clock = FakeClock()
+    market = Market(tick_seconds=1.0, clock=clock)
+    session = StreamSession(market, combined=False)
+    session.control('{"method": "SUBSCRIBE", "params": ["ethbtc@bookTicker", "fttbtc@bookTicker"], "id": 1}')
+    first_frames = [json.loads(frame) for frame in session.tick(0)]
+    assert [event["s"] for event in first_frames] == ["ETHBTC", "FTTBTC"]
+    assert not session.tick(0)  # nothing moved: nothing sent
+    sent = unchanged = 0
+    top = market.book_top("ETHBTC")
+    for _ in range(60):
+        clock.advance(1)
+        frames = session.tick(0)
+        now = market.book_top("ETHBTC")
+        if now[1:] == top[1:]:
+            assert not frames
+            unchanged += 1
+        else:
+            (event,) = [json.loads(frame) for frame in frames]
+            assert event == {"u": now.update_id, "s": "ETHBTC", "b": from_units(now.bid_price),
+                             "B": from_units(now.bid_qty), "a": from_units(now.ask_price),
+                             "A": from_units(now.ask_qty)}  # fmt: skip
+            sent += 1
+        top = now
+    assert sent and unchanged  # both happen; the halted FTTBTC never comes again
+    session.unsubscribe(["ethbtc@bookTicker"])
+    session.subscribe(["ethbtc@bookTicker"])
+    assert [json.loads(frame)["u"] for frame in session.tick(0)] == [top.update_id]  # subscribed again: sent again
+
+
+def test_a_book_ticker_of_an_unknown_symbol_is_refused():
+    session = StreamSession(Market(tick_seconds=0), combined=False)
+    answer = session.control('{"method": "SUBSCRIBE", "params": ["nopeusdt@bookTicker"], "id": 3}')
+    assert answer["error"]["code"] == 2 and "nopeusdt@bookTicker" in answer["error"]["msg"]
+    answer = session.control('{"method": "SUBSCRIBE", "params": ["btcusdt@bookticker"], "id": 4}')
+    assert answer["error"]["code"] == 2
+
+
+class WholeBookMarket:
+    """A market with no ``book_top`` of its own, only whole books (as a
+    recorded market is): a book of one level a side, or one side empty."""
+
+    def __init__(self):
+        self.symbols = {"BTCUSDT": None, "ETHUSDT": None}
+
+    def true_book(self, symbol):
+        asks = [(101 * 10**8, 3 * 10**8)] if symbol == "BTCUSDT" else []
+        return 42, [(100 * 10**8, 2 * 10**8)], asks
+
+
+def test_a_market_without_book_tops_gives_them_from_its_whole_books():
+    session = StreamSession(WholeBookMarket(), combined=False)
+    session.subscribe(["btcusdt@bookTicker", "ethusdt@bookTicker"])
+    assert [json.loads(frame) for frame in session.tick(0)] == [
+        {"u": 42, "s": "BTCUSDT", "b": "100.00000000", "B": "2.00000000", "a": "101.00000000", "A": "3.00000000"}
+    ]  # ETHUSDT has no ask: no top to send
 
 
 # Stream faults

@@ -194,6 +194,16 @@ class AggTrade(NamedTuple):
         }
 
 
+class BookTop(NamedTuple):
+    """The best bid and ask of a book (1e-8 units) as of its update id."""
+
+    update_id: int
+    bid_price: int
+    bid_qty: int
+    ask_price: int
+    ask_qty: int
+
+
 class DepthDiff(NamedTuple):
     """The changes from update id ``first`` to ``last`` folded into the final
     quantity of every level they touched (0: deleted), best first, as a
@@ -592,6 +602,17 @@ class Market:  # pylint: disable=too-many-instance-attributes  # its clocks, its
         """The best bid and the best ask, each as a list of one level."""
         book = self._book(symbol)
         return book.bids.levels(1), book.asks.levels(1)
+
+    def book_top(self, symbol: str) -> Optional[BookTop]:
+        """The best bid and ask of ``symbol``'s book now and its update id,
+        read at once (None while a side is empty): the top a local book made
+        of a snapshot and the diffs up to that update id has."""
+        with self.lock:
+            book = self._book(symbol)
+            if not book.bids or not book.asks:
+                return None
+            bid, ask = book.bids.price(0), book.asks.price(0)
+            return BookTop(book.update_id, bid, book.bids.qty[bid], ask, book.asks.qty[ask])
 
     def _sides(self, symbol: str, lag: int = 0) -> tuple[int, _Side, _Side]:
         """(update id, bids, asks) now, or ``lag`` changes ago (as far back

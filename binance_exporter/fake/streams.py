@@ -9,6 +9,10 @@ endpoints, as Binance's spot streams documentation describes them.
 * ``<symbol>@depth@100ms`` and ``<symbol>@depth`` (1000 ms): ``depthUpdate``
   events with the final quantity of every level changed since the previous
   event, each event's ``U`` the previous one's ``u`` + 1;
+  ``<symbol>@aggTrade``: each aggregate trade as it is made;
+  ``<symbol>@bookTicker``: the best bid and ask (``b B a A``) with the
+  book's update id ``u`` at that moment, at subscription and whenever
+  either changed (at most once a tick);
   ``!ticker_1d@arr``: every second, the 24 h rolling-window tickers of the
   symbols whose values changed.
 * Pings every ``ping_interval`` seconds; a connection whose ping has gone
@@ -45,7 +49,7 @@ from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
 
 from binance_exporter.fake.faults import StreamFault
-from binance_exporter.fake.market import AggTrade, HistoryLost, Market, from_units
+from binance_exporter.fake.market import AggTrade, BookTop, HistoryLost, Market, from_units
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +67,9 @@ SEND_TIMEOUT = 10.0  # a client that takes no data for this long is dropped
 TICKER_ARR = "!ticker_1d@arr"
 _DEPTH_STREAM = re.compile(r"([a-z0-9]{1,20})@depth(@100ms)?")
 _TRADE_STREAM = re.compile(r"([a-z0-9]{1,20})@aggTrade")
+_BOOK_TICKER_STREAM = re.compile(r"([a-z0-9]{1,20})@bookTicker")
+# What a stream carries.
+DEPTH, TRADES, BOOK_TICKER, TICKERS = "depth", "aggTrade", "bookTicker", "tickers"
 _COUNTED = (Opcode.TEXT, Opcode.BINARY, Opcode.PING, Opcode.PONG)
 _METHODS = ("SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS", "SET_PROPERTY", "GET_PROPERTY")
 # The faults, by when they act.
@@ -86,21 +93,22 @@ def _json(body: Any) -> str:
 class Stream(NamedTuple):
     """A stream a connection can subscribe to: its name, the symbol it is
     of (None: the whole market), how many ticks apart its events are, and
-    whether it carries aggregate trades rather than depth or tickers."""
+    what it carries (``DEPTH``, ``TRADES``, ``BOOK_TICKER``, ``TICKERS``)."""
 
     name: str
     symbol: Optional[str]
     every: int
-    trades: bool = False
+    kind: str = DEPTH
 
 
 def parse_stream(name: str, market: Market) -> Stream:
     """The stream called ``name``; ValueError if the market serves none."""
     if name == TICKER_ARR:
-        return Stream(name, None, TICKS_PER_SECOND)
-    trades = _TRADE_STREAM.fullmatch(name)
-    if trades is not None and trades.group(1).upper() in market.symbols:
-        return Stream(name, trades.group(1).upper(), 1, trades=True)
+        return Stream(name, None, TICKS_PER_SECOND, TICKERS)
+    for pattern, kind in ((_TRADE_STREAM, TRADES), (_BOOK_TICKER_STREAM, BOOK_TICKER)):
+        match = pattern.fullmatch(name)
+        if match is not None and match.group(1).upper() in market.symbols:
+            return Stream(name, match.group(1).upper(), 1, kind)
     match = _DEPTH_STREAM.fullmatch(name)
     if match is None or match.group(1).upper() not in market.symbols:
         raise ValueError(f"Invalid request: unknown stream name {name[:60]!r}")
@@ -123,6 +131,32 @@ def depth_event(symbol: str, now_ms: int, first: int, last: int, bids: list, ask
 def trade_event(symbol: str, now_ms: int, trade: AggTrade) -> dict[str, Any]:
     """An ``aggTrade`` payload."""
     return {"e": "aggTrade", "E": now_ms, "s": symbol, **trade.payload()}
+
+
+def book_ticker_event(symbol: str, top: BookTop) -> dict[str, Any]:
+    """A ``bookTicker`` payload, as Binance's spot streams send it (no
+    event type or time): the book's update id and its best levels."""
+    return {
+        "u": top.update_id,
+        "s": symbol,
+        "b": from_units(top.bid_price),
+        "B": from_units(top.bid_qty),
+        "a": from_units(top.ask_price),
+        "A": from_units(top.ask_qty),
+    }
+
+
+def book_top(market: Market, symbol: str) -> Optional[BookTop]:
+    """The top of ``symbol``'s book now with its update id, read at once;
+    None when a side is empty. A market without ``book_top`` of its own
+    (a recorded one) gives it from its whole book."""
+    own = getattr(market, "book_top", None)
+    if own is not None:
+        return own(symbol)
+    update_id, bids, asks = market.true_book(symbol)
+    if not bids or not asks:
+        return None
+    return BookTop(update_id, *bids[0], *asks[0])
 
 
 def ticker_event(record: dict[str, Any], now_ms: int) -> dict[str, Any]:
@@ -209,6 +243,7 @@ class StreamSession:
         # stream: the id of its latest trade (sent or dropped)
         self.positions: dict[str, int] = {}
         self.latest: dict[str, dict[str, Any]] = {}  # depth stream: its latest event sent
+        self.tops_sent: dict[str, tuple] = {}  # bookTicker stream: the best levels it sent last
         self.tickers_sent: dict[str, tuple] = {}  # symbol: the values the ticker array sent last
         self.ticks = 0
 
@@ -226,9 +261,9 @@ class StreamSession:
             raise TooManyStreams(f"{len(self.streams) + len(new)} streams: at most {self.max_streams}")
         for stream in new.values():
             self.streams[stream.name] = stream
-            if stream.trades:
+            if stream.kind == TRADES:
                 self.positions[stream.name] = self.market.last_trade_id(stream.symbol)
-            elif stream.symbol is not None:
+            elif stream.kind == DEPTH:
                 self.positions[stream.name] = self.market.update_id(stream.symbol)
 
     def unsubscribe(self, names: list[str]) -> None:
@@ -237,6 +272,7 @@ class StreamSession:
             self.streams.pop(stream.name, None)
             self.positions.pop(stream.name, None)
             self.latest.pop(stream.name, None)
+            self.tops_sent.pop(stream.name, None)
         if TICKER_ARR not in self.streams:
             self.tickers_sent.clear()
 
@@ -292,14 +328,16 @@ class StreamSession:
                 continue
             frames: list[str] = []
             try:
-                if stream.trades:
+                if stream.kind == TRADES:
                     frames += self._trades(stream, clock(), faults)
                     payload: Any = None
-                elif stream.symbol is None:
+                elif stream.kind == TICKERS:
                     payload = self._tickers(clock())
+                elif stream.kind == BOOK_TICKER:
+                    payload = self._book_ticker(stream)
                 else:
                     payload = self._depth(stream, clock(), faults, frames)
-            except KeyError:  # a symbol taken off the market: its streams fall silent
+            except (KeyError, NoRecord):  # a symbol taken off the market (or not recorded yet): silent
                 continue
             if payload is not None:
                 frames.append(self.frame(stream.name, payload))
@@ -319,6 +357,16 @@ class StreamSession:
         event = depth_event(symbol, now_ms, diff.first, diff.last, diff.bids, diff.asks)
         self.latest[stream.name] = event
         return event
+
+    def _book_ticker(self, stream: Stream) -> Optional[dict[str, Any]]:
+        """The book's top, if it is not the one the stream sent last."""
+        symbol = stream.symbol
+        assert symbol is not None
+        top = book_top(self.market, symbol)
+        if top is None or self.tops_sent.get(stream.name) == top[1:]:
+            return None
+        self.tops_sent[stream.name] = top[1:]
+        return book_ticker_event(symbol, top)
 
     def _trades(self, stream: Stream, now_ms: int, faults: FaultSource) -> list[str]:
         """The frames of the trades made since the stream's last one, each
