@@ -22,7 +22,7 @@ from binance_exporter.exposition.collector import (
     choose_format,
     distribution_version,
 )
-from binance_exporter.market.definitions import BookTop, Ranking, Ticker24h, top_lists
+from binance_exporter.market.definitions import BookTop, Ranking, Shard, SymbolInfo, Ticker24h, top_lists
 from binance_exporter.cycle.snapshot import (
     ApiCounts,
     BookNotional,
@@ -408,3 +408,31 @@ def test_an_invalid_or_unknown_accept_is_served_as_text_with_our_content_type(ac
     body, content_type = MetricsPage(lambda: SNAPSHOT).render(accept)
     assert content_type == "text/plain; version=0.0.4; charset=utf-8"
     assert b'binance_spread{symbol="BTCUSDT"} 0.01' in body and b"# EOF" not in body
+
+
+def test_a_shard_exports_its_own_symbols_places_in_the_lists_and_says_which_shard_it_is():
+    ethbtc_shard = next(shard for shard in (Shard(1, 2), Shard(2, 2)) if shard.owns("ETHBTC"))
+    other = Shard(3 - ethbtc_shard.index, 2)
+    registries = {shard: registry_for(replace(EVERY_FAMILY, shard=shard)) for shard in (ethbtc_shard, other)}
+    labels = {"ranking": "quote_volume", "quote_asset": "BTC", "symbol": "ETHBTC"}
+    assert registries[ethbtc_shard].get_sample_value("binance_top_symbol_rank", labels) == 1
+    assert registries[other].get_sample_value("binance_top_symbol_rank", labels) is None
+    assert registries[other].get_sample_value("binance_volume_24h", {"symbol": "ETHBTC"}) is None
+    for shard, registry in registries.items():
+        ranks = [
+            sample.labels["symbol"]
+            for family in registry.collect()
+            if family.name == "binance_top_symbol_rank"
+            for sample in family.samples
+        ]
+        assert all(shard.owns(symbol) for symbol in ranks)
+        info = {"shard": str(shard.index), "shards": "2"}
+        assert registry.get_sample_value("binance_exporter_shard_info", info) == 1
+    assert registry_for(SNAPSHOT).get_sample_value("binance_exporter_shard_info", {"shard": "1", "shards": "1"}) == 1
+
+
+def test_each_live_book_has_its_assets_to_join_on():
+    snapshot = replace(EVERY_FAMILY, listings=(SymbolInfo("ETHBTC", "TRADING", "ETH", "BTC"),))
+    labels = {"symbol": "ETHBTC", "base_asset": "ETH", "quote_asset": "BTC"}
+    assert registry_for(snapshot).get_sample_value("binance_symbol_info", labels) == 1
+    assert registry_for(snapshot).get_sample_value("binance_stream_messages_total", {"stream": "top"}) == 0

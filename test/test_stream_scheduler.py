@@ -6,6 +6,7 @@ a test sets; REST is the fake Binance."""
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from decimal import Decimal as D
 
 import pytest
@@ -18,7 +19,7 @@ from binance_exporter.cycle.snapshot import BookState, StreamCounts, TradeFlow
 from binance_exporter.cycle import stream_scheduler as stream_scheduler_module
 from binance_exporter.cycle.stream_scheduler import TICKER_SILENCE, StreamScheduler
 from binance_exporter.errors import MarketDataError
-from binance_exporter.market.definitions import Ticker24h
+from binance_exporter.market.definitions import WHOLE, BookTop, Shard, Ticker24h
 from binance_exporter.market.microstructure import BookView, SideFlow
 
 from .helpers import FakeClock
@@ -52,6 +53,7 @@ class LiveBooks:
         self.stopped = False
         self.flows: dict[str, TradeFlow] = {}
         self.cycles: list = []  # what each reading was told of its cycle
+        self.tops: dict[str, BookTop] = {}  # from @bookTicker
 
     def track(self, symbols):
         self.tracked = tuple(symbols)
@@ -66,6 +68,7 @@ class LiveBooks:
                 BookState(s, s in self.in_sync, 2, 1, 1.5, ()),
                 BookView(BIDS, ASKS) if s in self.in_sync else None,
                 self.flows.get(s),
+                self.tops.get(s),
             )
             for s in self.tracked
         }
@@ -83,10 +86,11 @@ class LiveBooks:
         self.stopped = True
 
 
-def stream_scheduler(simulator, clock, symbols=()):
+def stream_scheduler(simulator, clock, symbols=(), shard=WHOLE):
     client = BinanceClient(simulator.url, timeout=5.0, gate=RequestGate(clock=clock), sleep=lambda _: None)
     books = LiveBooks(clock)
-    return StreamScheduler(client, books, Schedule(10, 60), symbols, clock=clock, wall_clock=clock), books
+    scheduler = StreamScheduler(client, books, Schedule(10, 60), symbols, clock=clock, wall_clock=clock, shard=shard)
+    return scheduler, books
 
 
 def test_every_tracked_book_in_sync_answers_q3_to_q5_and_the_snapshot_is_up(simulator, clock):
@@ -226,3 +230,77 @@ def test_microstructure_and_trade_flows_age_out_and_leave_with_their_symbol(simu
     clock.advance(10)
     gone = scheduler.run_cycle()
     assert gone.trade_flows == () and gone.microstructure == ()
+
+
+def trading_symbols(simulator):
+    return {symbol for symbol, listed in simulator.market.symbols.items() if listed.status == "TRADING"}
+
+
+def test_the_whole_market_is_every_trading_symbol_the_lists_first_then_the_most_traded(simulator, clock, caplog):
+    caplog.set_level(logging.INFO)
+    scheduler, books = stream_scheduler(simulator, clock, "all")
+    snapshot = scheduler.run_cycle()
+    assert set(books.tracked) == trading_symbols(simulator) and len(books.tracked) == 28
+    ranked = [t.symbol for ranking in snapshot.rankings for t in ranking.tickers]
+    assert books.tracked[: len(set(ranked))] == tuple(dict.fromkeys(ranked))
+    counts = {t.symbol: t.trade_count for t in books.table.values()}
+    rest = books.tracked[len(set(ranked)) :]
+    assert [counts[s] for s in rest] == sorted((counts[s] for s in rest), reverse=True)
+    assert "the whole market: 28 TRADING symbols in shard 1/1" in caplog.text
+    assert "live order books: 28 symbols" not in caplog.text  # few enough to be named
+    assert {info.symbol: info.quote_asset for info in snapshot.listings}["ETHBTC"] == "BTC"
+    assert {info.symbol for info in snapshot.listings} == set(books.tracked)
+
+
+def test_the_whole_market_follows_listings_and_delistings_at_each_exchange_info_refresh(simulator, clock):
+    scheduler, books = stream_scheduler(simulator, clock, "all")
+    scheduler.run_cycle()
+    market = simulator.market
+    market.symbols["LTCBTC"] = replace(market.symbols["LTCBTC"], status="BREAK")
+    market.symbols["LUNABTC"] = replace(market.symbols["LUNABTC"], status="TRADING")
+    clock.advance(10)
+    scheduler.run_cycle()
+    assert "LTCBTC" in books.tracked and "LUNABTC" not in books.tracked  # exchange info is an hour old only later
+    clock.advance(3600)
+    books.streamed_at = clock()
+    scheduler.run_cycle()
+    assert "LTCBTC" not in books.tracked and "LUNABTC" in books.tracked
+    assert set(books.tracked) == trading_symbols(simulator)
+
+
+def test_a_book_not_in_sync_has_its_spread_from_its_stream_top_until_it_syncs(simulator, clock):
+    scheduler, books = stream_scheduler(simulator, clock, "all")
+    scheduler.run_cycle()
+    books.tops["LTCBTC"] = BookTop("LTCBTC", D("0.00123"), D("5"), D("0.00124"), D("7"))
+    clock.advance(10)
+    snapshot = scheduler.run_cycle()
+    spreads = {reading.symbol: reading for reading in snapshot.spreads}
+    assert set(spreads) == {"LTCBTC"} and spreads["LTCBTC"].spread == D("0.00001")
+    assert not snapshot.notionals and not snapshot.up  # no book: no notional, and not every book is in sync
+    books.in_sync.add("LTCBTC")
+    clock.advance(10)
+    synced = {reading.symbol: reading for reading in scheduler.run_cycle().spreads}
+    assert synced["LTCBTC"].spread == D(1)  # the book's own top, once in sync
+
+
+def test_shards_split_the_market_and_each_exports_only_its_own_symbols(simulator, clock):
+    tracked = []
+    for index in (1, 2):
+        scheduler, books = stream_scheduler(simulator, clock, "all", Shard(index, 2))
+        snapshot = scheduler.run_cycle()
+        tracked.append(set(books.tracked))
+        assert snapshot.shard == Shard(index, 2) and all(Shard(index, 2).owns(s) for s in books.tracked)
+        assert {info.symbol for info in snapshot.listings} == set(books.tracked)
+        scheduler.close()
+    assert tracked[0] | tracked[1] == trading_symbols(simulator) and not tracked[0] & tracked[1]
+    assert tracked[0] and tracked[1]
+
+
+def test_a_shard_keeps_only_its_own_symbols_of_the_lists_and_of_symbols(simulator, clock, caplog):
+    caplog.set_level(logging.WARNING)
+    shard = Shard(1, 2)
+    scheduler, books = stream_scheduler(simulator, clock, ("BNBUSDT", "DOGEBTC"), shard)
+    snapshot = scheduler.run_cycle()
+    listed = {t.symbol for ranking in snapshot.rankings for t in ranking.tickers} | {"BNBUSDT", "DOGEBTC"}
+    assert set(books.tracked) == {s for s in listed if shard.owns(s)}
+    assert "skipped" not in caplog.text  # another shard's symbol is not an error

@@ -5,21 +5,24 @@ once."""
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal as D
 
 import pytest
 
 from binance_exporter.binance.responses import parse_agg_trades, parse_depth_snapshot
-from binance_exporter.binance.streams import MAX_STREAMS_PER_CONNECTION, StreamHub, _Reading
+from binance_exporter.binance.request_gate import RequestGate
+from binance_exporter.binance.rest_client import depth_weight
+from binance_exporter.binance.streams import MAX_STREAMS_PER_CONNECTION, StreamHub, _Connection, _Reading
 from binance_exporter.binance.trade_sync import RECENT_TRADES
 from binance_exporter.errors import MarketDataError
 from binance_exporter.fake.market import LISTED_SYMBOLS, Market, synthetic_symbols
 from binance_exporter.fake.simulator import BinanceSimulator
-from binance_exporter.market.definitions import BOOK_DEPTH
+from binance_exporter.market.definitions import BOOK_DEPTH, BookTop
 from binance_exporter.market.microstructure import SideFlow
 from binance_exporter.market.order_book import BookSide, levels_to_read
 
-from .helpers import post, true_best_levels, wait_for
+from .helpers import FakeClock, post, true_best_levels, wait_for
 
 def direct_snapshots(simulator: BinanceSimulator):
     """Snapshots read from the simulated market itself, costing no weight."""
@@ -267,3 +270,60 @@ def test_a_reading_the_loop_does_not_answer_in_time_is_recorded_as_not_come_and_
         hub.stop()
         hub._loop.close()  # pylint: disable=protected-access  # never run, so never closed by stop()
     assert recorder.lines == [{"n": 3, "clock": 1.0, "time": 2.0, "books": None}]
+
+
+def test_snapshots_wait_for_the_weight_budget_and_go_in_tracking_order_at_each_books_limit(streaming):
+    clock = FakeClock(6000.0)  # a minute's start: each minute the test lets pass gives one budget
+    gate = RequestGate(weight_budget=25, clock=clock)  # one limit-500 snapshot (weight 25) a minute
+    gate.admit("/api/v3/ping", 25)  # this minute is spent
+    asked: list[tuple[str, int]] = []
+    snapshot = direct_snapshots(streaming)
+
+    def paid_snapshot(symbol, limit, time_left=None):
+        gate.admit("/api/v3/depth", depth_weight(limit))  # as the REST client does: raises if over the budget
+        asked.append((symbol, limit))
+        return snapshot(symbol, limit, time_left)
+
+    order = ("XRPUSDT", "ETHBTC", "BTCUSDT", "SOLUSDT")
+    hub = StreamHub(
+        (streaming.stream_url,), paid_snapshot, direct_trades(streaming), first_backoff=0.1, weight_wait=gate.wait_for
+    ).start()
+    try:
+        hub.track(order)
+        syncs = lambda: hub._syncs  # pylint: disable=protected-access,unnecessary-lambda-assignment
+        wait_for(lambda: all(s in syncs() and syncs()[s].buffer for s in order))
+        assert not asked  # every book waits for a snapshot, and the budget has no room
+        for count in range(1, len(order) + 1):
+            clock.advance(60)
+            wait_for(lambda count=count: len(asked) >= count)
+            assert asked == [(symbol, 500) for symbol in order[:count]]  # one a minute, the first tracked first
+        wait_for(lambda: all_in_sync(hub, order))
+    finally:
+        hub.stop()
+
+
+def test_a_top_of_book_is_kept_from_its_stream_while_its_connection_is_open():
+    hub = StreamHub(("ws://127.0.0.1:1",), None, None, tops=True)  # never started: the test is its loop
+    hub._track(("BNBUSDT",))  # pylint: disable=protected-access
+    first, second = _Connection(1), _Connection(2)
+
+    def top(connection, update_id, bid, symbol="BNBUSDT", stream="bnbusdt@bookTicker"):
+        data = {"u": update_id, "s": symbol, "b": bid, "B": "31.21000000", "a": "25.36520000", "A": "40.66"}
+        hub._on_frame(connection, json.dumps({"stream": stream, "data": data}))  # pylint: disable=protected-access
+
+    def read_top():
+        return hub._loop.run_until_complete(hub._read_books())["BNBUSDT"].top  # pylint: disable=protected-access
+
+    assert read_top() is None
+    top(first, 400900217, "25.35190000")
+    assert read_top() == BookTop("BNBUSDT", D("25.3519"), D("31.21"), D("25.3652"), D("40.66"))
+    top(second, 400900216, "25.30000000")  # a connection behind the other: not news
+    assert read_top().bid_price == D("25.3519")
+    top(first, 400900218, "25.36520000")  # crossed: invalid, ignored and counted
+    top(first, 1, "25.3", symbol="ETHBTC", stream="ethbtc@bookTicker")  # not tracked
+    assert read_top().bid_price == D("25.3519") and hub.counts().invalid_messages == 1
+    hub._lost(first)  # pylint: disable=protected-access
+    assert read_top() is None  # what went by while the connection was down is unknown
+    assert dict(hub.counts().messages)["top"] == 3
+    hub._loop.close()  # pylint: disable=protected-access
+    hub._workers.close()  # pylint: disable=protected-access

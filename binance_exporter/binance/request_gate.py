@@ -85,7 +85,7 @@ class _Pause:
     status: int = 0  # the worst answer of a Retry-After pause: 429 or 418
 
 
-class RequestGate:
+class RequestGate:  # pylint: disable=too-many-instance-attributes  # its minute, its bucket and its pause
     """Admits or refuses requests to Binance. Thread-safe; ``clock`` is
     Unix time (Binance counts weight per clock minute). With a
     ``state_dir``, a Retry-After pause outlives the process."""

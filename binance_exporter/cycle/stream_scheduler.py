@@ -9,8 +9,8 @@ Each cycle (every ``update_interval`` seconds):
    /api/v3/ticker/24hr`` at start and every ``TICKER_RESEED_INTERVAL``;
 3. tracks a live book for every symbol of the Q1 and Q2 lists and every
    ``--symbols`` symbol Binance lists as TRADING, or with ``--symbols
-   all`` every TRADING symbol (and keeps, unexported, the books of symbols
-   that left the lists in the last hour: ``STANDBY_SECONDS``); with
+   all`` every TRADING symbol (and keeps, unexported, the books of TRADING
+   symbols that left the lists in the last hour: ``STANDBY_SECONDS``); with
    ``--shard K/N``, only those of its shard. Their snapshots are taken in
    this order: the lists' symbols, then the others by 24 h trade count,
    the most traded first;
@@ -144,8 +144,13 @@ class StreamScheduler(Scheduler):  # pylint: disable=too-many-instance-attribute
             named = ", ".join(tracked) if len(tracked) <= LOGGED_SYMBOLS else f"{len(tracked)} symbols"
             logger.info("live order books: %s", named or "none")
         self._tracked = tracked
+        listed = self._symbols[1] if self._symbols is not None else {}
         recent = sorted(
-            ((left, s) for s, left in self._standby.items() if s not in tracked and now - left < STANDBY_SECONDS),
+            (
+                (left, s)
+                for s, left in self._standby.items()
+                if s not in tracked and now - left < STANDBY_SECONDS and s in listed and listed[s].trading
+            ),
             reverse=True,
         )[: len(tracked)]
         self._standby = {symbol: left for left, symbol in recent}

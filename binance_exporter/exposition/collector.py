@@ -245,10 +245,11 @@ class SnapshotCollector(Collector):
         messages = dict(streams.messages)
         yield _counter(
             "binance_stream_messages",
-            "Messages received from Binance's streams, by stream (depth, trade, ticker), a count of messages; "
+            "Messages received from Binance's streams, by stream (depth, trade, ticker, top: a best bid and ask "
+            "with --symbols all), a count of messages; "
             f"{_EVERY_UPDATE}.",
             ("stream",),
-            tuple((stream, messages.get(stream, 0)) for stream in ("depth", "trade", "ticker")),
+            tuple((stream, messages.get(stream, 0)) for stream in ("depth", "trade", "ticker", "top")),
         )
         yield CounterMetricFamily(
             "binance_stream_invalid_messages",
@@ -275,7 +276,7 @@ class SnapshotCollector(Collector):
             f"Position of the symbol in a top list, a rank (1 = highest); {_EVERY_RANKING}.",
             ("ranking", "quote_asset", "symbol"),
         )
-        owns = snapshot.shard.owns  # a shard exports its own symbols' places in the lists, each list whole across shards
+        owns = snapshot.shard.owns  # a shard exports its own symbols in the lists: each list whole across shards
         for ranking in snapshot.rankings:
             for position, ticker in enumerate(ranking.tickers, start=1):
                 if owns(ticker.symbol):
