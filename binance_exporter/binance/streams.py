@@ -99,6 +99,7 @@ OPEN_TIMEOUT = 10.0
 CLOSE_TIMEOUT = 0.5  # for Binance's answer to our close frame: a stop must not wait longer
 MAX_CONNECTION_AGE = 23 * 3600.0
 HANDOVER_SECONDS = 30.0
+MANAGE_PAUSE = 0.02  # seconds between two passes over the books' wants (1,500 of them with --symbols all)
 MAX_HELD_EVENTS = 50
 MAX_FRAME_BYTES = 4 * 2**20  # a whole !ticker_1d@arr of every symbol is about 1 MB
 MAX_QUEUED_FRAMES = 64
@@ -488,6 +489,7 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
                     self._plan()
                 self._ask_for_requests()
                 self._hand_over()
+                await asyncio.sleep(MANAGE_PAUSE)  # events may ask for a pass each: a pass at most this often
                 try:
                     await asyncio.wait_for(self._changed.wait(), 0.5)
                 except TimeoutError:
