@@ -268,3 +268,30 @@ def test_trade_counters_equal_the_trade_history_after_trades_dropped_and_a_conne
     last = trade_history(streaming, "BTCUSDT", baselines["BTCUSDT"])[-1]
     assert value(found, "binance_last_trade_price", symbol="BTCUSDT") == float(last.price)
     assert streaming.stats()["violations"] == 0 and streaming.stats()["stream_violations"] == 0
+
+
+def test_the_whole_market_has_a_live_book_of_every_trading_symbol_equal_to_the_truth_within_the_budget(streaming):
+    port = free_port()
+    process = start_module(
+        "binance_exporter",
+        *("--source", "stream", "--port", str(port), "--address", "127.0.0.1", "--symbols", "all"),
+        *("--base-url", streaming.url, "--stream-url", streaming.stream_url, "--shard", "1/1"),
+        # 28 snapshots of weight 25 or 5 and 28 trade baselines of weight 4 fit; the requests are paced, not refused.
+        *("--weight-budget", "1000", "--update-interval", "0.5", "--rank-interval", "3600"),
+    )
+    try:
+        trading = {s for s, listed in streaming.market.symbols.items() if listed.status == "TRADING"}
+        wait_for(lambda: tracked(samples(port)) == trading, timeout=60)
+        found = settle_and_compare(streaming, port)
+        assert tracked(found) == trading and len(trading) == 28
+        assert {dict(labels)["symbol"] for name, labels in found if name == "binance_symbol_info"} == trading
+        assert value(found, "binance_exporter_shard_info", shard="1", shards="1") == 1
+        assert value(found, "binance_stream_messages_total", stream="top") > 0
+        assert value(found, "binance_stream_connections") == 1  # 85 streams: one connection
+        skipped = {labels: n for (name, labels), n in found.items() if name == "binance_exporter_requests_skipped_total"}
+        assert not any(skipped.values())  # paced under the budget: nothing refused
+        stats = streaming.stats()
+        assert stats["violations"] == 0 and stats["stream_violations"] == 0
+        assert stats["requests"]["/api/v3/depth"] >= len(trading)
+    finally:
+        sys.stderr.write(stop_process(process)[2][-5000:])

@@ -290,6 +290,7 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
         self._trade_syncs: dict[str, TradeSync] = {}
         self._connections: list[_Connection] = []
         self._requests_running = 0
+        self._running_weight = 0  # of the requests started and not yet ended
         self._retry: dict[tuple[str, str], tuple[float, float]] = {}  # (what, symbol): (not before, last wait)
         self._sources: dict[str, _Connection] = {}  # symbol: the connection its book takes events from
         self._held: dict[str, tuple[_Connection, deque]] = {}  # symbol: a replacement's events, for the move
@@ -802,17 +803,20 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
                 return
             if now < self._retry.get((what, symbol), (0.0, 0.0))[0]:
                 continue
-            if self._weight_wait(depth_weight(sync.snapshot_limit) if what == SNAPSHOT else WEIGHTS[AGG_TRADES]) > 0:
+            weight = depth_weight(sync.snapshot_limit) if what == SNAPSHOT else WEIGHTS[AGG_TRADES]
+            # The gate learns of a request's weight only as a worker sends it: those started count meanwhile.
+            if self._weight_wait(self._running_weight + weight) > 0:
                 return
             self._requests_running += 1
+            self._running_weight += weight
             if what == SNAPSHOT:
                 sync.snapshot_pending = True
-                self._loop.create_task(self._take_snapshot(symbol, sync))
+                self._loop.create_task(self._take_snapshot(symbol, sync, weight))
             else:
                 sync.request_pending = True
-                self._loop.create_task(self._fetch_trades(symbol, sync))
+                self._loop.create_task(self._fetch_trades(symbol, sync, weight))
 
-    async def _request(self, what: str, symbol: str, call: Callable[[], Any]) -> Any:
+    async def _request(self, what: str, symbol: str, call: Callable[[], Any], weight: int) -> Any:
         """``call`` on a worker thread; None after a failure, logged, and
         the wait before the next try doubled (``REQUEST_RETRY``)."""
         try:
@@ -828,16 +832,19 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
             return None
         finally:
             self._requests_running -= 1
+            self._running_weight -= weight
             self._changed.set()
         self._retry.pop((what, symbol), None)
         return answer
 
-    async def _fetch_trades(self, symbol: str, sync: TradeSync) -> None:
+    async def _fetch_trades(self, symbol: str, sync: TradeSync, weight: int) -> None:
         """The trades' baseline (the latest trade), or a backfill."""
         from_id = sync.wanted_from() if sync.baseline_known else None
         limit = BACKFILL_LIMIT if sync.baseline_known else 1
         try:
-            answer = await self._request(TRADES, symbol, lambda: self._trades(symbol, from_id, limit, REQUEST_DEADLINE))
+            answer = await self._request(
+                TRADES, symbol, lambda: self._trades(symbol, from_id, limit, REQUEST_DEADLINE), weight
+            )
         finally:
             sync.request_pending = False
         if answer is None or self._trade_syncs.get(symbol) is not sync:
@@ -847,10 +854,10 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
         elif from_id is not None:
             sync.on_backfill(from_id, answer)
 
-    async def _take_snapshot(self, symbol: str, sync: DepthSync) -> None:
+    async def _take_snapshot(self, symbol: str, sync: DepthSync, weight: int) -> None:
         try:
             snapshot = await self._request(
-                SNAPSHOT, symbol, lambda: self._snapshots(symbol, sync.snapshot_limit, REQUEST_DEADLINE)
+                SNAPSHOT, symbol, lambda: self._snapshots(symbol, sync.snapshot_limit, REQUEST_DEADLINE), weight
             )
         finally:
             sync.snapshot_pending = False
