@@ -26,6 +26,7 @@ from binance_exporter.binance.rest_client import WEIGHTS, BinanceClient
 from binance_exporter.binance.streams import StreamHub
 from binance_exporter.config import Config, config_error, parse_args
 from binance_exporter.cycle.scheduler import STALE_AFTER_INTERVALS, Schedule, Scheduler
+from binance_exporter.cycle.snapshot import Snapshot
 from binance_exporter.cycle.stream_scheduler import StreamScheduler
 from binance_exporter.exposition.collector import MetricsPage
 from binance_exporter.exposition.http_server import ExporterHTTPServer, Health, Limits
@@ -120,6 +121,16 @@ def start_recorder(config: Config, source: str) -> Optional[Recorder]:
     return Recorder(config.record, config.record_max_bytes, settings=recorded_settings(config, source)).start()
 
 
+def publishing(*publishers: Callable[[Snapshot], None]) -> Callable[[Snapshot], None]:
+    """Hands each snapshot to every one of ``publishers``, in order."""
+
+    def publish(snapshot: Snapshot) -> None:
+        for publisher in publishers:
+            publisher(snapshot)
+
+    return publish
+
+
 def run_once(config: Config, signals: SignalRecord) -> int:
     """Prints one report, read over REST (one report needs no live
     books); 0 if every answer could be fetched, else 1."""
@@ -191,13 +202,13 @@ def serve(config: Config, signals: SignalRecord) -> int:
     recorder = start_recorder(config, config.source)
     scheduler = build_scheduler(config, recorder=recorder)
     stop = threading.Event()
+    metrics = MetricsPage(lambda: scheduler.snapshot)
     updates = threading.Thread(
         target=scheduler.run,
-        args=(stop, ReportPrinter(config.output_format, sys.stdout).publish),
+        args=(stop, publishing(ReportPrinter(config.output_format, sys.stdout).publish, metrics.prepare)),
         name="scheduler",
         daemon=True,
     )
-    metrics = MetricsPage(lambda: scheduler.snapshot)
     health = Health(
         lambda: scheduler.snapshot, STALE_AFTER_INTERVALS * config.update_interval, updating=updates.is_alive
     )

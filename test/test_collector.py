@@ -1,6 +1,7 @@
 """The collector renders the current snapshot: exact values, and nothing
 for symbols that are no longer in it."""
 
+import gzip
 import importlib.metadata
 import platform
 import re
@@ -436,3 +437,15 @@ def test_each_live_book_has_its_assets_to_join_on():
     labels = {"symbol": "ETHBTC", "base_asset": "ETH", "quote_asset": "BTC"}
     assert registry_for(snapshot).get_sample_value("binance_symbol_info", labels) == 1
     assert registry_for(snapshot).get_sample_value("binance_stream_messages_total", {"stream": "top"}) == 0
+
+
+def test_a_snapshot_prepared_as_it_is_published_is_served_to_prometheus_without_rendering(monkeypatch):
+    renders = []
+    original = SnapshotCollector.collect
+    monkeypatch.setattr(SnapshotCollector, "collect", lambda self: renders.append(1) or original(self))
+    page = MetricsPage(lambda: EVERY_FAMILY)
+    page.prepare(EVERY_FAMILY)
+    assert len(renders) == 1
+    body, _ = page.render("application/openmetrics-text; version=1.0.0", compress=True)
+    assert len(renders) == 1  # the scrape took what was prepared
+    assert b'binance_spread{symbol="BTCUSDT"} 0.01' in gzip.decompress(body)

@@ -480,11 +480,14 @@ class MetricsPage:
         self._lock = threading.Lock()
         self._rendered: tuple[Optional[Snapshot], dict[ExpositionFormat, bytes]] = (None, {})
 
-    def render(self, accept: Optional[str], compress: bool = False) -> tuple[bytes, str]:
-        """(body, content type) for a scrape sending ``accept``; the body
-        gzip-compressed when ``compress`` is true."""
-        exposition = choose_format(accept)
-        snapshot = self._current()
+    def prepare(self, snapshot: Snapshot) -> None:
+        """Renders a new snapshot's part as Prometheus scrapes it
+        (OpenMetrics, gzip-compressed) before any scrape asks: with the
+        whole market's tens of thousands of series, the cycle's thread
+        pays for it rather than the first scrape."""
+        self._snapshot_part(snapshot, OPENMETRICS_FORMAT).gzip(b"")
+
+    def _snapshot_part(self, snapshot: Snapshot, exposition: ExpositionFormat) -> "_Rendered":
         with self._lock:
             if self._rendered[0] is not snapshot:
                 self._rendered = (snapshot, {})
@@ -493,7 +496,13 @@ class MetricsPage:
                 registry = CollectorRegistry()
                 registry.register(SnapshotCollector(lambda: snapshot))
                 rendered[exposition] = _Rendered(exposition.encode(registry).removesuffix(_OPENMETRICS_EOF))
-            snapshot_part = rendered[exposition]
+            return rendered[exposition]
+
+    def render(self, accept: Optional[str], compress: bool = False) -> tuple[bytes, str]:
+        """(body, content type) for a scrape sending ``accept``; the body
+        gzip-compressed when ``compress`` is true."""
+        exposition = choose_format(accept)
+        snapshot_part = self._snapshot_part(self._current(), exposition)
         process_part = exposition.encode(self._process)
         if compress:
             return snapshot_part.gzip(process_part), exposition.content_type

@@ -183,7 +183,8 @@ class ReportPrinter:
         now = snapshot.read_at
         text = ""
         if not self.reported and snapshot.rankings:
-            listed = {*listed_symbols(snapshot.rankings, BY_QUOTE_VOLUME), *listed_symbols(snapshot.rankings, BY_TRADE_COUNT)}
+            listed = {*listed_symbols(snapshot.rankings, BY_QUOTE_VOLUME)}
+            listed.update(listed_symbols(snapshot.rankings, BY_TRADE_COUNT))
             books_ready = all(book.in_sync for book in snapshot.books if book.symbol in listed)
             books_ready = books_ready or self._waited >= REPORT_WAIT_CYCLES
             self._waited += 1
