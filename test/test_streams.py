@@ -327,3 +327,14 @@ def test_a_top_of_book_is_kept_from_its_stream_while_its_connection_is_open():
     assert dict(hub.counts().messages)["top"] == 3
     hub._loop.close()  # pylint: disable=protected-access
     hub._workers.close()  # pylint: disable=protected-access
+
+
+def test_connections_lost_together_reconnect_one_by_one():
+    clock = FakeClock(100.0)
+    hub = StreamHub(("ws://127.0.0.1:1",), None, None, clock=clock)  # never started: only its turns are asked
+    waits = [hub._reconnect_turn() for _ in range(5)]  # pylint: disable=protected-access
+    assert waits == [0.0, 1.0, 2.0, 3.0, 4.0]  # RECONNECT_SPACING apart
+    clock.advance(10)
+    assert hub._reconnect_turn() == 0.0  # pylint: disable=protected-access  # alone: at once
+    hub._loop.close()  # pylint: disable=protected-access
+    hub._workers.close()  # pylint: disable=protected-access

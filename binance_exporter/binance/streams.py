@@ -24,7 +24,9 @@ Binance's rules, kept:
   room for pings and pongs;
 * at most 300 connection attempts per 5 minutes per IP: attempts are
   held to ``CONNECTION_ATTEMPTS`` per ``ATTEMPT_WINDOW`` seconds, and
-  reconnects back off with jitter, up to ``MAX_BACKOFF`` seconds;
+  reconnects back off with jitter, up to ``MAX_BACKOFF`` seconds, and take
+  turns ``RECONNECT_SPACING`` apart, so that connections lost together
+  come back one by one;
 * Binance's pings are answered; ours go every ``PING_INTERVAL`` seconds,
   and a connection whose pong is ``PING_TIMEOUT`` late is replaced
   (``silent``);
@@ -51,6 +53,7 @@ import bisect
 import itertools
 import json
 import logging
+import math
 import random
 import threading
 import time
@@ -92,6 +95,7 @@ CONNECTION_ATTEMPTS = 200
 ATTEMPT_WINDOW = 300.0
 FIRST_BACKOFF = 1.0
 MAX_BACKOFF = 60.0
+RECONNECT_SPACING = 1.0  # seconds between two connections' reconnects
 STABLE_SECONDS = 30.0  # a connection that lived this long starts its backoff over
 PING_INTERVAL = 20.0
 PING_TIMEOUT = 20.0
@@ -291,6 +295,7 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
         self._connections: list[_Connection] = []
         self._requests_running = 0
         self._running_weight = 0  # of the requests started and not yet ended
+        self._next_reconnect = -math.inf  # the clock time of the next reconnect's turn
         self._retry: dict[tuple[str, str], tuple[float, float]] = {}  # (what, symbol): (not before, last wait)
         self._sources: dict[str, _Connection] = {}  # symbol: the connection its book takes events from
         self._held: dict[str, tuple[_Connection, deque]] = {}  # symbol: a replacement's events, for the move
@@ -593,7 +598,7 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
         while not connection.stopping:
             if failures:
                 backoff = min(MAX_BACKOFF, self.first_backoff * 2 ** (failures - 1))
-                await asyncio.sleep(backoff * self._rng.uniform(0.5, 1.0))
+                await asyncio.sleep(backoff * self._rng.uniform(0.5, 1.0) + self._reconnect_turn())
             while (wait := self._attempts.wait()) > 0:
                 await asyncio.sleep(wait)
             self._attempts.record()
@@ -613,6 +618,16 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
                 if trade_stream(symbol) in connection.wanted:
                     trades.interrupted()
             self._changed.set()
+
+    def _reconnect_turn(self) -> float:
+        """Seconds a reconnect waits for its turn: reconnects go one at a
+        time, ``RECONNECT_SPACING`` apart, so that connections lost
+        together (a network blip) come back one by one, each with its own
+        books' resyncs."""
+        now = self._clock()
+        turn = max(now, self._next_reconnect)
+        self._next_reconnect = turn + RECONNECT_SPACING
+        return turn - now
 
     async def _connect_and_read(self, connection: _Connection) -> tuple[str, float]:
         """One connection's life; returns why it ended and how long it lived."""
