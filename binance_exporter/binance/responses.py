@@ -31,6 +31,8 @@ from binance_exporter.market.microstructure import AggTrade
 # most 20 + 20 digits, every product and sum the exporter computes stays
 # exact within the EXACT context, and every value fits a float.
 _DECIMAL = re.compile(r"[0-9]{1,20}(\.[0-9]{1,20})?")
+# A price or quantity a live book keeps: exact in 1e-8 units, as Binance's spot numbers are.
+_IN_UNITS = re.compile(r"[0-9]{1,20}(\.[0-9]{0,8}0*)?")
 # Counts are 64-bit integers at Binance.
 MAX_COUNT = 2**63 - 1
 _Parsed = TypeVar("_Parsed")
@@ -226,6 +228,10 @@ def parse_depth_snapshot(symbol: str, data: Any, limit: int) -> DepthSnapshot:
     snapshot = DepthSnapshot(
         _update_id(data, "lastUpdateId", what), _levels(data, "bids", what), _levels(data, "asks", what), limit
     )
+    for side in ("bids", "asks"):
+        for level in data[side]:
+            if not _IN_UNITS.fullmatch(level[0]) or not _IN_UNITS.fullmatch(level[1]):
+                raise MarketDataError(f"{what}: a {side[:-1]} level has more than 8 decimals: {_shown(level)}")
     if snapshot.bids and snapshot.asks:
         best_bid, best_ask = max(p for p, _ in snapshot.bids), min(p for p, _ in snapshot.asks)
         if best_bid >= best_ask:
@@ -246,7 +252,7 @@ def _event_number(text: Any) -> Optional[Decimal]:
         return None
     number = _EVENT_NUMBERS.get(text)
     if number is None:
-        if not _DECIMAL.fullmatch(text):
+        if not _DECIMAL.fullmatch(text) or not _IN_UNITS.fullmatch(text):
             return None
         if len(_EVENT_NUMBERS) >= MAX_EVENT_NUMBERS:
             _EVENT_NUMBERS.clear()

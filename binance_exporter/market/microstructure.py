@@ -56,8 +56,8 @@ class BookView:
     and each side's horizon: the deepest price it knows (every level at or
     before it is held), None when it knows the whole side."""
 
-    bids: tuple[PriceLevel, ...]
-    asks: tuple[PriceLevel, ...]
+    bids: Sequence[PriceLevel]
+    asks: Sequence[PriceLevel]
     bid_horizon: Optional[Decimal] = None
     ask_horizon: Optional[Decimal] = None
 
