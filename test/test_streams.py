@@ -338,3 +338,20 @@ def test_connections_lost_together_reconnect_one_by_one():
     assert hub._reconnect_turn() == 0.0  # pylint: disable=protected-access  # alone: at once
     hub._loop.close()  # pylint: disable=protected-access
     hub._workers.close()  # pylint: disable=protected-access
+
+
+def test_a_snapshot_over_the_whole_budget_is_never_sent_and_said_once(streaming, caplog):
+    asked = []
+    hub = StreamHub(
+        (streaming.stream_url,),
+        lambda *request: asked.append(request),
+        direct_trades(streaming),
+        weight_wait=RequestGate(weight_budget=10).wait_for,  # a snapshot weighs 25
+    ).start()
+    try:
+        hub.track(("BTCUSDT", "ETHUSDT"))
+        wait_for(lambda: "its order book snapshot request (weight 25) is over the whole --weight-budget" in caplog.text)
+        wait_for(lambda: dict(hub.counts().messages).get("depth", 0) > 20)
+        assert not asked and caplog.text.count("over the whole --weight-budget") == 1
+    finally:
+        hub.stop()

@@ -11,9 +11,10 @@ has room for it (``weight_wait``): the most wanted first, in the order
 ``track`` was given the symbols. ``!ticker_1d@arr`` keeps the 24 h table
 the rankings read. With ``tops``, each symbol's ``<symbol>@bookTicker``
 stream gives its best bid and ask from the first message, before its book
-is in sync; a top is kept while the connection that carried it is open. Other threads call ``track``, ``book_readings``,
-``tickers`` and ``counts``: they never wait on the network, only (for
-``book_readings``) on the loop copying the books' best levels.
+is in sync; a top is kept while the connection that carried it is open.
+Other threads call ``track``, ``book_readings``, ``tickers`` and
+``counts``: they never wait on the network, only (for ``book_readings``)
+on the loop copying the books' best levels.
 
 Binance's rules, kept:
 
@@ -296,6 +297,7 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
         self._requests_running = 0
         self._running_weight = 0  # of the requests started and not yet ended
         self._next_reconnect = -math.inf  # the clock time of the next reconnect's turn
+        self._warned_over_budget = False
         self._retry: dict[tuple[str, str], tuple[float, float]] = {}  # (what, symbol): (not before, last wait)
         self._sources: dict[str, _Connection] = {}  # symbol: the connection its book takes events from
         self._held: dict[str, tuple[_Connection, deque]] = {}  # symbol: a replacement's events, for the move
@@ -807,11 +809,11 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
         wanted: list[tuple[str, str, Any]] = [
             (SNAPSHOT, symbol, sync) for symbol, sync in self._syncs.items() if sync.wants_snapshot
         ]
+        trade_syncs = ((symbol, self._trade_syncs[symbol]) for symbol in self._syncs)
         wanted += [
-            (TRADES, symbol, self._trade_syncs[symbol])
-            for symbol in self._syncs
-            if not self._trade_syncs[symbol].request_pending
-            and (not self._trade_syncs[symbol].baseline_known or self._trade_syncs[symbol].wanted_from() is not None)
+            (TRADES, symbol, trades)
+            for symbol, trades in trade_syncs
+            if not trades.request_pending and (not trades.baseline_known or trades.wanted_from() is not None)
         ]
         for what, symbol, sync in wanted:
             if self._requests_running >= REQUEST_WORKERS:
@@ -820,7 +822,11 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
                 continue
             weight = depth_weight(sync.snapshot_limit) if what == SNAPSHOT else WEIGHTS[AGG_TRADES]
             # The gate learns of a request's weight only as a worker sends it: those started count meanwhile.
-            if self._weight_wait(self._running_weight + weight) > 0:
+            wait = self._weight_wait(self._running_weight + weight)
+            if wait == math.inf and not self._warned_over_budget:
+                self._warned_over_budget = True
+                logger.warning("%s: its %s request (weight %d) is over the whole --weight-budget", symbol, what, weight)
+            if wait > 0:
                 return
             self._requests_running += 1
             self._running_weight += weight
