@@ -17,6 +17,7 @@ Pure code: no I/O, no clock, no logging.
 from __future__ import annotations
 
 import bisect
+import math
 from decimal import Decimal
 from typing import Any, Iterable, Iterator, Optional, Sequence
 
@@ -33,6 +34,7 @@ ZERO = Decimal(0)
 # gives them back as exact Decimals.
 UNITS_EXPONENT = -8
 UNIT = Decimal(1).scaleb(UNITS_EXPONENT)
+UNITS_PER_ONE = 10**-UNITS_EXPONENT
 
 
 class NotInUnits(ValueError):
@@ -42,11 +44,10 @@ class NotInUnits(ValueError):
 def to_units(value: Decimal) -> int:
     """``value`` as an exact integer number of 1e-8 units; NotInUnits if
     it has more decimals."""
-    scaled = value.scaleb(-UNITS_EXPONENT)
-    units = int(scaled)
-    if units != scaled:
+    numerator, denominator = value.as_integer_ratio()
+    if UNITS_PER_ONE % denominator:
         raise NotInUnits(f"{value} has more than {-UNITS_EXPONENT} decimals")
-    return units
+    return numerator * (UNITS_PER_ONE // denominator)
 
 
 def from_units(units: int) -> Decimal:
@@ -126,6 +127,13 @@ class BookSide:
             return None
         index = -1 if self.is_bid else 0
         return from_units(self._prices[index]), from_units(self._quantities[index])
+
+    def best_units(self) -> float:
+        """The best price in 1e-8 units: minus infinity for an empty bid
+        side, plus infinity for an empty ask side (nothing crosses them)."""
+        if not self._prices:
+            return -math.inf if self.is_bid else math.inf
+        return self._prices[-1] if self.is_bid else self._prices[0]
 
     def top(self, count: int) -> list[PriceLevel]:
         """The best ``count`` levels (all when fewer), best first."""
@@ -210,8 +218,7 @@ class LocalBook:
     def crossed(self) -> bool:
         """Whether the best bid is at or above the best ask: a book that
         cannot be right."""
-        bid, ask = self.bids.best(), self.asks.best()
-        return bid is not None and ask is not None and bid[0] >= ask[0]
+        return self.bids.best_units() >= self.asks.best_units()
 
     def exact(self, depth: int = BOOK_DEPTH) -> bool:
         """Whether the best ``depth`` levels of both sides are known exactly."""
