@@ -37,13 +37,21 @@ and violations, so tests and benchmarks measure rather than compute;
 or of ``StreamFault``, e.g. ``{"path": "stream", "action": "gap"}``),
 ``GET /sim/faults`` lists them and ``DELETE /sim/faults`` clears them;
 ``POST /sim/market`` with ``{"frozen": true}`` holds the market still and
-``{"frozen": false}`` lets it move again.
+``{"frozen": false}`` lets it move again; ``POST /sim/symbols`` with
+``{"symbol": "NEWUSDT", "status": "TRADING"}`` lists a new symbol or
+changes a listed one's status (``"BREAK"`` delists it).
+
+``--whole-market`` serves about the whole of Binance's spot market
+(``symbols.whole_market``: 1,500 TRADING symbols and some in BREAK, skewed
+rates, thin and deep books) at 10 steps a second, ``--peak`` with every trading book changing
+at every step.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import logging
 import math
 import os
@@ -58,6 +66,8 @@ from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Iterator, Optional, Union
 from urllib.parse import parse_qs, urlsplit
+
+import orjson
 
 from binance_exporter.config import OneLineParser
 from binance_exporter.signals import SignalRecord
@@ -74,7 +84,8 @@ from binance_exporter.fake.faults import (
     gzip_bomb,
     valid_seconds,
 )
-from binance_exporter.fake.market import LISTED_SYMBOLS, Market, synthetic_symbols
+from binance_exporter.fake.market import Market
+from binance_exporter.fake.symbols import LISTED_SYMBOLS, new_listing, split_symbol, synthetic_symbols, whole_market
 from binance_exporter.fake.streams import NoRecord, StreamServer
 
 logger = logging.getLogger(__name__)
@@ -88,8 +99,15 @@ BAN_SECONDS = 120.0
 IN_FLIGHT_GRACE = 0.25
 
 MAX_FAULTS = 100
-MAX_FAULT_JSON = 65536  # bytes of one POSTed fault
+MAX_FAULT_JSON = 65536  # bytes of one POSTed fault (or listing)
 STREAM_PORT = 9443  # Binance's
+# A listing (POST /sim/symbols): its fields, and Binance's symbol statuses.
+LISTING_FIELDS = ("symbol", "status", "baseAsset", "quoteAsset", "price")
+STATUSES = ("PRE_TRADING", "TRADING", "POST_TRADING", "END_OF_DAY", "HALT", "AUCTION_MATCH", "BREAK")
+_SYMBOL_NAME = re.compile(r"[A-Z0-9]{2,20}")
+_ASSET_NAME = re.compile(r"[A-Z0-9]{1,20}")
+_PRICE = re.compile(r"[0-9]{1,12}(\.[0-9]{1,8})?")
+WHOLE_MARKET_TICK_SECONDS = 0.1  # the whole market steps as often as @depth@100ms sends
 
 
 def _retry_after(headers: dict[str, str], default: float) -> float:
@@ -101,7 +119,7 @@ def _retry_after(headers: dict[str, str], default: float) -> float:
 
 
 def _json(body: Any) -> bytes:
-    return json.dumps(body, separators=(",", ":")).encode()
+    return orjson.dumps(body)  # several times json's speed: the whole market's answers are large
 
 
 class ApiError(Exception):
@@ -340,7 +358,11 @@ class BinanceSimulator:  # pylint: disable=too-many-instance-attributes  # its s
     def take_stream_fault(self, actions: frozenset, symbols: Optional[set]) -> Optional[StreamFault]:
         """The first stream fault in force that acts now as one of
         ``actions`` on a connection with streams of ``symbols`` (None:
-        any), counted as having acted; the stream server asks."""
+        any), counted as having acted; the stream server asks (for every
+        depth and trade stream at every tick: with no fault in force, it
+        answers without the lock)."""
+        if not self.faults:
+            return None
         with self._lock:
             now = self.clock()
             for fault in self.faults:
@@ -358,6 +380,33 @@ class BinanceSimulator:  # pylint: disable=too-many-instance-attributes  # its s
         else:
             self.market.unfreeze()
         return {"frozen": self.market.frozen, "step": self.market.step()}
+
+    def set_listing(self, spec: Any) -> tuple[int, dict[str, Any]]:
+        """Lists a new symbol or changes a listed one's status, as
+        ``spec`` (a POST /sim/symbols body) says; (201 or 200, the
+        symbol's exchangeInfo entry now). ValueError, saying what is
+        wrong, for a body that is not a listing."""
+        fields = _listing_fields(spec)
+        market = self.market
+        if not hasattr(market, "set_status"):
+            raise ValueError("this market's symbols are not the simulator's to list")
+        symbol, status = fields["symbol"], fields["status"]
+        if symbol in market.symbols:
+            other = sorted(set(fields) - {"symbol", "status"})
+            if other:
+                raise ValueError(f"{symbol} is listed already: only its status changes, not {', '.join(other)}")
+            market.set_status(symbol, status)
+            created = 200
+        else:
+            if "baseAsset" in fields or "quoteAsset" in fields:
+                base, quote = fields.get("baseAsset", ""), fields.get("quoteAsset", "")
+                if base + quote != symbol:
+                    raise ValueError(f"baseAsset and quoteAsset must make the symbol: {base} + {quote} is not {symbol}")
+            else:
+                base, quote = split_symbol(symbol)
+            market.list_symbol(new_listing(symbol, status, base, quote, fields.get("price")))
+            created = 201
+        return created, market.exchange_info([symbol])["symbols"][0]
 
     def stats(self) -> dict[str, Any]:
         """The /sim/stats body: requests by path and by status, weight,
@@ -539,6 +588,33 @@ class BinanceSimulator:  # pylint: disable=too-many-instance-attributes  # its s
     )
 
 
+def _listing_fields(spec: Any) -> dict[str, str]:
+    """The fields of a listing (a POST /sim/symbols body), checked;
+    ValueError saying what is wrong."""
+    example = '{"symbol": "NEWUSDT", "status": "TRADING"}'
+    if not isinstance(spec, dict) or "symbol" not in spec or "status" not in spec:
+        raise ValueError(f"a listing is a JSON object with a symbol and a status, e.g. {example}")
+    unknown = sorted(set(spec) - set(LISTING_FIELDS))
+    if unknown:
+        raise ValueError(f"unknown listing field {unknown[0]!r}; the fields are {', '.join(LISTING_FIELDS)}")
+    checks = {
+        "symbol": (_SYMBOL_NAME, "a symbol name of 2 to 20 capital letters and digits"),
+        "baseAsset": (_ASSET_NAME, "an asset name of capital letters and digits"),
+        "quoteAsset": (_ASSET_NAME, "an asset name of capital letters and digits"),
+        "price": (_PRICE, "a price as a decimal string of at most 8 decimals, more than 0"),
+    }
+    for name, (pattern, requirement) in checks.items():
+        value = spec.get(name)
+        if name in spec and not (isinstance(value, str) and pattern.fullmatch(value)):
+            raise ValueError(f"listing field {name!r} must be {requirement}, not {str(value)[:40]!r}")
+    if "price" in spec and not any(digit in "123456789" for digit in spec["price"]):
+        raise ValueError(f"listing field 'price' must be more than 0, not {spec['price']!r}")
+    if spec["status"] not in STATUSES:
+        statuses = ", ".join(STATUSES)
+        raise ValueError(f"listing field 'status' must be one of {statuses}, not {str(spec['status'])[:40]!r}")
+    return dict(spec)
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128  # a cycle's concurrent requests must not overflow the listen backlog
@@ -571,13 +647,17 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # pylint: disable=invalid-name  # http.server's naming
         """POST /sim/faults: inject the fault in the body; POST /sim/market:
-        freeze or unfreeze the market."""
+        freeze or unfreeze the market; POST /sim/symbols: list a symbol or
+        change its status."""
         path = urlsplit(self.path).path
         if path == "/sim/market":
             self._set_market()
             return
+        if path == "/sim/symbols":
+            self._set_listing()
+            return
         if path != "/sim/faults":
-            self._send(Reply(404, _json({"msg": "POST /sim/faults or /sim/market only"})))
+            self._send(Reply(404, _json({"msg": "POST /sim/faults, /sim/market or /sim/symbols only"})))
             return
         simulator = self.server.simulator
         try:
@@ -598,6 +678,19 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._send(Reply(200, _json(self.server.simulator.set_frozen(spec["frozen"]))))
 
+    def _set_listing(self) -> None:
+        try:
+            body = self._request_body("a listing")
+            try:
+                spec = json.loads(body)
+            except ValueError as exc:
+                raise ValueError(f"a listing is a JSON object: {exc}") from exc
+            status, entry = self.server.simulator.set_listing(spec)
+        except ValueError as exc:
+            self._send(Reply(400, _json({"msg": str(exc)})))
+            return
+        self._send(Reply(status, _json(entry)))
+
     def do_DELETE(self) -> None:  # pylint: disable=invalid-name  # http.server's naming
         """DELETE /sim/faults: serve real answers again."""
         if urlsplit(self.path).path != "/sim/faults":
@@ -606,11 +699,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.simulator.clear_faults()
         self._send(Reply(204, b""))
 
-    def _request_body(self) -> bytes:
+    def _request_body(self, what: str = "a fault") -> bytes:
         length = self.headers.get("Content-Length", "0")
         if not length.isdigit() or int(length) > MAX_FAULT_JSON:
             self.close_connection = True  # the body is left unread
-            raise ValueError(f"a fault is at most {MAX_FAULT_JSON} bytes with a Content-Length, not {length:.20}")
+            raise ValueError(f"{what} is at most {MAX_FAULT_JSON} bytes with a Content-Length, not {length:.20}")
         return self.rfile.read(int(length))
 
     def _send(self, reply: Reply) -> None:
@@ -692,8 +785,18 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument(
         "--tick-seconds",
         type=float,
-        default=1.0,
-        help="seconds between market moves; 0 freezes the market (default: %(default)s)",
+        default=None,
+        help=f"seconds between market moves; 0 freezes the market (default: 1, {WHOLE_MARKET_TICK_SECONDS} with "
+        "--whole-market)",
+    )
+    parser.add_argument(
+        "--whole-market",
+        action="store_true",
+        help="serve about the whole spot market: 1,500 TRADING symbols (and some 130 in BREAK) shaped like Binance's, "
+        "each book changing and trading at its own rate, a few at nearly every step, most rarely",
+    )
+    parser.add_argument(
+        "--peak", action="store_true", help="every trading book changes at every step (the diff streams' peak)"
     )
     args = parser.parse_args(argv)
     for flag, port in (("--port", args.port), ("--stream-port", args.stream_port)):
@@ -703,11 +806,17 @@ def main(argv: Optional[list[str]] = None) -> int:
         parser.error("--latency must be 0 or more and --extra-symbols from 0 to 999")
     if args.weight_limit < 1:
         parser.error(f"--weight-limit must be 1 or more, not {args.weight_limit}")
+    if args.tick_seconds is None:
+        args.tick_seconds = WHOLE_MARKET_TICK_SECONDS if args.whole_market else 1.0
     if not math.isfinite(args.tick_seconds) or args.tick_seconds < 0:
         parser.error(f"--tick-seconds must be 0 or more, not {args.tick_seconds}")
+    if args.whole_market and args.extra_symbols:
+        parser.error("--extra-symbols does not go with --whole-market, which has symbols enough")
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        market = Market(LISTED_SYMBOLS + synthetic_symbols(args.extra_symbols), args.seed, args.tick_seconds)
+        symbols = LISTED_SYMBOLS + synthetic_symbols(args.extra_symbols)
+        market = Market(whole_market(args.seed) if args.whole_market else symbols, args.seed, args.tick_seconds,
+                        peak=args.peak)  # fmt: skip
         simulator = BinanceSimulator(
             market, args.address, args.port, weight_limit=args.weight_limit, latency=args.latency
         )

@@ -47,14 +47,16 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 
 from binance_exporter.fake.faults import StreamFault
-from binance_exporter.fake.market import AggTrade, BookTop, HistoryLost, Market, from_units
+from binance_exporter.fake.market import UNIT, AggTrade, BookTop, DepthDiff, HistoryLost, Market, from_units
 
 logger = logging.getLogger(__name__)
 
 TICK_SECONDS = 0.1  # the fastest stream's interval: every send loop wakes this often
 TICKS_PER_SECOND = 10
+STEP_LAG = 0.01  # how long after a market's step the ticks fall, when they keep to its steps
 MAX_STREAMS = 1024  # per connection (Binance's)
 MAX_MESSAGES_PER_SECOND = 5  # incoming, pings and pongs included (Binance's)
 MAX_ATTEMPTS, ATTEMPTS_WINDOW_SECONDS = 300, 300.0  # connection attempts per IP (Binance's)
@@ -88,6 +90,47 @@ def no_faults(_actions: frozenset, _symbols: Optional[set]) -> Optional[StreamFa
 
 def _json(body: Any) -> str:
     return json.dumps(body, separators=(",", ":"))
+
+
+# The events the whole market sends tens of thousands of a second are
+# written as JSON text directly, in Binance's field order: symbols, stream
+# names and numbers need no escaping, and this is several times quicker
+# than building a dict and encoding it.
+
+
+def _decimal(units: int) -> str:
+    return f"{units // UNIT}.{units % UNIT:08d}"
+
+
+def _levels_text(levels: list[tuple[int, int]]) -> str:
+    return ",".join(f'["{p // UNIT}.{p % UNIT:08d}","{q // UNIT}.{q % UNIT:08d}"]' for p, q in levels)
+
+
+def depth_text(symbol: str, now_ms: int, diff: DepthDiff) -> str:
+    """A ``depthUpdate`` payload as JSON text (``depth_event``'s)."""
+    return (
+        f'{{"e":"depthUpdate","E":{now_ms},"s":"{symbol}","U":{diff.first},"u":{diff.last},'
+        f'"b":[{_levels_text(diff.bids)}],"a":[{_levels_text(diff.asks)}]}}'
+    )
+
+
+def trade_text(symbol: str, now_ms: int, trade: AggTrade) -> str:
+    """An ``aggTrade`` payload as JSON text (``trade_event``'s)."""
+    if not isinstance(trade, AggTrade):  # a recorded market's trade: its fields as recorded
+        return _json(trade_event(symbol, now_ms, trade))
+    return (
+        f'{{"e":"aggTrade","E":{now_ms},"s":"{symbol}","a":{trade.agg_id},"p":"{_decimal(trade.price)}",'
+        f'"q":"{_decimal(trade.qty)}","f":{trade.first_id},"l":{trade.last_id},"T":{trade.time_ms},'
+        f'"m":{"true" if trade.buyer_maker else "false"},"M":true}}'
+    )
+
+
+def book_ticker_text(symbol: str, top: BookTop) -> str:
+    """A ``bookTicker`` payload as JSON text (``book_ticker_event``'s)."""
+    return (
+        f'{{"u":{top.update_id},"s":"{symbol}","b":"{_decimal(top.bid_price)}","B":"{_decimal(top.bid_qty)}",'
+        f'"a":"{_decimal(top.ask_price)}","A":"{_decimal(top.ask_qty)}"}}'
+    )
 
 
 class Stream(NamedTuple):
@@ -242,7 +285,7 @@ class StreamSession:
         # depth stream: the u of its latest event (sent or skipped); trade
         # stream: the id of its latest trade (sent or dropped)
         self.positions: dict[str, int] = {}
-        self.latest: dict[str, dict[str, Any]] = {}  # depth stream: its latest event sent
+        self.latest: dict[str, str] = {}  # depth stream: the frame of its latest event sent
         self.tops_sent: dict[str, tuple] = {}  # bookTicker stream: the best levels it sent last
         self.tickers_sent: dict[str, tuple] = {}  # symbol: the values the ticker array sent last
         self.ticks = 0
@@ -307,7 +350,12 @@ class StreamSession:
 
     def frame(self, stream: str, payload: Any) -> str:
         """The text frame of one payload, wrapped on a combined connection."""
-        return _json({"stream": stream, "data": payload} if self.combined else payload)
+        return self.wrap(stream, _json(payload))
+
+    def wrap(self, stream: str, text: str) -> str:
+        """The text frame of one payload given as JSON text, wrapped on a
+        combined connection."""
+        return f'{{"stream":"{stream}","data":{text}}}' if self.combined else text
 
     def tick(self, now_ms: int, faults: FaultSource = no_faults) -> list[str]:
         """The frames of one tick (ticks are ``TICK_SECONDS`` apart), all
@@ -326,58 +374,61 @@ class StreamSession:
         for stream in list(self.streams.values()):
             if self.ticks % stream.every or stream.name not in self.streams:
                 continue
-            frames: list[str] = []
             try:
-                if stream.kind == TRADES:
-                    frames += self._trades(stream, clock(), faults)
-                    payload: Any = None
-                elif stream.kind == TICKERS:
-                    payload = self._tickers(clock())
+                if stream.kind == DEPTH:
+                    yield from self._depth(stream, clock, faults)
+                elif stream.kind == TRADES:
+                    yield from self._trades(stream, clock, faults)
                 elif stream.kind == BOOK_TICKER:
-                    payload = self._book_ticker(stream)
+                    yield from self._book_ticker(stream)
                 else:
-                    payload = self._depth(stream, clock(), faults, frames)
+                    tickers = self._tickers(clock())
+                    if tickers is not None:
+                        yield self.frame(stream.name, tickers)
             except (KeyError, NoRecord):  # a symbol taken off the market (or not recorded yet): silent
                 continue
-            if payload is not None:
-                frames.append(self.frame(stream.name, payload))
-            yield from frames
 
-    def _depth(self, stream: Stream, now_ms: int, faults: FaultSource, frames: list[str]) -> Optional[dict]:
+    def _depth(self, stream: Stream, clock: Callable[[], int], faults: FaultSource) -> list[str]:
+        """The stream's duplicate (when a fault calls for one) and its event
+        of the changes since its last one (none: none; a gap fault: skipped)."""
         symbol = stream.symbol
         assert symbol is not None
+        frames = []
         if stream.name in self.latest and faults(DUPLICATE, {symbol}):
-            frames.append(self.frame(stream.name, self.latest[stream.name]))
+            frames.append(self.latest[stream.name])
         diff = self.market.changes_since(symbol, self.positions[stream.name])
         if diff is None:
-            return None
+            return frames
         self.positions[stream.name] = diff.last
         if faults(GAP, {symbol}):
-            return None
-        event = depth_event(symbol, now_ms, diff.first, diff.last, diff.bids, diff.asks)
-        self.latest[stream.name] = event
-        return event
+            return frames
+        frame = self.wrap(stream.name, depth_text(symbol, clock(), diff))
+        self.latest[stream.name] = frame
+        frames.append(frame)
+        return frames
 
-    def _book_ticker(self, stream: Stream) -> Optional[dict[str, Any]]:
+    def _book_ticker(self, stream: Stream) -> list[str]:
         """The book's top, if it is not the one the stream sent last."""
         symbol = stream.symbol
         assert symbol is not None
         top = book_top(self.market, symbol)
         if top is None or self.tops_sent.get(stream.name) == top[1:]:
-            return None
+            return []
         self.tops_sent[stream.name] = top[1:]
-        return book_ticker_event(symbol, top)
+        return [self.wrap(stream.name, book_ticker_text(symbol, top))]
 
-    def _trades(self, stream: Stream, now_ms: int, faults: FaultSource) -> list[str]:
+    def _trades(self, stream: Stream, clock: Callable[[], int], faults: FaultSource) -> list[str]:
         """The frames of the trades made since the stream's last one, each
         its own event, but those a ``drop_trades`` fault takes."""
         symbol = stream.symbol
         assert symbol is not None
         trades = self.market.trades_since(symbol, self.positions[stream.name])
-        if trades:
-            self.positions[stream.name] = trades[-1].agg_id
+        if not trades:
+            return []
+        self.positions[stream.name] = trades[-1].agg_id
+        now_ms = clock()
         return [
-            self.frame(stream.name, trade_event(symbol, now_ms, trade))
+            self.wrap(stream.name, trade_text(symbol, now_ms, trade))
             for trade in trades
             if not faults(DROP_TRADES, {symbol})
         ]
@@ -479,6 +530,8 @@ class StreamServer:  # pylint: disable=too-many-instance-attributes  # its limit
             self._thread.join(10)
         else:
             self.sock.close()
+            if not self._thread.is_alive() and not self._loop.is_closed():  # never started: its loop never ran
+                self._loop.close()
 
     def stats(self) -> dict[str, Any]:
         """The streams' part of GET /sim/stats."""
@@ -673,7 +726,7 @@ class StreamServer:  # pylint: disable=too-many-instance-attributes  # its limit
         loop, session = asyncio.get_running_loop(), connection.session
         opened = next_tick = loop.time()
         while True:
-            next_tick += TICK_SECONDS
+            next_tick = self._keep_to_steps(next_tick + TICK_SECONDS)
             await asyncio.sleep(max(0.0, next_tick - loop.time()))
             if loop.time() - opened >= self.lifetime_seconds:
                 self._disconnect("lifetime")
@@ -684,13 +737,54 @@ class StreamServer:  # pylint: disable=too-many-instance-attributes  # its limit
                 return
             next_tick = max(next_tick, loop.time() - TICK_SECONDS)  # after a stall: no burst of ticks
             try:
-                for frame in session.frames(self.faults):  # each sent as soon as it is made
-                    if not await self._deliver(connection, frame):
-                        return
+                frames = list(session.frames(self.faults))
             except HistoryLost:
                 self._disconnect("fell_behind")
                 await connection.close(1011, "Fell behind the book's history")
                 return
+            if frames and not await self._deliver_events(connection, frames):
+                return
+
+    def _keep_to_steps(self, tick: float) -> float:
+        """The tick due at ``tick`` (loop time), moved by half a tick at most
+        to fall just after a step of a market that steps every tick on the
+        loop's clock: each event then holds the changes of one step, as
+        Binance's 100 ms events hold those of one 100 ms, and a book that
+        changes at every step has an event at every tick."""
+        market = self.market
+        if getattr(market, "clock", None) is not time.monotonic or getattr(market, "tick_seconds", 0) != TICK_SECONDS:
+            return tick
+        step_at = market.next_step_at()
+        if step_at is None:
+            return tick
+        phase = (step_at + STEP_LAG - tick) % TICK_SECONDS
+        return tick + phase - (TICK_SECONDS if phase > TICK_SECONDS / 2 else 0.0)
+
+    async def _deliver_events(self, connection: _Connection, frames: list[str]) -> bool:
+        """Sends a tick's events, all at once: each framed by the
+        connection's protocol, then written to the socket together (a
+        whole market's tick is thousands of events: one ``send()`` each
+        would cost more than making them). A client that does not take
+        them within ``send_timeout`` is dropped. Whether the connection
+        goes on."""
+        protocol = connection.protocol
+        if protocol.state is not State.OPEN:  # closing: the library finishes that
+            return False
+        for frame in frames:
+            protocol.send_text(frame.encode())
+        connection.transport.write(b"".join(protocol.data_to_send()))
+        if not connection.paused:  # written, or within the socket's buffer
+            return True
+        try:
+            async with asyncio.timeout(self.send_timeout):
+                await connection.drain()
+            return True
+        except TimeoutError:
+            self._disconnect("slow_reader")
+            connection.transport.abort()
+        except ConnectionError:
+            pass
+        return False
 
     async def _act(self, connection: _Connection, fault: StreamFault) -> bool:
         """Carries out a connection fault; whether the connection goes on."""
