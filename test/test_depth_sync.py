@@ -18,6 +18,7 @@ from binance_exporter.binance.depth_sync import (
     SYNCING,
     DepthEvent,
     DepthSnapshot,
+    WAITING_EVENTS,
     DepthSync,
     first_snapshot_limit,
 )
@@ -266,3 +267,17 @@ def test_the_snapshot_limit_is_the_cheapest_that_keeps_the_best_levels_exact():
     for expected in (1000, 1000):
         sync._resync(HORIZON)  # pylint: disable=protected-access  # as a price run past the horizon does
         assert sync.snapshot_limit == expected
+
+
+def test_a_book_waiting_for_its_snapshot_keeps_only_its_latest_events_until_the_snapshot_is_asked_for():
+    sync = DepthSync()
+    for first in range(1, 100, 2):
+        sync.on_event(event(first, first + 1))
+    assert len(sync.buffer) == WAITING_EVENTS and sync.buffer[-1].last_id == 100
+    assert sync.buffer[0].first_id == 100 - 2 * WAITING_EVENTS + 1  # still one unbroken run
+    sync.snapshot_pending = True  # asked for: every event from now on may be needed
+    for first in range(101, 301, 2):
+        sync.on_event(event(first, first + 1))
+    assert len(sync.buffer) == WAITING_EVENTS + 100
+    assert sync.on_snapshot(DepthSnapshot(150, levels(("10", "1")), levels(("60", "1")), 1000))
+    assert sync.in_sync and sync.book.update_id == 300

@@ -6,7 +6,8 @@ The procedure ("How to manage a local order book correctly", Binance's
 spot API documentation, current version):
 
 1. Subscribe ``<symbol>@depth@100ms`` and buffer the events; note the
-   first event's ``U``.
+   first event's ``U``. (Until the snapshot is asked for, only the latest
+   ``WAITING_EVENTS`` are kept: the snapshot will be newer than the rest.)
 2. Take a snapshot, ``GET /api/v3/depth?limit=...`` (the limit:
    ``snapshot_limit``, below).
 3. If its ``lastUpdateId`` is too old for the first buffered event to
@@ -52,6 +53,11 @@ SNAPSHOT_LIMIT = 1000  # a snapshot's limit when nothing else is known
 # Events kept while a snapshot is awaited: 100 s of @100ms events. Past
 # it the oldest go, and a snapshot older than what is left is taken again.
 MAX_BUFFERED_EVENTS = 1000
+# Events kept while the snapshot waits its turn (the weight budget, other
+# books first): only the latest, since the snapshot will be newer than the
+# rest; the whole market's 1,500 books waiting minutes would otherwise hold
+# 1,000 events each.
+WAITING_EVENTS = 10
 
 SYNCING = "syncing"  # buffering events; a snapshot is wanted once one has arrived
 IN_SYNC = "in_sync"
@@ -167,6 +173,9 @@ class DepthSync:
             if event.first_id != last + 1:
                 self.buffer.clear()  # lost some: start over from this one
         self.buffer.append(event)
+        if not self.snapshot_pending:  # the snapshot, when asked for, will be newer than all but the latest
+            while len(self.buffer) > WAITING_EVENTS:
+                self.buffer.popleft()
 
     def _apply(self, event: DepthEvent) -> Optional[str]:
         assert self.book is not None
