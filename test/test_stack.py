@@ -3,10 +3,11 @@ load, every alert fires and stays quiet as its rule test says, every
 recording rule records what its rule test says, the live /metrics pass
 promtool, and a real Prometheus scrapes an exporter in REST mode and one in
 stream mode and answers every query of the Grafana dashboard, of the alerts
-and of the recording rules.
+and of the recording rules. test_stack_shards.py runs the whole market split
+between two replicas, as the compose file's shards profile does.
 
 Docker itself cannot run here; the compose file, the Dockerfile and the
-dashboard are checked for structure instead.
+dashboards are checked for structure instead.
 """
 
 import json
@@ -23,13 +24,19 @@ import pytest
 import yaml
 
 from binance_exporter import __version__
-from binance_exporter.config import OPTIONS, parse_args
+from binance_exporter.binance.request_gate import BINANCE_WEIGHT_LIMIT
+from binance_exporter.config import KNOWN_VARIABLES, OPTIONS, parse_args
 from binance_exporter.exporter import weight_per_minute
+from binance_exporter.fake.simulator import WEIGHT_LIMIT
+from binance_exporter.market.definitions import ALL_SYMBOLS
 from .helpers import ROOT, free_port, http_get, start_module, stop_process, wait_for
 
 DOCKER = Path(ROOT) / "docker"
-DASHBOARD = DOCKER / "grafana" / "dashboards" / "binance.json"
+DASHBOARDS = DOCKER / "grafana" / "dashboards"
+DASHBOARD = DASHBOARDS / "binance.json"
+MARKET_DASHBOARD = DASHBOARDS / "market-overview.json"
 Q2 = {"BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT", "BTCDOWNUSDT"}
+SHARDS_PROFILE = ["market-simulator", "exporter-shard-1", "exporter-shard-2", "prometheus-shards", "grafana-shards"]
 
 
 def tool(name):
@@ -56,22 +63,29 @@ def alert_rules():
     return [rule for group in load_yaml("alerts.yml")["groups"] for rule in group["rules"]]
 
 
-def recording_rules():
-    return [rule for group in load_yaml("recording.yml")["groups"] for rule in group["rules"]]
+def recording_rules(group=None):
+    """The recording rules, of every group or of the one named."""
+    groups = load_yaml("recording.yml")["groups"]
+    return [rule for g in groups if group in (None, g["name"]) for rule in g["rules"]]
 
 
-def dashboard_queries():
-    """Every PromQL expression of the dashboard, its variables filled in."""
-    board = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+def dashboard_queries(path=DASHBOARD):
+    """Every PromQL expression of a dashboard, its variables filled in (every value: .*)."""
+    board = json.loads(path.read_text(encoding="utf-8"))
     exprs = [t["expr"] for p in board["panels"] for t in p.get("targets", [])]
     for variable in board["templating"]["list"]:
         match = re.fullmatch(r"label_values\((\w+), *(\w+)\)", variable["definition"])
         exprs.append(f"group by ({match[2]}) ({match[1]})")
-    return [e.replace("$symbol", ".*").replace("$__rate_interval", "1m") for e in exprs]
+    exprs = [e.replace("$__rate_interval", "1m") for e in exprs]
+    for variable in board["templating"]["list"]:
+        exprs = [e.replace(f"${variable['name']}", ".*") for e in exprs]
+    assert not [e for e in exprs if re.search(r"\$[A-Za-z_{]", e)]  # every variable filled in ($1: label_replace's)
+    return exprs
 
 
-def test_prometheus_config_is_valid():
-    result = promtool("check", "config", "prometheus.yml")
+@pytest.mark.parametrize("config", ["prometheus.yml", "prometheus-shards.yml"])
+def test_prometheus_config_is_valid(config):
+    result = promtool("check", "config", config)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -93,9 +107,28 @@ def test_recording_rules_are_valid_and_record_what_their_rule_test_says():
     exercised = {case["expr"].split("{")[0] for test in load_yaml("recording.test.yml")["tests"]
                  for case in test["promql_expr_test"]}  # fmt: skip
     assert exercised == {rule["record"] for rule in recording_rules()}  # every rule proven
-    assert load_yaml("prometheus.yml")["rule_files"] == ["alerts.yml", "recording.yml"]
-    mounted = compose()["services"]["prometheus"]["volumes"]
-    assert "./recording.yml:/etc/prometheus/recording.yml:ro" in mounted
+    for config, service in (("prometheus.yml", "prometheus"), ("prometheus-shards.yml", "prometheus-shards")):
+        assert load_yaml(config)["rule_files"] == ["alerts.yml", "recording.yml"]
+        mounted = compose()["services"][service]["volumes"]
+        assert f"./{config}:/etc/prometheus/prometheus.yml:ro" in mounted
+        for rules in ("alerts.yml", "recording.yml"):
+            assert f"./{rules}:/etc/prometheus/{rules}:ro" in mounted
+
+
+def test_the_market_rules_are_tested_over_two_shards_each_symbol_in_one():
+    market = {rule["record"] for rule in recording_rules("binance-exporter-market")}
+    two_shards = [test for test in load_yaml("recording.test.yml")["tests"] if test["name"].startswith("two shards")]
+    assert len(two_shards) == 1
+    instances = {}
+    for series in two_shards[0]["input_series"]:
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', series["series"]))
+        if "symbol" in labels:
+            instances.setdefault(labels["symbol"], set()).add(labels["instance"])
+    assert len(set().union(*instances.values())) == 2 and all(len(held) == 1 for held in instances.values())
+    proven = {case["expr"] for case in two_shards[0]["promql_expr_test"]}
+    # The top 20 and bottom 10 each have a test of their own, with more symbols than they keep.
+    of_their_own = {"symbol:binance_spread_per_mid_price:top20_bps", "symbol:binance_order_book_notional:bottom10_min"}
+    assert proven | of_their_own == market
 
 
 def test_every_alert_has_a_firing_and_a_quiet_case_and_tells_the_operator_what_to_do():
@@ -129,10 +162,10 @@ def test_neither_the_dashboard_nor_the_alerts_assume_a_top_size_or_an_update_int
 STACK_BUDGET = 9000
 
 
-def write_prometheus_config(path: Path, prometheus_port: int, exporters: list[str]) -> None:
-    """docker/prometheus.yml with every interval 1 s, the rule files where
-    they are, and the scrape targets on loopback."""
-    config = load_yaml("prometheus.yml")
+def write_prometheus_config(path: Path, prometheus_port: int, exporters: list[str], source="prometheus.yml") -> None:
+    """docker/prometheus.yml (or ``source``) with every interval 1 s, the
+    rule files where they are, and the scrape targets on loopback."""
+    config = load_yaml(source)
     config["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
     config["rule_files"] = [str(DOCKER / name) for name in config["rule_files"]]
     for job in config["scrape_configs"]:
@@ -142,11 +175,26 @@ def write_prometheus_config(path: Path, prometheus_port: int, exporters: list[st
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
 
 
+def start_prometheus(workdir, port):
+    """A real Prometheus on ``port``, configured by ``workdir``/prometheus.yml, keeping its data there."""
+    return subprocess.Popen(  # pylint: disable=consider-using-with  # the caller stops it
+        [
+            tool("prometheus"),
+            f"--config.file={workdir}/prometheus.yml",
+            f"--storage.tsdb.path={workdir}/data",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 @pytest.fixture(scope="module")
 def stack():
     """The fake Binance, the exporter and a real Prometheus scraping it, with
     a configuration derived from docker/prometheus.yml."""
-    prometheus = tool("prometheus")
+    tool("prometheus")
     # Binance's own limit is raised so that only the exporter's budget limits it.
     binance = start_module(
         "binance_exporter.fake.simulator",
@@ -170,17 +218,7 @@ def stack():
             )
             exporters = [f"127.0.0.1:{exporter_port}", f"127.0.0.1:{streaming_port}"]
             write_prometheus_config(Path(workdir, "prometheus.yml"), prometheus_port, exporters)
-            prometheus_process = subprocess.Popen(  # pylint: disable=consider-using-with  # stopped below
-                [
-                    prometheus,
-                    f"--config.file={workdir}/prometheus.yml",
-                    f"--storage.tsdb.path={workdir}/data",
-                    f"--web.listen-address=127.0.0.1:{prometheus_port}",
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
+            prometheus_process = start_prometheus(workdir, prometheus_port)
             url = f"http://127.0.0.1:{prometheus_port}"
             wait_for(lambda: http_get(url + "/-/ready")[0] == 200, timeout=30)
             yield {
@@ -297,12 +335,96 @@ def compose():
     return load_yaml("docker-compose.yml")
 
 
-def test_compose_has_the_exporter_prometheus_grafana_and_a_demo_simulator():
+def test_compose_has_the_exporter_prometheus_grafana_a_demo_simulator_and_a_shards_profile():
     services = compose()["services"]
-    assert {"exporter", "prometheus", "grafana", "simulator"} <= set(services)
-    assert services["simulator"]["profiles"] == ["demo"]
-    published = {port.split(":")[0] for service in services.values() for port in service.get("ports", [])}
-    assert published == {"8080", "9090", "3000"}
+    by_profile = {}
+    for name, service in services.items():
+        for profile in service.get("profiles", ["default"]):
+            by_profile.setdefault(profile, []).append(name)
+    assert by_profile == {
+        "default": ["exporter", "prometheus", "grafana"],
+        "demo": ["simulator"],
+        "shards": SHARDS_PROFILE,
+    }
+
+    def published(names):
+        return [port.split(":")[0] for name in names for port in services[name].get("ports", [])]
+
+    assert published(by_profile["default"]) == ["8080", "9090", "3000"]
+    assert published(by_profile["shards"]) == ["8081", "8082", "9091", "3001"]  # beside the default stack's
+    # `up` with the shards profile's services named starts them and what they depend on, nothing else.
+    assert services["grafana-shards"]["depends_on"] == ["prometheus-shards"]
+    assert services["prometheus-shards"]["depends_on"] == ["exporter-shard-1", "exporter-shard-2"]
+    for name in ("exporter-shard-1", "exporter-shard-2"):
+        assert services[name]["depends_on"] == {"market-simulator": {"condition": "service_healthy"}}
+
+
+def compose_environment(service):
+    """A service's BINANCE_EXPORTER_* variables as the exporter sees them
+    with nothing set around compose: each ${VAR:-default} its default."""
+    environment = compose()["services"][service].get("environment", {})
+    return {
+        name: re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", str(value))
+        for name, value in environment.items()
+        if name.startswith("BINANCE_EXPORTER_")
+    }
+
+
+def test_every_binance_exporter_variable_in_compose_is_an_option_the_exporter_accepts():
+    for name in compose()["services"]:
+        environment = compose_environment(name)
+        assert set(environment) <= KNOWN_VARIABLES, f"{name}: {set(environment) - KNOWN_VARIABLES}"
+        if environment:
+            parse_args([], environment)  # a value it refuses exits (SystemExit), naming it
+
+
+def test_the_shards_profile_splits_the_whole_market_between_two_replicas_one_prometheus_scrapes():
+    services = compose()["services"]
+    simulator = services["market-simulator"]["entrypoint"]
+    assert simulator[:3] == ["python", "-m", "binance_exporter.fake.simulator"] and "--whole-market" in simulator
+    flag = {name: value for name, value in zip(simulator[3:], simulator[4:]) if name[:2] == "--" and value[:2] != "--"}
+    configs = {name: parse_args([], compose_environment(name)) for name in ("exporter-shard-1", "exporter-shard-2")}
+    assert [(c.shard.index, c.shard.count) for c in configs.values()] == [(1, 2), (2, 2)]  # no gap, no overlap
+    targets = []
+    for name, config in configs.items():
+        assert config.symbols == ALL_SYMBOLS and config.source == "stream"
+        assert config.base_urls == (f"http://market-simulator:{flag['--port']}",)
+        assert config.stream_urls == (f"ws://market-simulator:{flag['--stream-port']}",)
+        assert services[name]["ports"] == [f"{config.port}:{config.port}"]
+        targets.append(f"{name}:{config.port}")
+    # The fake's limit is Binance's per IP, for both replicas together; each replica stops at its
+    # budget of the weight the IP used, as Binance reports it: each budget fits the limit.
+    assert "--weight-limit" not in flag and WEIGHT_LIMIT == BINANCE_WEIGHT_LIMIT
+    assert all(config.weight_budget < BINANCE_WEIGHT_LIMIT for config in configs.values())
+    jobs = {job["job_name"]: job for job in load_yaml("prometheus-shards.yml")["scrape_configs"]}
+    assert jobs["binance-exporter"]["static_configs"] == [{"targets": targets}]
+    assert load_yaml("prometheus.yml")["scrape_configs"][0]["job_name"] == "binance-exporter"  # the alerts' job
+    # Its Grafana asks the shards profile's Prometheus, under the uid the dashboards name.
+    datasource = yaml.safe_load(
+        (DOCKER / "grafana/provisioning-shards/datasources/prometheus.yml").read_text(encoding="utf-8")
+    )["datasources"][0]
+    assert datasource["uid"] == "prometheus" and datasource["url"] == "http://prometheus-shards:9090"
+    grafana = services["grafana-shards"]
+    mounts = dict(v.split(":")[:2][::-1] for v in grafana["volumes"] if v.startswith("."))
+    assert mounts["/etc/grafana/provisioning/datasources"] == "./grafana/provisioning-shards/datasources"
+    assert mounts["/etc/grafana/dashboards"] == "./grafana/dashboards"
+    home = grafana["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert home == f"/etc/grafana/dashboards/{MARKET_DASHBOARD.name}"
+
+
+def test_the_shards_profiles_simulator_runs_with_its_flags_and_serves_the_whole_market():
+    entrypoint = compose()["services"]["market-simulator"]["entrypoint"]
+    flags = entrypoint[3:]
+    for name, value in (("--address", "127.0.0.1"), ("--port", "0"), ("--stream-port", "0")):
+        flags[flags.index(name) + 1] = value  # on loopback, on free ports
+    simulator = start_module(entrypoint[2], *flags)
+    try:
+        url = wait_for(simulator.stdout.readline, timeout=60).split()[-1]
+        _, _, body = http_get(url + "/api/v3/exchangeInfo", timeout=30)
+        trading = [s for s in json.loads(body)["symbols"] if s["status"] == "TRADING"]
+        assert len(trading) > 1000 and len({s["quoteAsset"] for s in trading}) > 5
+    finally:
+        stop_process(simulator)
 
 
 def test_every_image_is_pinned():
@@ -351,7 +473,7 @@ def test_the_demo_settings_fit_their_weight_budget():
     assert weight_per_minute(config) <= config.weight_budget
 
 
-def test_grafana_provisions_the_prometheus_datasource_the_dashboard_uses():
+def test_grafana_provisions_the_prometheus_datasource_the_dashboards_use():
     datasource = yaml.safe_load(
         (DOCKER / "grafana/provisioning/datasources/prometheus.yml").read_text(encoding="utf-8")
     )
@@ -360,10 +482,15 @@ def test_grafana_provisions_the_prometheus_datasource_the_dashboard_uses():
     provider = yaml.safe_load((DOCKER / "grafana/provisioning/dashboards/dashboards.yml").read_text(encoding="utf-8"))
     mounts = dict(v.split(":")[:2][::-1] for v in compose()["services"]["grafana"]["volumes"] if v.startswith("."))
     assert mounts[provider["providers"][0]["options"]["path"]] == "./grafana/dashboards"
-    board = json.loads(DASHBOARD.read_text(encoding="utf-8"))
-    for panel in board["panels"]:
-        if panel["type"] != "row":
-            assert panel["datasource"]["uid"] == uid, panel["title"]
+    boards = [json.loads(path.read_text(encoding="utf-8")) for path in sorted(DASHBOARDS.glob("*.json"))]
+    assert [board["uid"] for board in boards] == ["binance-spot", "binance-market"]
+    for board in boards:
+        for panel in board["panels"]:
+            if panel["type"] != "row":
+                assert panel["datasource"]["uid"] == uid, panel["title"]
+                assert all(target["datasource"]["uid"] == uid for target in panel["targets"]), panel["title"]
+        for variable in board["templating"]["list"]:
+            assert variable["datasource"]["uid"] == uid, variable["name"]
 
 
 def test_the_dashboard_shows_what_operators_need():
@@ -385,6 +512,37 @@ def test_the_dashboard_shows_what_operators_need():
     assert [v["name"] for v in board["templating"]["list"]] == ["symbol"]
     ids = [p["id"] for p in board["panels"]]
     assert len(ids) == len(set(ids))
+
+
+def test_the_market_dashboard_shows_the_market_rules_and_the_shards_health():
+    board = json.loads(MARKET_DASHBOARD.read_text(encoding="utf-8"))
+    exprs = " ".join(dashboard_queries(MARKET_DASHBOARD))
+    # Every market rule is read by a panel, or by a rule a panel reads (the top 20 of the spreads in bps).
+    market = recording_rules("binance-exporter-market")
+    shown = {rule["record"] for rule in market if rule["record"] in exprs}
+    for rule in market:
+        if any(rule["record"] in other["expr"] for other in market if other["record"] in shown):
+            shown.add(rule["record"])
+    assert shown == {rule["record"] for rule in market}
+    for metric in (
+        "binance_stream_event_lag_seconds_bucket",
+        "binance_stream_connections",
+        "binance_exporter_shard_info",
+    ):
+        assert metric in exprs, metric
+    titles = [p["title"] for p in board["panels"] if p["type"] == "table"]
+    assert len(titles) == 2 and "widest spreads" in titles[0] and "thinnest" in titles[1]
+    assert [v["name"] for v in board["templating"]["list"]] == ["quote_asset"]
+    # One row repeats, once per quote asset, with the panels under it: the last row, so nothing else repeats.
+    repeated = [p for p in board["panels"] if p.get("repeat")]
+    assert [(p["type"], p["repeat"]) for p in repeated] == [("row", "quote_asset")]
+    assert [p for p in board["panels"] if p["type"] == "row"][-1] is repeated[0]
+    ids = [p["id"] for p in board["panels"]]
+    assert len(ids) == len(set(ids))
+    # Panels never overlap.
+    cells = [(p["gridPos"]["x"] + dx, p["gridPos"]["y"] + dy) for p in board["panels"]
+             for dx in range(p["gridPos"]["w"]) for dy in range(p["gridPos"]["h"])]  # fmt: skip
+    assert len(cells) == len(set(cells)) and all(x < 24 for x, _ in cells)
 
 
 def test_the_image_runs_the_exporter_as_a_non_root_user_with_a_healthcheck():
