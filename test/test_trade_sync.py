@@ -9,7 +9,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from binance_exporter.binance import trade_sync
-from binance_exporter.binance.trade_sync import BACKFILL_LIMIT, MAX_MISSING_RANGES, RECENT_TRADES, TradeSync
+from binance_exporter.binance.trade_sync import (
+    BACKFILL_LIMIT,
+    MAX_MISSING_RANGES,
+    RECENT_TRADES,
+    WAITING_TRADES,
+    TradeSync,
+)
 from binance_exporter.market.microstructure import AggTrade
 
 BASE = 5_000
@@ -215,3 +221,19 @@ def test_every_trade_after_the_baseline_is_counted_once_or_given_up_on(baseline,
     assert counted(sync) == expected([by_id(i) for i in sync.ids])
     assert sync.last_price == (by_id(max(sync.ids)).price if sync.ids else None)
     assert sync.recent == [by_id(i) for i in sorted(sync.ids)[-RECENT_TRADES:]]  # the latest counted, by id
+
+
+def test_trades_before_the_baseline_is_asked_for_are_kept_only_as_the_latest_few():
+    sync = TradeSync()
+    for t in TRADES[:100]:
+        sync.on_trade(t)
+    sync.request_pending = True  # the baseline is asked for: every trade from now on may be counted
+    for t in TRADES[100:200]:
+        sync.on_trade(t)
+    sync.on_baseline(TRADES[150])
+    assert counted(sync) == expected(TRADES[151:200])
+    assert len(sync._early) == 0  # pylint: disable=protected-access
+    kept = TradeSync()
+    for t in TRADES[:100]:
+        kept.on_trade(t)
+    assert list(kept._early) == TRADES[100 - WAITING_TRADES : 100]  # pylint: disable=protected-access

@@ -35,7 +35,12 @@ BACKFILL_LIMIT = 1000  # trades per GET /api/v3/aggTrades, Binance's most
 # outage of a busy symbol costs at most MAX_MISSING / BACKFILL_LIMIT requests.
 MAX_MISSING = 100_000
 MAX_MISSING_RANGES = 64
-MAX_EARLY_TRADES = 1000  # trades held while the baseline is not known
+MAX_EARLY_TRADES = 1000  # trades held while the baseline is asked for
+# Trades held while the baseline waits its turn (the weight budget, the
+# books' snapshots first): only the latest, since the baseline will be past
+# the rest; the whole market's symbols waiting minutes would otherwise hold
+# 1,000 each.
+WAITING_TRADES = 10
 RECENT_TRADES = 20  # the latest trades counted, kept for the live view
 
 
@@ -70,6 +75,9 @@ class TradeSync:  # pylint: disable=too-many-instance-attributes  # the ids, the
         """A trade from the stream."""
         if not self.baseline_known:
             self._early.append(trade)
+            if not self.request_pending:  # the baseline, when asked for, will be past all but the latest
+                while len(self._early) > WAITING_TRADES:
+                    self._early.popleft()
             return
         self._count(trade)
 
