@@ -185,7 +185,7 @@ class StreamScheduler(Scheduler):  # pylint: disable=too-many-instance-attribute
         now = self._clock()
         complete = True
         for symbol in self._tracked:
-            reading = readings.get(symbol)
+            reading = readings.pop(symbol, None)  # its levels go once read: 1,500 books at once would not
             if reading is not None and reading.flow is not None:
                 self._flows[symbol] = (now, reading.flow)
             if reading is None or reading.view is None:
