@@ -436,6 +436,20 @@ def test_a_whole_market_listing_moves_at_a_new_pairs_rate():
         sim.stop()
 
 
+def test_a_whole_market_book_delisted_past_its_next_change_moves_on_from_its_relisting():
+    clock = FakeClock()
+    market = Market(whole_market(trading=50), tick_seconds=1, clock=clock, wall_clock=lambda: FROZEN_WALL_CLOCK)
+    held = market.true_book("BTCUSDT"), market.last_trade_id("BTCUSDT")
+    market.set_status("BTCUSDT", "BREAK")
+    clock.advance(50)  # it would have changed and traded at most of these steps
+    assert (market.true_book("BTCUSDT"), market.last_trade_id("BTCUSDT")) == held
+    market.set_status("BTCUSDT", "TRADING")
+    clock.advance(10)
+    assert market.true_book("BTCUSDT")[0] > held[0][0] and market.last_trade_id("BTCUSDT") > held[1]
+    with pytest.raises(ValueError, match="BTCUSDT is listed already"):
+        market.list_symbol(market.symbols["BTCUSDT"])
+
+
 @pytest.mark.parametrize(
     "body, message",
     [

@@ -176,12 +176,6 @@ class _Side:
         key = self.keys[index]
         return -key if self.bid else key
 
-    def qty(self, price: int) -> int:
-        """The quantity at ``price`` (0: no level)."""
-        key = -price if self.bid else price
-        index = bisect.bisect_left(self.keys, key)
-        return self.qtys[index] if index < len(self.keys) and self.keys[index] == key else 0
-
     def set(self, price: int, qty: int) -> int:
         """Sets the level at ``price`` (0: removes it); returns the quantity it had."""
         key = -price if self.bid else price
@@ -273,31 +267,14 @@ class _Book:  # pylint: disable=too-many-instance-attributes  # its sides, ids, 
         self.moved_step = 0  # the latest step at which it changed or traded
 
     def change(self, bid: bool, price: int, qty: int) -> None:
-        """Sets one level, counting it as one update if it changes anything
-        (``_Side.set``, written out: the market's busiest line)."""
-        side = self.bids if bid else self.asks
-        keys, key = side.keys, -price if bid else price
-        index = bisect.bisect_left(keys, key)
-        if index < len(keys) and keys[index] == key:
-            before = side.qtys[index]
-            if before == qty:
-                return
-            if qty:
-                side.qtys[index] = qty
-            else:
-                del keys[index]
-                del side.qtys[index]
-        elif qty:
-            keys.insert(index, key)
-            side.qtys.insert(index, qty)
-            before = 0
-        else:
-            return
-        self.update_id += 1
-        history = self.history
-        history.extend((price if bid else -price, before, qty))
-        if len(history) > 3 * (self.keep_changes + self.keep_changes // 4):
-            del history[: len(history) - 3 * self.keep_changes]
+        """Sets one level, counting it as one update if it changes anything."""
+        before = (self.bids if bid else self.asks).set(price, qty)
+        if before != qty:
+            self.update_id += 1
+            history = self.history
+            history.extend((price if bid else -price, before, qty))
+            if len(history) > 3 * (self.keep_changes + self.keep_changes // 4):
+                del history[: len(history) - 3 * self.keep_changes]
 
     def since(self, update_id: int) -> array:
         """The changes after ``update_id``, 3 integers each (see
@@ -416,11 +393,15 @@ class Market:  # pylint: disable=too-many-instance-attributes,too-many-public-me
     def step(self) -> int:
         """The market's current step."""
         with self.lock:
-            if self._frozen_at is not None:
-                return self._frozen_at
-            if self.tick_seconds <= 0:
-                return 0
-            return int((self.clock() - self._start) / self.tick_seconds)
+            return self._step()
+
+    def _step(self) -> int:
+        """The current step (lock held)."""
+        if self._frozen_at is not None:
+            return self._frozen_at
+        if self.tick_seconds <= 0:
+            return 0
+        return int((self.clock() - self._start) / self.tick_seconds)
 
     def next_step_at(self) -> Optional[float]:
         """When the next step begins, on ``clock`` (None while the market
@@ -497,7 +478,7 @@ class Market:  # pylint: disable=too-many-instance-attributes,too-many-public-me
         listed = self.symbols[symbol]
         if book is None:
             book = self._books[symbol] = self._first_book(listed)
-        step = self.step()
+        step = self._step()
         if book.step < step:
             if listed.status != "TRADING":  # nothing moves a halted book
                 book.step = step
@@ -607,60 +588,70 @@ class Market:  # pylint: disable=too-many-instance-attributes,too-many-public-me
         self._keep_depth(book, listed, rng)
 
     @staticmethod
-    def _evolve_sparse(book: _Book, rng: random.Random) -> None:  # pylint: disable=too-many-locals,too-many-branches
+    def _evolve_sparse(  # pylint: disable=too-many-locals,too-many-branches,too-many-statements  # one step, written out
+        book: _Book, rng: random.Random
+    ) -> None:
         """A step that changes a whole-market book: as ``_evolve`` does
         (the drift, changes near the top, the depth kept), with 1 to 3
         changes near the top for all but the busiest, and at least one
         change whatever the draws (a step due to change does). Written out
-        in one function, every draw a ``random()``: at --peak it runs
-        15,000 times a second."""
-        shape, draw = book.shape, rng.random
-        assert shape is not None
-        tick, unit, bids, asks, change = shape.tick, shape.qty_unit, book.bids, book.asks, book.change
+        in one function, on local names, every draw a ``random()``: at
+        --peak it runs 15,000 times a second."""
+        assert book.shape is not None
+        tick, unit, depth, base, amplitude, phase, most = book.shape
+        draw, change, bids, asks = rng.random, book.change, book.bids, book.asks
+        bid_keys, ask_keys = bids.keys, asks.keys
         before = book.update_id
-
-        def qty() -> int:
-            return (1 + int(draw() * 2000)) * _QTY_SCALES[int(draw() * 5)] * unit
-
-        bid = shape.target_bid(book.step)  # the drift: levels it crosses go, the other side gets a new best
-        if asks.keys and bid >= asks.keys[0]:
+        # The drift: the levels it crosses go, the other side gets a new best level.
+        swing = amplitude * math.sin(2 * math.pi * book.step / WHOLE_PRICE_PERIOD_STEPS + phase)
+        bid = max(1, base + round(swing)) * tick
+        if ask_keys and bid >= ask_keys[0]:
             for price in asks.beyond(bid):
                 change(False, price, 0)
-            change(True, bid, qty())
-        elif bids.keys and bid + tick <= -bids.keys[0]:
+            change(True, bid, (1 + int(draw() * 2000)) * _QTY_SCALES[int(draw() * 5)] * unit)
+        elif bid_keys and bid + tick <= -bid_keys[0]:
             for price in bids.beyond(bid + tick):
                 change(True, price, 0)
-            change(False, bid + tick, qty())
-        for _ in range(1 + int(draw() * shape.most)):  # near the top: a quantity, a deletion, an insertion
+            change(False, bid + tick, (1 + int(draw() * 2000)) * _QTY_SCALES[int(draw() * 5)] * unit)
+        # Near the top: a quantity, a deletion, or an insertion between two prices (or in the spread).
+        for _ in range(1 + int(draw() * most)):
             is_bid = draw() < 0.5
-            side, other = (bids, asks) if is_bid else (asks, bids)
-            size = len(side.keys)
+            keys, other = (bid_keys, ask_keys) if is_bid else (ask_keys, bid_keys)
+            size = len(keys)
             if not size:
                 continue
-            index = min(int(-math.log(1.0 - draw()) / 0.3), size - 1, TOP_LEVELS - 1)  # expovariate(0.3)
-            price, kind = side.price(index), draw()
+            index = int(-math.log(1.0 - draw()) / 0.3)  # expovariate(0.3)
+            if index >= TOP_LEVELS:
+                index = TOP_LEVELS - 1
+            if index >= size:
+                index = size - 1
+            key, kind = keys[index], draw()
             if kind < 1 / 3:
-                inner = side.price(index - 1) if index else (other.price(0) if other.keys else None)
-                gap = -1 if inner is None else abs(inner - price) // tick - 1
-                if gap >= 1:
-                    assert inner is not None
-                    change(is_bid, inner + (-tick if is_bid else tick) * (1 + int(draw() * gap)), qty())
+                inner = keys[index - 1] if index else (-other[0] if other else None)
+                if inner is not None and key - inner >= 2 * tick:  # keys: -bid or ask, best smallest
+                    inserted = inner + tick * (1 + int(draw() * ((key - inner) // tick - 1)))
+                    change(is_bid, -inserted if is_bid else inserted, (1 + int(draw() * 2000))
+                           * _QTY_SCALES[int(draw() * 5)] * unit)  # fmt: skip
                     continue
             elif kind < 1 / 2 and size > 1:
-                change(is_bid, price, 0)
+                change(is_bid, -key if is_bid else key, 0)
                 continue
-            change(is_bid, price, qty())
-        for side, other, direction in ((bids, asks, -1), (asks, bids, 1)):  # the depth, at the far end
-            keys = side.keys
-            while len(keys) > shape.depth:
-                change(side.bid, side.price(-1), 0)
-            while len(keys) < shape.depth:
-                price = (side.price(-1) if keys else other.price(0)) + direction * tick * _SPACINGS[int(draw() * 6)]
-                if price < tick:
+            change(is_bid, -key if is_bid else key, (1 + int(draw() * 2000)) * _QTY_SCALES[int(draw() * 5)] * unit)
+        # The depth of each side, at its far end (bids down to one tick).
+        for is_bid, keys, other in ((True, bid_keys, ask_keys), (False, ask_keys, bid_keys)):
+            size = len(keys)
+            while size > depth:
+                change(is_bid, -keys[-1] if is_bid else keys[-1], 0)
+                size -= 1
+            while size < depth:
+                far = keys[-1] if size else -other[0]  # as a key
+                key = far + tick * _SPACINGS[int(draw() * 6)]
+                if is_bid and -key < tick:
                     break
-                change(side.bid, price, qty())
-        if book.update_id == before and bids.keys:  # every draw set a level to what it was
-            change(True, bids.price(0), bids.qtys[0] + unit)
+                change(is_bid, -key if is_bid else key, (1 + int(draw() * 2000)) * _QTY_SCALES[int(draw() * 5)] * unit)
+                size += 1
+        if book.update_id == before and bid_keys:  # every draw set a level to what it was
+            change(True, -bid_keys[0], bids.qtys[0] + unit)
 
     def _drift(self, book: _Book, listed: ListedSymbol, rng: random.Random) -> None:
         """When the drift takes the best bid to or past the best ask, the
@@ -742,9 +733,14 @@ class Market:  # pylint: disable=too-many-instance-attributes,too-many-public-me
             changes, last = book.since(update_id), book.update_id
         if not changes:
             return None
+        if len(changes) == 3:  # one change: the quiet books' usual diff
+            price, _, qty = changes
+            return DepthDiff(update_id + 1, last, [(price, qty)], []) if price > 0 else DepthDiff(
+                update_id + 1, last, [], [(-price, qty)]
+            )
         final = dict(zip(changes[0::3], changes[2::3]))  # the last change of each level wins
-        bids = sorted(((price, qty) for price, qty in final.items() if price > 0), reverse=True)
-        asks = sorted((-price, qty) for price, qty in final.items() if price < 0)
+        bids = sorted([(price, qty) for price, qty in final.items() if price > 0], reverse=True)
+        asks = sorted([(-price, qty) for price, qty in final.items() if price < 0])
         return DepthDiff(update_id + 1, last, bids, asks)
 
     def trades_since(self, symbol: str, agg_id: int) -> list[AggTrade]:
@@ -893,7 +889,9 @@ class Market:  # pylint: disable=too-many-instance-attributes,too-many-public-me
     def _ticker_record(self, listed: ListedSymbol, step: int) -> dict[str, Any]:
         """A FULL ticker/24hr record at ``step`` (times left to fill; lock held)."""
         symbol = listed.symbol
-        bids, asks = self._top(symbol)
+        book = self._books[symbol]
+        bid, bid_qty = from_units(book.bids.price(0)), from_units(book.bids.qtys[0])
+        ask = from_units(book.asks.price(0))
         price = to_units(listed.price)
         period = TICKER_PERIOD_STEPS if listed.change_rate is None else WHOLE_TICKER_PERIOD_STEPS
         if listed.trades == 0:  # a symbol in BREAK: no trades, ids -1
@@ -909,15 +907,15 @@ class Market:  # pylint: disable=too-many-instance-attributes,too-many-public-me
             "priceChangePercent": "0.000",
             "weightedAvgPrice": listed.price,
             "prevClosePrice": listed.price,
-            "lastPrice": from_units(bids[0][0]),
-            "lastQty": from_units(bids[0][1]),
-            "bidPrice": from_units(bids[0][0]),
-            "bidQty": from_units(bids[0][1]),
-            "askPrice": from_units(asks[0][0]),
-            "askQty": from_units(asks[0][1]),
+            "lastPrice": bid,
+            "lastQty": bid_qty,
+            "bidPrice": bid,
+            "bidQty": bid_qty,
+            "askPrice": ask,
+            "askQty": from_units(book.asks.qtys[0]),
             "openPrice": listed.price,
-            "highPrice": from_units(asks[0][0]),
-            "lowPrice": from_units(bids[0][0]),
+            "highPrice": ask,
+            "lowPrice": bid,
             "volume": from_units(volume),
             "quoteVolume": from_units(quote_volume),
             "openTime": 0,

@@ -43,6 +43,7 @@ from collections import Counter, deque
 from typing import Any, Callable, Iterator, NamedTuple, Optional, Union
 from urllib.parse import parse_qs, urlsplit
 
+import orjson
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import Frame, Opcode
@@ -89,7 +90,7 @@ def no_faults(_actions: frozenset, _symbols: Optional[set]) -> Optional[StreamFa
 
 
 def _json(body: Any) -> str:
-    return json.dumps(body, separators=(",", ":"))
+    return orjson.dumps(body).decode()  # a whole market's ticker array is 1,500 events
 
 
 # The events the whole market sends tens of thousands of a second are
@@ -107,7 +108,8 @@ def _levels_text(levels: list[tuple[int, int]]) -> str:
 
 
 def depth_text(symbol: str, now_ms: int, diff: DepthDiff) -> str:
-    """A ``depthUpdate`` payload as JSON text (``depth_event``'s)."""
+    """A ``depthUpdate`` payload as JSON text: the final quantity of every
+    level changed (``"0.00000000"``: deleted) from ``U`` to ``u``."""
     return (
         f'{{"e":"depthUpdate","E":{now_ms},"s":"{symbol}","U":{diff.first},"u":{diff.last},'
         f'"b":[{_levels_text(diff.bids)}],"a":[{_levels_text(diff.asks)}]}}'
@@ -115,7 +117,7 @@ def depth_text(symbol: str, now_ms: int, diff: DepthDiff) -> str:
 
 
 def trade_text(symbol: str, now_ms: int, trade: AggTrade) -> str:
-    """An ``aggTrade`` payload as JSON text (``trade_event``'s)."""
+    """An ``aggTrade`` payload as JSON text, ``trade_event``'s."""
     if not isinstance(trade, AggTrade):  # a recorded market's trade: its fields as recorded
         return _json(trade_event(symbol, now_ms, trade))
     return (
@@ -126,7 +128,8 @@ def trade_text(symbol: str, now_ms: int, trade: AggTrade) -> str:
 
 
 def book_ticker_text(symbol: str, top: BookTop) -> str:
-    """A ``bookTicker`` payload as JSON text (``book_ticker_event``'s)."""
+    """A ``bookTicker`` payload as JSON text, as Binance's spot streams
+    send it (no event type or time): the book's update id and its best levels."""
     return (
         f'{{"u":{top.update_id},"s":"{symbol}","b":"{_decimal(top.bid_price)}","B":"{_decimal(top.bid_qty)}",'
         f'"a":"{_decimal(top.ask_price)}","A":"{_decimal(top.ask_qty)}"}}'
@@ -158,35 +161,9 @@ def parse_stream(name: str, market: Market) -> Stream:
     return Stream(name, match.group(1).upper(), 1 if match.group(2) else TICKS_PER_SECOND)
 
 
-def depth_event(symbol: str, now_ms: int, first: int, last: int, bids: list, asks: list) -> dict[str, Any]:
-    """A ``depthUpdate`` payload; levels as (price, qty) in 1e-8 units."""
-    return {
-        "e": "depthUpdate",
-        "E": now_ms,
-        "s": symbol,
-        "U": first,
-        "u": last,
-        "b": [[from_units(p), from_units(q)] for p, q in bids],
-        "a": [[from_units(p), from_units(q)] for p, q in asks],
-    }
-
-
 def trade_event(symbol: str, now_ms: int, trade: AggTrade) -> dict[str, Any]:
     """An ``aggTrade`` payload."""
     return {"e": "aggTrade", "E": now_ms, "s": symbol, **trade.payload()}
-
-
-def book_ticker_event(symbol: str, top: BookTop) -> dict[str, Any]:
-    """A ``bookTicker`` payload, as Binance's spot streams send it (no
-    event type or time): the book's update id and its best levels."""
-    return {
-        "u": top.update_id,
-        "s": symbol,
-        "b": from_units(top.bid_price),
-        "B": from_units(top.bid_qty),
-        "a": from_units(top.ask_price),
-        "A": from_units(top.ask_qty),
-    }
 
 
 def book_top(market: Market, symbol: str) -> Optional[BookTop]:
@@ -223,6 +200,13 @@ def ticker_event(record: dict[str, Any], now_ms: int) -> dict[str, Any]:
         "L": record["lastId"],
         "n": record["count"],
     }
+
+
+# What a ticker event's values are made of: every field of it but the times.
+_TICKER_VALUES = (
+    "symbol", "priceChange", "priceChangePercent", "openPrice", "highPrice", "lowPrice", "lastPrice",
+    "weightedAvgPrice", "volume", "quoteVolume", "firstId", "lastId", "count",
+)  # fmt: skip
 
 
 def error_reply(code: int, msg: str, request_id: Any = None) -> dict[str, Any]:
@@ -434,6 +418,8 @@ class StreamSession:
         ]
 
     def _tickers(self, now_ms: int) -> Optional[list[dict[str, Any]]]:
+        """The rolling-window tickers of the TRADING symbols whose values
+        (all but the times) changed since this session's last push."""
         events = []
         for symbol, listed in list(self.market.symbols.items()):
             if listed.status != "TRADING":
@@ -442,11 +428,10 @@ class StreamSession:
                 record = self.market.ticker(symbol)
             except NoRecord:  # a recorded market has no ticker of it yet
                 continue
-            event = ticker_event(record, now_ms)
-            values = tuple(value for name, value in event.items() if name not in ("E", "O", "C"))
+            values = tuple(record[name] for name in _TICKER_VALUES)
             if self.tickers_sent.get(symbol) != values:
                 self.tickers_sent[symbol] = values
-                events.append(event)
+                events.append(ticker_event(record, now_ms))
         return events or None
 
 
