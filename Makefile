@@ -9,7 +9,7 @@ DEV := $(VENV)/.installed-dev
 PIP_INSTALL := $(BIN)/pip install --quiet --disable-pip-version-check
 ARGS ?=
 
-.PHONY: install install-dev run test lint coverage demo replay soak bench attack clean docker-build docker-up docker-demo docker-down
+.PHONY: install install-dev run test lint coverage demo demo-market replay soak bench attack clean docker-build docker-up docker-demo docker-down
 
 install: $(RUNTIME)
 
@@ -71,6 +71,13 @@ endef
 
 demo: install
 	$(call exporter_against,demo,$(BIN)/python -m binance_exporter.fake.simulator)
+
+# The whole fake market (about 1,500 symbols, skewed like Binance's) and the
+# exporter keeping a live book of every TRADING symbol, its snapshots paced at
+# 4,000 request weight a minute: make demo-market [ARGS="--shard 1/2"].
+demo-market: install
+	$(call exporter_against,demo-market,$(BIN)/python -m binance_exporter.fake.simulator --whole-market) \
+		--source stream --symbols all --weight-budget 4000
 
 # A recording (--record DIR) served as Binance, SPEED times faster than
 # recorded, and the exporter against it: make replay FILE=DIR [SPEED=10].

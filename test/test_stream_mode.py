@@ -14,10 +14,21 @@ import pytest
 
 from binance_exporter.binance.responses import parse_agg_trades
 from binance_exporter.fake.simulator import BinanceSimulator
-from binance_exporter.market.definitions import BOOK_DEPTH, side_notional
+from binance_exporter.market.definitions import BOOK_DEPTH, Shard, side_notional
 from binance_exporter.market.microstructure import BookView, SideFlow, microstructure
 
-from .helpers import free_port, http_get, post, scrape, start_module, stop_process, true_best_levels, wait_for
+from .helpers import (
+    free_port,
+    http_get,
+    post,
+    scrape,
+    start_make,
+    start_module,
+    stop_make,
+    stop_process,
+    true_best_levels,
+    wait_for,
+)
 from .test_stack import promtool
 
 EXTRA = "BNBUSDT"  # a --symbols symbol, in no top list
@@ -295,3 +306,29 @@ def test_the_whole_market_has_a_live_book_of_every_trading_symbol_equal_to_the_t
         assert stats["requests"]["/api/v3/depth"] >= len(trading)
     finally:
         sys.stderr.write(stop_process(process)[2][-5000:])
+
+
+def test_make_demo_market_has_the_top_of_every_book_of_its_shard_of_the_whole_fake_market():
+    port, sim_port = free_port(), free_port()
+    demo = start_make("demo-market", f"PORT={port}", f"SIM_PORT={sim_port}", f"SIM_STREAM_PORT={free_port()}",
+                      "ARGS=--shard 2/3")  # fmt: skip
+    shard = Shard(2, 3)
+    try:
+        info = wait_for(lambda: http_get(f"http://127.0.0.1:{sim_port}/api/v3/exchangeInfo")[2], timeout=60)
+        trading = {s["symbol"] for s in json.loads(info)["symbols"] if s["status"] == "TRADING"}
+        mine = {symbol for symbol in trading if shard.owns(symbol)}
+        assert len(trading) >= 1300 and len(trading) / 3 * 0.9 < len(mine) < len(trading) / 3 * 1.1
+
+        def tops() -> set[str]:
+            found = samples(port)
+            return {dict(labels)["symbol"] for name, labels in found if name == "binance_best_bid_price"}
+
+        wait_for(lambda: tops() == mine, timeout=60)  # every top within seconds, no snapshot needed
+        found = samples(port)
+        assert value(found, "binance_exporter_shard_info", shard="2", shards="3") == 1
+        assert {dict(labels)["symbol"] for name, labels in found if name == "binance_symbol_info"} == mine
+        assert value(found, "binance_stream_connections") == 2  # 3 streams a symbol, 1024 a connection
+    finally:
+        status, _, err = stop_make(demo)
+    assert status in (0, 2, -15), err  # stopped by the test
+    assert "the whole market: %d TRADING symbols in shard 2/3" % len(mine) in err
