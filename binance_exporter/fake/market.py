@@ -270,11 +270,38 @@ class _Book:  # pylint: disable=too-many-instance-attributes  # its sides, ids, 
         """Sets one level, counting it as one update if it changes anything."""
         before = (self.bids if bid else self.asks).set(price, qty)
         if before != qty:
-            self.update_id += 1
-            history = self.history
-            history.extend((price if bid else -price, before, qty))
-            if len(history) > 3 * (self.keep_changes + self.keep_changes // 4):
-                del history[: len(history) - 3 * self.keep_changes]
+            self._record(bid, price, before, qty)
+
+    def change_at(self, bid: bool, index: int, qty: int) -> None:
+        """``change`` of the level ``index`` from the best of one side, its
+        place known (a whole-market step knows the places of its changes)."""
+        side = self.bids if bid else self.asks
+        before = side.qtys[index]
+        if before == qty:
+            return
+        key = side.keys[index]
+        if qty:
+            side.qtys[index] = qty
+        else:
+            del side.keys[index]
+            del side.qtys[index]
+        self._record(bid, -key if bid else key, before, qty)
+
+    def insert_at(self, bid: bool, index: int, price: int, qty: int) -> None:
+        """``change`` adding a level at ``price``, which falls at ``index``
+        from the best of one side (between the levels there)."""
+        side = self.bids if bid else self.asks
+        side.keys.insert(index, -price if bid else price)
+        side.qtys.insert(index, qty)
+        self._record(bid, price, 0, qty)
+
+    def _record(self, bid: bool, price: int, before: int, qty: int) -> None:
+        """Counts one change as one update id and keeps it."""
+        self.update_id += 1
+        history = self.history
+        history.extend((price if bid else -price, before, qty))
+        if len(history) > 3 * (self.keep_changes + self.keep_changes // 4):
+            del history[: len(history) - 3 * self.keep_changes]
 
     def since(self, update_id: int) -> array:
         """The changes after ``update_id``, 3 integers each (see
@@ -599,20 +626,20 @@ class Market:  # pylint: disable=too-many-instance-attributes,too-many-public-me
         --peak it runs 15,000 times a second."""
         assert book.shape is not None
         tick, unit, depth, base, amplitude, phase, most = book.shape
-        draw, change, bids, asks = rng.random, book.change, book.bids, book.asks
-        bid_keys, ask_keys = bids.keys, asks.keys
+        draw, bids, asks = rng.random, book.bids, book.asks
+        bid_keys, ask_keys = bids.keys, asks.keys  # the arrays themselves: they change in place
         before = book.update_id
         # The drift: the levels it crosses go, the other side gets a new best level.
         swing = amplitude * math.sin(2 * math.pi * book.step / WHOLE_PRICE_PERIOD_STEPS + phase)
         bid = max(1, base + round(swing)) * tick
         if ask_keys and bid >= ask_keys[0]:
-            for price in asks.beyond(bid):
-                change(False, price, 0)
-            change(True, bid, (1 + int(draw() * 2000)) * _QTY_SCALES[int(draw() * 5)] * unit)
+            for _ in range(bisect.bisect_right(ask_keys, bid)):
+                book.change_at(False, 0, 0)
+            book.insert_at(True, 0, bid, (1 + int(draw() * 2000)) * _QTY_SCALES[int(draw() * 5)] * unit)
         elif bid_keys and bid + tick <= -bid_keys[0]:
-            for price in bids.beyond(bid + tick):
-                change(True, price, 0)
-            change(False, bid + tick, (1 + int(draw() * 2000)) * _QTY_SCALES[int(draw() * 5)] * unit)
+            for _ in range(bisect.bisect_right(bid_keys, -bid - tick)):
+                book.change_at(True, 0, 0)
+            book.insert_at(False, 0, bid + tick, (1 + int(draw() * 2000)) * _QTY_SCALES[int(draw() * 5)] * unit)
         # Near the top: a quantity, a deletion, or an insertion between two prices (or in the spread).
         for _ in range(1 + int(draw() * most)):
             is_bid = draw() < 0.5
@@ -630,28 +657,29 @@ class Market:  # pylint: disable=too-many-instance-attributes,too-many-public-me
                 inner = keys[index - 1] if index else (-other[0] if other else None)
                 if inner is not None and key - inner >= 2 * tick:  # keys: -bid or ask, best smallest
                     inserted = inner + tick * (1 + int(draw() * ((key - inner) // tick - 1)))
-                    change(is_bid, -inserted if is_bid else inserted, (1 + int(draw() * 2000))
-                           * _QTY_SCALES[int(draw() * 5)] * unit)  # fmt: skip
+                    qty = (1 + int(draw() * 2000)) * _QTY_SCALES[int(draw() * 5)] * unit
+                    book.insert_at(is_bid, index, -inserted if is_bid else inserted, qty)
                     continue
             elif kind < 1 / 2 and size > 1:
-                change(is_bid, -key if is_bid else key, 0)
+                book.change_at(is_bid, index, 0)
                 continue
-            change(is_bid, -key if is_bid else key, (1 + int(draw() * 2000)) * _QTY_SCALES[int(draw() * 5)] * unit)
+            book.change_at(is_bid, index, (1 + int(draw() * 2000)) * _QTY_SCALES[int(draw() * 5)] * unit)
         # The depth of each side, at its far end (bids down to one tick).
         for is_bid, keys, other in ((True, bid_keys, ask_keys), (False, ask_keys, bid_keys)):
             size = len(keys)
             while size > depth:
-                change(is_bid, -keys[-1] if is_bid else keys[-1], 0)
                 size -= 1
+                book.change_at(is_bid, size, 0)
             while size < depth:
                 far = keys[-1] if size else -other[0]  # as a key
                 key = far + tick * _SPACINGS[int(draw() * 6)]
                 if is_bid and -key < tick:
                     break
-                change(is_bid, -key if is_bid else key, (1 + int(draw() * 2000)) * _QTY_SCALES[int(draw() * 5)] * unit)
+                qty = (1 + int(draw() * 2000)) * _QTY_SCALES[int(draw() * 5)] * unit
+                book.insert_at(is_bid, size, -key if is_bid else key, qty)
                 size += 1
         if book.update_id == before and bid_keys:  # every draw set a level to what it was
-            change(True, -bid_keys[0], bids.qtys[0] + unit)
+            book.change_at(True, 0, bids.qtys[0] + unit)
 
     def _drift(self, book: _Book, listed: ListedSymbol, rng: random.Random) -> None:
         """When the drift takes the best bid to or past the best ask, the
@@ -738,10 +766,15 @@ class Market:  # pylint: disable=too-many-instance-attributes,too-many-public-me
             return DepthDiff(update_id + 1, last, [(price, qty)], []) if price > 0 else DepthDiff(
                 update_id + 1, last, [], [(-price, qty)]
             )
-        final = dict(zip(changes[0::3], changes[2::3]))  # the last change of each level wins
-        bids = sorted([(price, qty) for price, qty in final.items() if price > 0], reverse=True)
-        asks = sorted([(-price, qty) for price, qty in final.items() if price < 0])
-        return DepthDiff(update_id + 1, last, bids, asks)
+        bids: dict[int, int] = {}
+        asks: dict[int, int] = {}
+        for index in range(0, len(changes), 3):  # the last change of each level wins
+            price = changes[index]
+            if price > 0:
+                bids[price] = changes[index + 2]
+            else:
+                asks[-price] = changes[index + 2]
+        return DepthDiff(update_id + 1, last, sorted(bids.items(), reverse=True), sorted(asks.items()))
 
     def trades_since(self, symbol: str, agg_id: int) -> list[AggTrade]:
         """The aggregate trades of ``symbol`` after id ``agg_id``;

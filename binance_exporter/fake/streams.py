@@ -104,7 +104,7 @@ def _decimal(units: int) -> str:
 
 
 def _levels_text(levels: list[tuple[int, int]]) -> str:
-    return ",".join(f'["{p // UNIT}.{p % UNIT:08d}","{q // UNIT}.{q % UNIT:08d}"]' for p, q in levels)
+    return ",".join([f'["{p // UNIT}.{p % UNIT:08d}","{q // UNIT}.{q % UNIT:08d}"]' for p, q in levels])
 
 
 def depth_text(symbol: str, now_ms: int, diff: DepthDiff) -> str:
