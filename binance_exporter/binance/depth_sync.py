@@ -98,8 +98,9 @@ class DepthSync:
     ``resyncs`` counts the times the book was started over, by reason.
     """
 
-    def __init__(self, depth: int = BOOK_DEPTH, max_buffered: int = MAX_BUFFERED_EVENTS):
+    def __init__(self, depth: int = BOOK_DEPTH, max_buffered: int = MAX_BUFFERED_EVENTS, waiting: int = WAITING_EVENTS):
         self.depth = depth
+        self.waiting = waiting  # events kept while no snapshot is asked for
         self.state = SYNCING
         self.book: Optional[LocalBook] = None
         self.buffer: deque[DepthEvent] = deque(maxlen=max_buffered)
@@ -174,7 +175,7 @@ class DepthSync:
                 self.buffer.clear()  # lost some: start over from this one
         self.buffer.append(event)
         if not self.snapshot_pending:  # the snapshot, when asked for, will be newer than all but the latest
-            while len(self.buffer) > WAITING_EVENTS:
+            while len(self.buffer) > self.waiting:
                 self.buffer.popleft()
 
     def _apply(self, event: DepthEvent) -> Optional[str]:

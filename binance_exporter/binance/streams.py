@@ -66,7 +66,7 @@ import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI, WebSocketException
 
-from binance_exporter.binance.depth_sync import DepthEvent, DepthSnapshot, DepthSync
+from binance_exporter.binance.depth_sync import WAITING_EVENTS, DepthEvent, DepthSnapshot, DepthSync
 from binance_exporter.binance.recording import Recorder
 from binance_exporter.binance.request_gate import RequestSkipped
 from binance_exporter.binance.responses import (
@@ -252,6 +252,8 @@ class _Reading:
 class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, its connections, books and counts
     """The websocket streams and what is kept from them; ``start()`` runs
     them on a thread, ``stop()`` ends them."""
+
+    waiting = WAITING_EVENTS  # events (and trades) a symbol keeps while its snapshot (baseline) waits its turn
 
     def __init__(  # pylint: disable=too-many-arguments
         self,
@@ -481,9 +483,9 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
             self._held.pop(symbol, None)
             self._tops.pop(symbol, None)
         kept = self._syncs
-        self._syncs = {symbol: kept.get(symbol) or DepthSync(self.depth) for symbol in symbols}
+        self._syncs = {symbol: kept.get(symbol) or DepthSync(self.depth, waiting=self.waiting) for symbol in symbols}
         for symbol in symbols:
-            self._trade_syncs.setdefault(symbol, TradeSync())
+            self._trade_syncs.setdefault(symbol, TradeSync(self.waiting))
         self._replan = True
         self._changed.set()
 

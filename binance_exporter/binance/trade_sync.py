@@ -47,7 +47,8 @@ RECENT_TRADES = 20  # the latest trades counted, kept for the live view
 class TradeSync:  # pylint: disable=too-many-instance-attributes  # the ids, the flow and its counts
     """The trade flow of one symbol and the ids it still misses."""
 
-    def __init__(self) -> None:
+    def __init__(self, waiting: int = WAITING_TRADES) -> None:
+        self.waiting = waiting  # trades kept while no baseline is asked for
         self.baseline_known = False
         self.next_id = 0  # every id below it is counted or missing (once the baseline is known)
         self.missing: list[list[int]] = []  # [first, last] ids, ascending, all below next_id
@@ -76,7 +77,7 @@ class TradeSync:  # pylint: disable=too-many-instance-attributes  # the ids, the
         if not self.baseline_known:
             self._early.append(trade)
             if not self.request_pending:  # the baseline, when asked for, will be past all but the latest
-                while len(self._early) > WAITING_TRADES:
+                while len(self._early) > self.waiting:
                     self._early.popleft()
             return
         self._count(trade)

@@ -38,6 +38,7 @@ from urllib.parse import parse_qs
 import orjson
 
 from binance_exporter.binance.depth_sync import (
+    MAX_BUFFERED_EVENTS,
     RECONNECT,
     SNAPSHOT_LIMIT,
     SYNCING,
@@ -170,6 +171,10 @@ class OfflineHub(StreamHub):
     monotonic clock (from its ``cycle`` lines). ``expected`` is the update
     id of each book the recorded cycle read (None: not in sync), and
     ``late`` whether its reading did not come at all."""
+
+    # The recording does not say when the exporter asked for a snapshot (or
+    # a trade baseline): every event is kept until the answer comes.
+    waiting = MAX_BUFFERED_EVENTS
 
     def __init__(self, keep_all: bool = False, tops: bool = False) -> None:
         super().__init__((), _not_requested, _not_requested, clock=self._now, wall_clock=self._now, tops=tops)
