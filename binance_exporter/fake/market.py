@@ -7,15 +7,18 @@ endpoints and the websocket streams all read the same books. Prices and
 quantities are kept as integers of 1e-8 units and formatted as Binance
 formats them (``"0.00001234"``).
 
-Two kinds of market share this code. The default one, ``LISTED_SYMBOLS``
-(the traps real data holds), moves every book at every step, each step's
-changes drawn from (seed, symbol, step). The whole market
-(``whole_market``: about 1,500 symbols shaped like Binance's own) gives
-each symbol a rate instead: a book changes at a step with its
-``change_rate``, trades with its ``trade_rate``, both drawn in order from
-the symbol's own generator, so that a step in which nothing happens costs
-nothing; ``peak`` changes every trading book at every step. Either way
-the same seed gives the same market.
+Two kinds of market share this code (their symbols are ``symbols``'). The
+default one, ``LISTED_SYMBOLS`` (the traps real data holds), moves every
+book at every step, each step's changes drawn from (seed, symbol, step).
+The whole market (``whole_market``: 1,500 trading symbols shaped like
+Binance's own) gives each symbol rates instead: a book changes at a step
+with its ``change_rate`` and trades with its ``trade_rate``, the gaps
+between drawn in order from the symbol's own generator, so that a step in
+which nothing happens costs nothing; ``peak`` changes every trading book
+at every step. Either way the same seed gives the same market. Books and
+their histories are arrays of integers, and a large market's books each
+keep a share of a fixed budget of changes and trades: however long it
+runs, the whole market's books and histories stay within about 120 MB.
 """
 
 from __future__ import annotations
