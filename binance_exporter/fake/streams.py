@@ -51,7 +51,7 @@ from websockets.http11 import Request, Response
 from websockets.protocol import State
 
 from binance_exporter.fake.faults import StreamFault
-from binance_exporter.fake.market import UNIT, AggTrade, BookTop, DepthDiff, HistoryLost, Market, from_units
+from binance_exporter.fake.market import UNIT, AggTrade, BookTop, DepthDiff, HistoryLost, Market
 
 logger = logging.getLogger(__name__)
 
