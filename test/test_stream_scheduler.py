@@ -304,3 +304,16 @@ def test_a_shard_keeps_only_its_own_symbols_of_the_lists_and_of_symbols(simulato
     listed = {t.symbol for ranking in snapshot.rankings for t in ranking.tickers} | {"BNBUSDT", "DOGEBTC"}
     assert set(books.tracked) == {s for s in listed if shard.owns(s)}
     assert "skipped" not in caplog.text  # another shard's symbol is not an error
+
+
+def test_a_scrape_during_a_cycle_sees_the_previous_snapshot_whole_never_one_half_made(simulator, clock):
+    scheduler, books = stream_scheduler(simulator, clock)
+    seen = []
+    counts = books.counts
+    books.counts = lambda: seen.append(scheduler.snapshot) or counts()  # as a scrape in the middle of a cycle
+    for _ in range(3):
+        scheduler.run_cycle()
+        clock.advance(10)
+    assert [snapshot.cycle for snapshot in seen] == [0, 1, 2]
+    assert all(snapshot.streams is not None for snapshot in seen[1:])  # each the whole of its cycle
+    assert scheduler.snapshot.streams is not None and scheduler.snapshot.cycle == 3

@@ -377,7 +377,7 @@ class Scheduler:
         now = self._clock()
         fetched_at = self._rankings[0] if self._rankings else -math.inf
         rankings_fresh = now - fetched_at <= STALE_AFTER_INTERVALS * self.schedule.rank_interval
-        self.snapshot = Snapshot(
+        snapshot = Snapshot(
             cycle=self._cycle,
             top_lists=self.schedule.top_lists,
             rankings=self._current_rankings() if rankings_fresh else (),
@@ -390,7 +390,13 @@ class Scheduler:
             update_interval=self.schedule.update_interval,
             api=self.source.api_counts(),
         )
+        self.snapshot = self._completed(snapshot)
         return self.snapshot
+
+    def _completed(self, snapshot: Snapshot) -> Snapshot:
+        """``snapshot`` with what a subclass adds, before it is published
+        (``self.snapshot`` is read by scrapes at any moment: never half made)."""
+        return snapshot
 
     def run(self, stop: threading.Event, publish: Callable[[Snapshot], None]) -> None:
         """Runs a cycle every ``update_interval`` seconds until ``stop`` is

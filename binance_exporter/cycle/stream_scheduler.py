@@ -205,15 +205,13 @@ class StreamScheduler(Scheduler):  # pylint: disable=too-many-instance-attribute
                 complete = False  # a side is empty: no spread
         return complete
 
-    def run_cycle(self) -> Snapshot:
-        """Runs one cycle and publishes its snapshot, with the books'
-        and the connections' state."""
-        snapshot = super().run_cycle()
+    def _completed(self, snapshot: Snapshot) -> Snapshot:
+        """The cycle's snapshot with the books' and the connections' state."""
         now, max_age = self._clock(), self._readings.max_age
         for kept in (self._micro, self._flows):
             for symbol in [s for s, (read_at, _) in kept.items() if s not in self._tracked or now - read_at > max_age]:
                 del kept[symbol]
-        self.snapshot = replace(
+        return replace(
             snapshot,
             read_at=self._read_at,
             books=self._book_states,
@@ -223,7 +221,6 @@ class StreamScheduler(Scheduler):  # pylint: disable=too-many-instance-attribute
             shard=self.shard,
             listings=self.listings(),
         )
-        return self.snapshot
 
     def close(self) -> None:
         """Closes the connections and releases the worker threads."""
