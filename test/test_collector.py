@@ -5,6 +5,7 @@ import gzip
 import importlib.metadata
 import platform
 import re
+import threading
 from dataclasses import replace
 from decimal import Decimal as D
 from pathlib import Path
@@ -449,3 +450,32 @@ def test_a_snapshot_prepared_as_it_is_published_is_served_to_prometheus_without_
     body, _ = page.render("application/openmetrics-text; version=1.0.0", compress=True)
     assert len(renders) == 1  # the scrape took what was prepared
     assert b'binance_spread{symbol="BTCUSDT"} 0.01' in gzip.decompress(body)
+
+
+def test_scrapes_while_a_snapshot_is_prepared_are_answered_at_once_with_the_previous_one(monkeypatch):
+    newer = replace(EVERY_FAMILY, cycle=3, spreads=())
+    current = [EVERY_FAMILY]
+    page = MetricsPage(lambda: current[0])
+    page.prepare(EVERY_FAMILY)
+    rendering, release = threading.Event(), threading.Event()
+    original = SnapshotCollector.collect
+
+    def slow_collect(self):
+        if self._current() is newer:  # pylint: disable=protected-access
+            rendering.set()
+            release.wait(30)
+        return original(self)
+
+    monkeypatch.setattr(SnapshotCollector, "collect", slow_collect)
+    current[0] = newer  # published: the scheduler's snapshot is the newer one, still being prepared
+    preparing = threading.Thread(target=page.prepare, args=(newer,))
+    preparing.start()
+    try:
+        assert rendering.wait(30)
+        body, _ = page.render("application/openmetrics-text; version=1.0.0")  # does not wait for the render
+        assert b'binance_spread{symbol="BTCUSDT"} 0.01' in body  # the previous snapshot's page
+    finally:
+        release.set()
+        preparing.join(30)
+    body, _ = page.render("application/openmetrics-text; version=1.0.0")
+    assert b"binance_spread{" not in body  # the newer one's, once prepared

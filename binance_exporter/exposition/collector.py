@@ -470,33 +470,48 @@ class MetricsPage:
     A snapshot never changes, so its part is rendered once per snapshot and
     format (two formats: at most two copies) and served from that copy until
     the next cycle publishes a new snapshot; only the few process metrics are
-    rendered at each scrape.
+    rendered at each scrape. No scrape waits for another's rendering: two
+    scrapes of a new snapshot may both render it, and one copy is kept.
     """
 
     def __init__(self, current: Callable[[], Snapshot]):
         self._current = current
         self._process = CollectorRegistry()
         ProcessCollector(registry=self._process)
-        self._lock = threading.Lock()
-        self._rendered: tuple[Optional[Snapshot], dict[ExpositionFormat, bytes]] = (None, {})
+        self._lock = threading.Lock()  # held to look up and store a rendered part, never while rendering
+        self._rendered: tuple[Optional[Snapshot], dict[ExpositionFormat, _Rendered]] = (None, {})
+        self._preparing: Optional[Snapshot] = None
 
     def prepare(self, snapshot: Snapshot) -> None:
         """Renders a new snapshot's part as Prometheus scrapes it
         (OpenMetrics, gzip-compressed) before any scrape asks: with the
         whole market's tens of thousands of series, the cycle's thread
-        pays for it rather than the first scrape."""
-        self._snapshot_part(snapshot, OPENMETRICS_FORMAT).gzip(b"")
+        pays for it rather than a scrape. Meanwhile, scrapes are answered
+        at once with the previous snapshot's part."""
+        with self._lock:
+            self._preparing = snapshot
+        try:
+            part = _render(snapshot, OPENMETRICS_FORMAT)
+            part.gzip(b"")
+            self._keep(snapshot, OPENMETRICS_FORMAT, part)
+        finally:
+            with self._lock:
+                self._preparing = None
 
-    def _snapshot_part(self, snapshot: Snapshot, exposition: ExpositionFormat) -> "_Rendered":
+    def _keep(self, snapshot: Snapshot, exposition: ExpositionFormat, part: "_Rendered") -> "_Rendered":
+        """Keeps ``part`` as ``snapshot``'s in ``exposition`` (or the one
+        kept already); returns what is kept."""
         with self._lock:
             if self._rendered[0] is not snapshot:
                 self._rendered = (snapshot, {})
-            rendered = self._rendered[1]
-            if exposition not in rendered:
-                registry = CollectorRegistry()
-                registry.register(SnapshotCollector(lambda: snapshot))
-                rendered[exposition] = _Rendered(exposition.encode(registry).removesuffix(_OPENMETRICS_EOF))
-            return rendered[exposition]
+            return self._rendered[1].setdefault(exposition, part)
+
+    def _snapshot_part(self, snapshot: Snapshot, exposition: ExpositionFormat) -> "_Rendered":
+        with self._lock:
+            kept, parts = self._rendered
+            if exposition in parts and (kept is snapshot or self._preparing is snapshot):
+                return parts[exposition]  # this snapshot's, or the previous one's while this one is prepared
+        return self._keep(snapshot, exposition, _render(snapshot, exposition))
 
     def render(self, accept: Optional[str], compress: bool = False) -> tuple[bytes, str]:
         """(body, content type) for a scrape sending ``accept``; the body
@@ -507,6 +522,12 @@ class MetricsPage:
         if compress:
             return snapshot_part.gzip(process_part), exposition.content_type
         return snapshot_part.text + process_part, exposition.content_type
+
+
+def _render(snapshot: Snapshot, exposition: ExpositionFormat) -> "_Rendered":
+    registry = CollectorRegistry()
+    registry.register(SnapshotCollector(lambda: snapshot))
+    return _Rendered(exposition.encode(registry).removesuffix(_OPENMETRICS_EOF))
 
 
 class _Rendered:
