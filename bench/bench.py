@@ -177,7 +177,7 @@ from binance_exporter.binance.trade_sync import TradeSync
 from binance_exporter.errors import MarketDataError
 from binance_exporter.market.definitions import BOOK_DEPTH
 from binance_exporter.market.microstructure import AggTrade, microstructure
-from binance_exporter.market.order_book import LocalBook
+from binance_exporter.market.order_book import LocalBook, to_units
 
 # pylint: enable=wrong-import-position,wrong-import-order,import-error,no-name-in-module
 
@@ -710,7 +710,7 @@ def maintained_rate(frames: list[bytes], data: dict[str, Any], decode: Callable[
 
     def measure() -> float:
         sync = synced_book(data)
-        responses._EVENT_NUMBERS.clear()  # pylint: disable=protected-access  # each trial starts cold
+        responses._EVENT_UNITS.clear()  # pylint: disable=protected-access  # each trial starts cold
         started = time.perf_counter()
         for frame in frames:
             sync.on_event(parse_depth_event(decode(frame)["data"]))
@@ -847,7 +847,7 @@ class BenchBook:
     """A book built from decoded snapshot ``data`` and kept from decoded
     event data: the exporter's ``LocalBook`` after ``parse_depth_event``."""
 
-    name = "dict + bisect sorted list, Decimal (current)"
+    name = "two sorted lists, int 1e-8 units (current)"
 
     def __init__(self, data: dict[str, Any]):
         snapshot = parse_depth_snapshot(BENCH_SYMBOL, data, SNAPSHOT_LIMIT)
@@ -868,14 +868,17 @@ class BenchBook:
 
 
 class SortOnReadBook(BenchBook):
-    """Decimal prices, each side a ``SortOnReadSide``."""
+    """Levels as ``parse_depth_event`` gives them (1e-8 units), each side a ``SortOnReadSide``."""
 
-    name = "dict + sort on read, Decimal"
+    name = "dict + sort on read, int 1e-8 units"
     side: type = SortOnReadSide
 
     def __init__(self, data: dict[str, Any]):  # pylint: disable=super-init-not-called  # a book of its own
         snapshot = parse_depth_snapshot(BENCH_SYMBOL, data, SNAPSHOT_LIMIT)
-        self.bids, self.asks = self.side(True, snapshot.bids), self.side(False, snapshot.asks)
+        self.bids, self.asks = (
+            self.side(is_bid, ((to_units(price), to_units(qty)) for price, qty in levels))
+            for is_bid, levels in ((True, snapshot.bids), (False, snapshot.asks))
+        )
 
     def apply(self, data: dict[str, Any]) -> None:
         event = parse_depth_event(data)
@@ -945,7 +948,7 @@ def structure_seconds(book_type: type, events: list[dict[str, Any]], data: dict[
     apply ``events`` (decoded data), with its caches of numbers empty at the
     start; with ``checked``, checking after every event whether it is crossed."""
     book = book_type(data)
-    responses._EVENT_NUMBERS.clear()  # pylint: disable=protected-access  # cold, as in maintained_rate
+    responses._EVENT_UNITS.clear()  # pylint: disable=protected-access  # cold, as in maintained_rate
     _TICKS.clear()
     started = time.perf_counter()
     for event in events:

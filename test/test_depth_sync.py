@@ -22,6 +22,7 @@ from binance_exporter.binance.depth_sync import (
     DepthSync,
     first_snapshot_limit,
 )
+from binance_exporter.market.order_book import to_units
 
 D = Decimal
 
@@ -57,7 +58,7 @@ class TrueBook:
         if not changes:
             self.update_id += 1  # an event always covers at least one id
         self.history[self.update_id] = self.copy()
-        return DepthEvent("X", first, self.update_id, 1000 + self.update_id, tuple(bids.items()), tuple(asks.items()))
+        return DepthEvent("X", first, self.update_id, 1000 + self.update_id, in_units(bids), in_units(asks))
 
     def snapshot(self, limit, before=None):
         """The depth answer now, or the latest from before update id ``before``."""
@@ -75,8 +76,13 @@ def levels(*pairs):
     return tuple((D(p), D(q)) for p, q in pairs)
 
 
+def in_units(changes):
+    """An event's levels as the streams give them: in 1e-8 units."""
+    return tuple((to_units(price), to_units(qty)) for price, qty in dict(changes).items())
+
+
 def event(first, last, bids=(), asks=()):
-    return DepthEvent("X", first, last, 0, levels(*bids), levels(*asks))
+    return DepthEvent("X", first, last, 0, in_units(levels(*bids)), in_units(levels(*asks)))
 
 
 def synced(depth=1, limit=1000):

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from binance_exporter.market import order_book
-from binance_exporter.market.order_book import BookSide, LocalBook
+from binance_exporter.market.order_book import BookSide, LocalBook, to_units
 
 D = Decimal
 
@@ -17,13 +17,22 @@ def levels(*pairs):
     return [(D(price), D(qty)) for price, qty in pairs]
 
 
+def units(*pairs):
+    """Levels as events change them: in 1e-8 units."""
+    return [(to_units(D(price)), to_units(D(qty))) for price, qty in pairs]
+
+
+def set_level(side, price, qty):
+    side.set(to_units(D(price)), to_units(D(qty)))
+
+
 def test_a_side_keeps_levels_sorted_and_removes_a_level_at_quantity_zero():
     bids = BookSide(True, levels(("10", "1"), ("12", "2"), ("11", "3")))
     assert bids.top(5) == levels(("12", "2"), ("11", "3"), ("10", "1"))
-    bids.set(D("11.5"), D("4"))
-    bids.set(D("12"), D("0"))
-    bids.set(D("9"), D("0"))  # a level the book never held: normal
-    bids.set(D("10"), D("7"))
+    set_level(bids, "11.5", "4")
+    set_level(bids, "12", "0")
+    set_level(bids, "9", "0")  # a level the book never held: normal
+    set_level(bids, "10", "7")
     assert bids.best() == (D("11.5"), D("4"))
     assert bids.top(2) == levels(("11.5", "4"), ("11", "3"))
     asks = BookSide(False, levels(("13", "1"), ("15", "2"), ("14", "3")))
@@ -40,7 +49,7 @@ def test_a_side_counts_the_levels_at_or_better_than_a_price():
 
 def test_equal_prices_written_differently_are_one_level():
     asks = BookSide(False, levels(("0.01000000", "5")))
-    asks.set(D("0.01"), D("6"))
+    set_level(asks, "0.01", "6")
     assert asks.top(5) == levels(("0.01", "6")) and len(asks) == 1
 
 
@@ -61,20 +70,20 @@ def test_a_full_snapshot_side_has_a_horizon_at_its_deepest_price(side, snapshot,
 def test_updates_past_the_horizon_are_ignored_and_exactness_follows_the_levels_inside():
     book = LocalBook(1, levels(("10", "1"), ("9", "1"), ("8", "1")), levels(("11", "1"), ("12", "1")), 3)
     assert book.bids.horizon == D("8") and book.asks.horizon is None
-    book.apply(2, levels(("7", "5")), levels(("20", "5")))  # past the bid horizon; the asks are whole
+    book.apply(2, units(("7", "5")), units(("20", "5")))  # past the bid horizon; the asks are whole
     assert book.bids.top(5) == levels(("10", "1"), ("9", "1"), ("8", "1"))
     assert book.asks.top(5) == levels(("11", "1"), ("12", "1"), ("20", "5"))
     assert book.exact(3) and book.update_id == 2
-    book.apply(3, levels(("10", "0")), [])
+    book.apply(3, units(("10", "0")), [])
     assert not book.bids.exact(3) and book.bids.exact(2) and not book.exact(3)
-    book.apply(4, levels(("8.5", "2")), [])  # a new level inside the horizon counts
+    book.apply(4, units(("8.5", "2")), [])  # a new level inside the horizon counts
     assert book.exact(3)
 
 
 def test_a_book_is_crossed_when_the_best_bid_reaches_the_best_ask():
     book = LocalBook(1, levels(("10", "1")), levels(("11", "1")), 1000)
     assert not book.crossed()
-    book.apply(2, levels(("11", "1")), [])
+    book.apply(2, units(("11", "1")), [])
     assert book.crossed()
     assert not LocalBook(1, [], levels(("11", "1")), 1000).crossed()
 
@@ -82,8 +91,8 @@ def test_a_book_is_crossed_when_the_best_bid_reaches_the_best_ask():
 def test_a_side_past_its_cap_lets_the_worst_levels_go_and_moves_its_horizon_in(monkeypatch):
     monkeypatch.setattr(order_book, "MAX_LEVELS_PER_SIDE", 3)
     bids = BookSide(True, levels(("10", "1"), ("9", "1")))
-    bids.set(D("8"), D("1"))
-    bids.set(D("11"), D("1"))
+    set_level(bids, "8", "1")
+    set_level(bids, "11", "1")
     assert bids.top(5) == levels(("11", "1"), ("10", "1"), ("9", "1")) and bids.horizon == D("9")
     asks = BookSide(False, levels(("1", "1"), ("2", "1"), ("3", "1"), ("4", "1")))
     assert asks.top(5) == levels(("1", "1"), ("2", "1"), ("3", "1")) and asks.horizon == D("3")
@@ -116,7 +125,7 @@ def test_a_side_equals_the_true_side_inside_its_horizon(is_bid, initial, limit, 
             true[price] = D(qty)
         else:
             true.pop(price, None)
-        side.set(price, D(qty))
+        side.set(to_units(price), qty * 10**8)
     horizon = side.horizon
     inside = sorted(
         ((p, q) for p, q in true.items() if horizon is None or (p >= horizon if is_bid else p <= horizon)),

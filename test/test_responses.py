@@ -277,7 +277,7 @@ def test_a_depth_event_gives_its_ids_time_and_levels_with_zero_for_a_removed_lev
     event = parse_depth_event(EVENT)
     assert (event.symbol, event.first_id, event.last_id, event.event_time) == ("NKNUSDT", 499869750, 499869752,
                                                                               1633998512068)  # fmt: skip
-    assert event.bids == ((D("0.3513"), D("6195")), (D("0.3475"), D(0))) and not event.asks
+    assert event.bids == ((35_130_000, 619_500_000_000), (34_750_000, 0)) and not event.asks  # 1e-8 units
     assert parse_depth_event(EVENT) == event  # numbers read again come from the cache, equal
 
 

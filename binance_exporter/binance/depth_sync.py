@@ -41,10 +41,10 @@ from __future__ import annotations
 
 from collections import Counter, deque
 from dataclasses import dataclass
-from typing import Optional
+from typing import NamedTuple, Optional
 
 from binance_exporter.market.definitions import BOOK_DEPTH, PriceLevel
-from binance_exporter.market.order_book import LocalBook
+from binance_exporter.market.order_book import LocalBook, UnitLevel
 
 # Binance's weight tiers of GET /api/v3/depth: the largest limit of each.
 SNAPSHOT_LIMITS = (100, 500, 1000, 5000)
@@ -67,17 +67,17 @@ GAP, HORIZON, CROSSED, RECONNECT = "gap", "horizon", "crossed", "reconnect"
 RESYNC_REASONS = (GAP, HORIZON, CROSSED, RECONNECT)
 
 
-@dataclass(frozen=True)
-class DepthEvent:
+class DepthEvent(NamedTuple):  # a tuple: the streams make thousands a second
     """One diff-depth event: updates ``first_id`` (``U``) to ``last_id``
-    (``u``) at Binance's ``event_time`` (ms), and the levels changed."""
+    (``u``) at Binance's ``event_time`` (ms), and the levels changed, in
+    1e-8 units."""
 
     symbol: str
     first_id: int
     last_id: int
     event_time: int
-    bids: tuple[PriceLevel, ...]
-    asks: tuple[PriceLevel, ...]
+    bids: tuple[UnitLevel, ...]
+    asks: tuple[UnitLevel, ...]
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from binance_exporter.market.definitions import (
     printable,
 )
 from binance_exporter.market.microstructure import AggTrade
+from binance_exporter.market.order_book import UNITS_EXPONENT, UnitLevel
 
 # Binance formats numbers as plain, unsigned decimals ("0.00001234") with at
 # most 8 decimals and far fewer than 20 integer digits. Exponents, signs,
@@ -239,29 +240,36 @@ def parse_depth_snapshot(symbol: str, data: Any, limit: int) -> DepthSnapshot:
     return snapshot
 
 
-# The numbers of diff events, by their text: a book's prices and common
-# quantities recur in event after event, and a cached one costs neither the
-# check nor the conversion again. Cleared whole when full.
-_EVENT_NUMBERS: dict[str, Decimal] = {}
+# A diff event's number, as a live book keeps it: 1-20 digits, and at most
+# 8 decimals that are not zeros (of at most 20): the same numbers as
+# ``_DECIMAL`` and ``_IN_UNITS`` together.
+_EVENT_NUMBER = re.compile(r"([0-9]{1,20})(?:\.([0-9]{1,8})0{0,12})?")
+# Diff events' numbers in 1e-8 units, by their text: a book's prices and
+# common quantities recur in event after event, and a cached one costs
+# neither the check nor the conversion again. Cleared whole when full.
+_EVENT_UNITS: dict[str, int] = {}
 MAX_EVENT_NUMBERS = 200_000
 
 
-def _event_number(text: Any) -> Optional[Decimal]:
-    """The number an event's text stands for, None if it is not one."""
+def _event_units(text: Any) -> Optional[int]:
+    """The number an event's text stands for in 1e-8 units (an exact
+    integer), None if it is not one."""
     if type(text) is not str:  # pylint: disable=unidiomatic-typecheck  # exactly str: the cache's keys
         return None
-    number = _EVENT_NUMBERS.get(text)
-    if number is None:
-        if not _DECIMAL.fullmatch(text) or not _IN_UNITS.fullmatch(text):
+    units = _EVENT_UNITS.get(text)
+    if units is None:
+        match = _EVENT_NUMBER.fullmatch(text)
+        if match is None:
             return None
-        if len(_EVENT_NUMBERS) >= MAX_EVENT_NUMBERS:
-            _EVENT_NUMBERS.clear()
-        number = _EVENT_NUMBERS[text] = Decimal(text)
-    return number
+        whole, fraction = match.groups()
+        if len(_EVENT_UNITS) >= MAX_EVENT_NUMBERS:
+            _EVENT_UNITS.clear()
+        units = _EVENT_UNITS[text] = int(whole + (fraction or "").ljust(-UNITS_EXPONENT, "0"))
+    return units
 
 
-def _changed_levels(data: Any, side: str, what: str) -> tuple[PriceLevel, ...]:
-    """An event's levels: a quantity of 0 removes the level."""
+def _changed_levels(data: Any, side: str, what: str) -> tuple[UnitLevel, ...]:
+    """An event's levels in 1e-8 units: a quantity of 0 removes the level."""
     levels = _field(data, side, what)
     if type(levels) is not list:  # pylint: disable=unidiomatic-typecheck  # as JSON decodes it
         raise MarketDataError(f"{what}: {side} is not a list")
@@ -269,7 +277,7 @@ def _changed_levels(data: Any, side: str, what: str) -> tuple[PriceLevel, ...]:
     for level in levels:
         if type(level) is not list or len(level) != 2:  # pylint: disable=unidiomatic-typecheck
             raise MarketDataError(f"{what}: a {side} level is not [price, quantity]: {_shown(level)}")
-        price, qty = _event_number(level[0]), _event_number(level[1])
+        price, qty = _event_units(level[0]), _event_units(level[1])
         if price is None or qty is None:
             raise MarketDataError(f"{what}: a {side} level is not two decimal number strings: {_shown(level)}")
         changed.append((price, qty))

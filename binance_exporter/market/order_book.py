@@ -35,6 +35,7 @@ ZERO = Decimal(0)
 UNITS_EXPONENT = -8
 UNIT = Decimal(1).scaleb(UNITS_EXPONENT)
 UNITS_PER_ONE = 10**-UNITS_EXPONENT
+UnitLevel = tuple[int, int]  # a price level's price and quantity in 1e-8 units
 
 
 class NotInUnits(ValueError):
@@ -89,26 +90,26 @@ class BookSide:
             return True
         return units >= horizon if self.is_bid else units <= horizon
 
-    def set(self, price: Decimal, qty: Decimal) -> None:
-        """Sets a level's quantity; 0 removes the level (removing a level
-        the book does not hold is normal). Past the horizon: ignored."""
-        units = to_units(price)
-        if not self._inside(units):
+    def set(self, price: int, qty: int) -> None:
+        """Sets a level's quantity, both in 1e-8 units; 0 removes the level
+        (removing a level the book does not hold is normal). Past the
+        horizon: ignored."""
+        horizon = self._horizon
+        if horizon is not None and (price < horizon if self.is_bid else price > horizon):
             return
         prices = self._prices
-        index = bisect.bisect_left(prices, units)
-        held = index < len(prices) and prices[index] == units
-        if qty == ZERO:
-            if held:
+        index = bisect.bisect_left(prices, price)
+        if index < len(prices) and prices[index] == price:
+            if qty:
+                self._quantities[index] = qty
+            else:
                 del prices[index], self._quantities[index]
             return
-        if held:
-            self._quantities[index] = to_units(qty)
-            return
-        prices.insert(index, units)
-        self._quantities.insert(index, to_units(qty))
-        if len(prices) > MAX_LEVELS_PER_SIDE:
-            self._cap()
+        if qty:
+            prices.insert(index, price)
+            self._quantities.insert(index, qty)
+            if len(prices) > MAX_LEVELS_PER_SIDE:
+                self._cap()
 
     def _cap(self) -> None:
         excess = len(self._prices) - MAX_LEVELS_PER_SIDE
@@ -207,8 +208,8 @@ class LocalBook:
         self.bids = BookSide(True, bids, _horizon(bids, limit, max_price=False))
         self.asks = BookSide(False, asks, _horizon(asks, limit, max_price=True))
 
-    def apply(self, last_id: int, bids: Iterable[PriceLevel], asks: Iterable[PriceLevel]) -> None:
-        """Applies one event's levels; the book is then at ``last_id``."""
+    def apply(self, last_id: int, bids: Iterable[UnitLevel], asks: Iterable[UnitLevel]) -> None:
+        """Applies one event's levels (in 1e-8 units); the book is then at ``last_id``."""
         for price, qty in bids:
             self.bids.set(price, qty)
         for price, qty in asks:
