@@ -22,7 +22,7 @@ from binance_exporter.binance.depth_sync import (
     DepthSync,
     first_snapshot_limit,
 )
-from binance_exporter.market.order_book import to_units
+from binance_exporter.market.units import to_units
 
 D = Decimal
 

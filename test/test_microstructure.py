@@ -22,6 +22,24 @@ from binance_exporter.market.microstructure import (
     microstructure,
     mid_price,
 )
+from binance_exporter.market.definitions import side_notional
+from binance_exporter.market.units import LevelsInUnits, to_units
+
+
+
+def in_units(view):
+    """The same book as a live book's reading gives it: each side's levels
+    copied in 1e-8 units."""
+
+    def side(is_bid, levels):
+        return LevelsInUnits(is_bid, [to_units(p) for p, _ in levels], [to_units(q) for _, q in levels])
+
+    return BookView(side(True, view.bids), side(False, view.asks), view.bid_horizon, view.ask_horizon)
+
+
+def as_given(view):
+    return view
+
 
 BOOK = BookView(
     bids=((D("100.00"), D("2")), (D("99.95"), D("1")), (D("99.00"), D("4")), (D("95.00"), D("10"))),
@@ -63,12 +81,14 @@ def test_a_micro_price_that_does_not_terminate_is_rounded_to_the_quotient_digits
 )
 def test_depth_within_a_band_sums_the_levels_inside_it(bps, bid, ask):
     mid = mid_price(BOOK)
-    assert depth_within(BOOK.bids, True, mid, bps, None) == bid
-    assert depth_within(BOOK.asks, False, mid, bps, None) == ask
+    for book in (BOOK, in_units(BOOK)):
+        assert depth_within(book.bids, True, mid, bps, None) == bid
+        assert depth_within(book.asks, False, mid, bps, None) == ask
 
 
-def test_a_level_exactly_on_the_band_edge_counts():
-    view = BookView(((D("99"), D("1")),), ((D("101"), D("1")),))  # mid 100: 100 bps reaches 99 and 101
+@pytest.mark.parametrize("form", [as_given, in_units])
+def test_a_level_exactly_on_the_band_edge_counts(form):
+    view = form(BookView(((D("99"), D("1")),), ((D("101"), D("1")),)))  # mid 100: 100 bps reaches 99 and 101
     assert band_edge(D(100), 100, True) == D(99) and band_edge(D(100), 100, False) == D(101)
     assert depth_bands(view)[("bid", 100)] == D(99)
     assert depth_bands(view)[("ask", 100)] == D(101)
@@ -141,11 +161,20 @@ quantities = st.integers(1, 10**9).map(lambda n: D(n).scaleb(-8))
 @st.composite
 def books(draw):
     bid_ticks, ask_ticks = draw(prices), draw(prices)
-    top = max(bid_ticks)
-    bids = tuple((D(t).scaleb(-2), draw(quantities)) for t in sorted(bid_ticks, reverse=True))
-    asks = tuple((D(top + t).scaleb(-2), draw(quantities)) for t in sorted(ask_ticks))
+    top, tick = max(bid_ticks), draw(st.sampled_from((-2, -8)))  # at -8, band edges fall between units
+    bids = tuple((D(t).scaleb(tick), draw(quantities)) for t in sorted(bid_ticks, reverse=True))
+    asks = tuple((D(top + t).scaleb(tick), draw(quantities)) for t in sorted(ask_ticks))
     horizon = draw(st.none() | st.sampled_from([price for price, _ in bids]))
     return BookView(bids, asks, bid_horizon=horizon)
+
+
+@given(books(), st.integers(1, 50))
+def test_a_live_books_levels_in_units_give_the_same_values_as_its_decimals(view, depth):
+    live = in_units(view)
+    assert microstructure(live) == microstructure(view)
+    for side, levels, copied in (("bid", view.bids, live.bids), ("ask", view.asks, live.asks)):
+        assert side_notional(copied, side, depth) == side_notional(levels, side, depth)
+        assert copied[:depth] == levels[:depth] and copied[-1] == levels[-1] and list(copied) == list(levels)
 
 
 @given(books())

@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from binance_exporter.market import order_book
-from binance_exporter.market.order_book import BookSide, LocalBook, to_units
+from binance_exporter.market.order_book import BookSide, LocalBook
+from binance_exporter.market.units import to_units
 
 D = Decimal
 

@@ -44,7 +44,8 @@ from dataclasses import dataclass
 from typing import NamedTuple, Optional
 
 from binance_exporter.market.definitions import BOOK_DEPTH, PriceLevel
-from binance_exporter.market.order_book import LocalBook, UnitLevel
+from binance_exporter.market.order_book import LocalBook
+from binance_exporter.market.units import UnitLevel
 
 # Binance's weight tiers of GET /api/v3/depth: the largest limit of each.
 SNAPSHOT_LIMITS = (100, 500, 1000, 5000)

@@ -24,7 +24,7 @@ from binance_exporter.market.definitions import (
     printable,
 )
 from binance_exporter.market.microstructure import AggTrade
-from binance_exporter.market.order_book import UNITS_EXPONENT, UnitLevel
+from binance_exporter.market.units import UNITS_EXPONENT, UnitLevel
 
 # Binance formats numbers as plain, unsigned decimals ("0.00001234") with at
 # most 8 decimals and far fewer than 20 integer digits. Exponents, signs,

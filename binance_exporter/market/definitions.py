@@ -38,6 +38,8 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Callable, Iterable, Mapping, Optional, Sequence
 
+from binance_exporter.market.units import EXACT, LevelsInUnits
+
 TOP_N = 5
 ALL_SYMBOLS = "all"  # --symbols all: the whole market
 MAX_SHARDS = 1000
@@ -50,15 +52,6 @@ DEFAULT_TRADE_COUNT_ASSETS = ("USDT",)  # Q2's lists
 # own series, and each Q1 list costs a depth request per symbol per cycle.
 MAX_LISTS_PER_RANKING = 10
 MAX_NAME_LENGTH = 40
-
-# Binance sends at most 8 decimals; 28 digits (Python's default) could round
-# a large book's notional, so sums run in a context wide enough to be exact,
-# and any rounding that would still happen is an error rather than a
-# silently wrong number.
-EXACT = decimal.Context(
-    prec=120,
-    traps=[decimal.Inexact, decimal.InvalidOperation, decimal.Overflow],
-)
 
 PriceLevel = tuple[Decimal, Decimal]
 
@@ -272,6 +265,8 @@ def best_levels(levels: Sequence[PriceLevel], side: str, depth: int = BOOK_DEPTH
 def side_notional(levels: Sequence[PriceLevel], side: str, depth: int = BOOK_DEPTH) -> Decimal:
     """Q3: sum of price x quantity over the best ``depth`` levels of a side
     (all of them when the side has fewer; 0 for an empty side)."""
+    if isinstance(levels, LevelsInUnits):  # a live book's, best first: the same sum, on its integers
+        return levels.notional(depth)
     with decimal.localcontext(EXACT):
         return sum(
             (price * qty for price, qty in best_levels(levels, side, depth)),

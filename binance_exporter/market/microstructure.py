@@ -37,6 +37,7 @@ from decimal import Decimal
 from typing import Optional, Sequence
 
 from binance_exporter.market.definitions import EXACT, PriceLevel
+from binance_exporter.market.units import LevelsInUnits, from_units
 
 DEPTH_BANDS_BPS = (10, 25, 50, 100, 200, 500)
 IMBALANCE_LEVELS = (1, 5, 20)
@@ -96,6 +97,8 @@ def depth_within(
     edge = band_edge(mid, bps, is_bid)
     if horizon is not None and (horizon > edge if is_bid else horizon < edge):
         return None
+    if isinstance(levels, LevelsInUnits):  # a live book's: the same sum, on its integers
+        return levels.notional(levels.count_within(edge))
     total = Decimal(0)
     with decimal.localcontext(EXACT):
         for price, qty in levels:
@@ -129,13 +132,20 @@ def imbalance(view: BookView, levels: int) -> Optional[Decimal]:
         if len(side) < levels and horizon is not None:
             return None
     with decimal.localcontext(EXACT):
-        bid_qty = sum((qty for _, qty in view.bids[:levels]), Decimal(0))
-        ask_qty = sum((qty for _, qty in view.asks[:levels]), Decimal(0))
+        bid_qty, ask_qty = (_quantity(side, levels) for side in (view.bids, view.asks))
         total = bid_qty + ask_qty
         if total == 0:
             return None
         difference = bid_qty - ask_qty
     return QUOTIENT.divide(difference, total)
+
+
+def _quantity(side: Sequence[PriceLevel], levels: int) -> Decimal:
+    """Sum of the quantities of a side's best ``levels`` levels, exact (a
+    live book's summed as its integers)."""
+    if isinstance(side, LevelsInUnits):
+        return from_units(side.quantity(levels))
+    return sum((qty for _, qty in side[:levels]), Decimal(0))
 
 
 @dataclass(frozen=True)

@@ -19,41 +19,19 @@ from __future__ import annotations
 import bisect
 import math
 from decimal import Decimal
-from typing import Any, Iterable, Iterator, Optional, Sequence
+from typing import Iterable, Optional
 
 from binance_exporter.market.definitions import BOOK_DEPTH, PriceLevel
 from binance_exporter.market.microstructure import DEPTH_BANDS_BPS, BookView, band_edge, mid_price
+from binance_exporter.market.units import UNITS_EXPONENT, LevelsInUnits, UnitLevel, from_units, to_units
 
 # A side never holds more levels than this: past it the worst are let go
 # and the horizon moves in to the deepest level kept.
 MAX_LEVELS_PER_SIDE = 5000
 ZERO = Decimal(0)
-# Binance's spot prices and quantities have 8 decimals: a side keeps them as
-# integers of 1e-8 units, in two lists (no dict, no Decimal objects: about
-# 80 bytes a level instead of 270, for the whole market's 1,500 books), and
-# gives them back as exact Decimals.
-UNITS_EXPONENT = -8
-UNIT = Decimal(1).scaleb(UNITS_EXPONENT)
-UNITS_PER_ONE = 10**-UNITS_EXPONENT
-UnitLevel = tuple[int, int]  # a price level's price and quantity in 1e-8 units
-
-
-class NotInUnits(ValueError):
-    """A price or quantity with more than 8 decimals: not one of Binance's."""
-
-
-def to_units(value: Decimal) -> int:
-    """``value`` as an exact integer number of 1e-8 units; NotInUnits if
-    it has more decimals."""
-    numerator, denominator = value.as_integer_ratio()
-    if UNITS_PER_ONE % denominator:
-        raise NotInUnits(f"{value} has more than {-UNITS_EXPONENT} decimals")
-    return numerator * (UNITS_PER_ONE // denominator)
-
-
-def from_units(units: int) -> Decimal:
-    """The exact Decimal of ``units`` 1e-8 units."""
-    return Decimal(units) * UNIT
+# A side keeps its prices and quantities in 1e-8 units (``units``), in two
+# lists: no dict, no Decimal objects (about 80 bytes a level instead of
+# 270, for the whole market's 1,500 books).
 
 
 class BookSide:
@@ -145,8 +123,8 @@ class BookSide:
         made as Decimals only when first read: copying is quick, and the
         reader's thread pays for the Decimals."""
         if self.is_bid:
-            return LevelsInUnits(self._prices[: -count - 1 : -1], self._quantities[: -count - 1 : -1])
-        return LevelsInUnits(self._prices[:count], self._quantities[:count])
+            return LevelsInUnits(True, self._prices[: -count - 1 : -1], self._quantities[: -count - 1 : -1])
+        return LevelsInUnits(False, self._prices[:count], self._quantities[:count])
 
     def count_within(self, price: Decimal) -> int:
         """How many levels are at ``price`` or better (at or above it for
@@ -160,40 +138,6 @@ class BookSide:
         known whole, or at least ``depth`` levels lie inside its horizon
         (every level it holds does: updates past it are never kept)."""
         return self._horizon is None or len(self._prices) >= depth
-
-
-class LevelsInUnits(Sequence[PriceLevel]):
-    """Levels copied in 1e-8 units, read as (price, quantity) Decimals:
-    they are made on the first read, once."""
-
-    __slots__ = ("_prices", "_quantities", "_levels")
-
-    def __init__(self, prices: list[int], quantities: list[int]):
-        self._prices, self._quantities = prices, quantities
-        self._levels: Optional[tuple[PriceLevel, ...]] = None
-
-    def _made(self) -> tuple[PriceLevel, ...]:
-        if self._levels is None:
-            pairs = zip(self._prices, self._quantities)
-            self._levels = tuple((from_units(price), from_units(qty)) for price, qty in pairs)
-        return self._levels
-
-    def __len__(self) -> int:
-        return len(self._prices)
-
-    def __getitem__(self, index: Any) -> Any:
-        return self._made()[index]
-
-    def __iter__(self) -> Iterator[PriceLevel]:
-        return iter(self._made())
-
-    def __eq__(self, other: object) -> bool:
-        return tuple(self) == tuple(other) if isinstance(other, Sequence) else NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]  # a sequence, compared by value
-
-    def __repr__(self) -> str:
-        return repr(self._made())
 
 
 class LocalBook:
