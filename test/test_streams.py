@@ -306,6 +306,7 @@ def test_a_top_of_book_is_kept_from_its_stream_while_its_connection_is_open():
     hub = StreamHub(("ws://127.0.0.1:1",), None, None, tops=True)  # never started: the test is its loop
     hub._track(("BNBUSDT",))  # pylint: disable=protected-access
     first, second = _Connection(1), _Connection(2)
+    first.subscribed = second.subscribed = {"bnbusdt@bookTicker", "ethbtc@bookTicker"}
 
     def top(connection, update_id, bid, symbol="BNBUSDT", stream="bnbusdt@bookTicker"):
         data = {"u": update_id, "s": symbol, "b": bid, "B": "31.21000000", "a": "25.36520000", "A": "40.66"}
@@ -327,6 +328,28 @@ def test_a_top_of_book_is_kept_from_its_stream_while_its_connection_is_open():
     assert dict(hub.counts().messages)["top"] == 3
     hub._loop.close()  # pylint: disable=protected-access
     hub._workers.close()  # pylint: disable=protected-access
+
+
+def test_a_books_top_stream_is_carried_only_while_the_book_is_not_in_sync(streaming):
+    held = []  # a snapshot waits while this holds anything: a resynced book stays out of sync
+    symbols = ("BTCUSDT", "ETHUSDT")
+    hub = start_hub(streaming, symbols, tops=True, weight_wait=lambda weight: 60.0 if held else 0.0)
+    try:
+        wait_for(lambda: all_in_sync(hub, symbols), timeout=30)
+        # The ticker and each symbol's depth and trades; their tops unsubscribed, and forgotten.
+        wait_for(lambda: streaming.stats()["stream_subscriptions"] == 5, timeout=10)
+        wait_for(lambda: all(reading.top is None for reading in hub.book_readings(5).values()), timeout=10)
+        held.append(True)
+        hub._loop.call_soon_threadsafe(hub._syncs["ETHUSDT"]._resync, "gap")  # pylint: disable=protected-access
+        wait_for(lambda: streaming.stats()["stream_subscriptions"] == 6, timeout=10)  # its top is back
+        wait_for(lambda: hub.book_readings(5)["ETHUSDT"].top is not None, timeout=10)
+        reading = hub.book_readings(5)
+        assert not reading["ETHUSDT"].state.in_sync and reading["BTCUSDT"].top is None
+        held.clear()
+        wait_for(lambda: all_in_sync(hub, symbols), timeout=30)
+        wait_for(lambda: streaming.stats()["stream_subscriptions"] == 5, timeout=10)
+    finally:
+        hub.stop()
 
 
 def test_connections_lost_together_reconnect_one_by_one():

@@ -200,14 +200,17 @@ class _Connection:  # pylint: disable=too-many-instance-attributes  # one websoc
         self.replacement: Optional[tuple[str, float]] = None  # being replaced: (why, when to close it anyway)
         self.warned_invalid = False
 
-    def next_message(self, ids: Iterable[int]) -> Optional[dict[str, Any]]:
+    def next_message(self, ids: Iterable[int], paused: frozenset[str] = frozenset()) -> Optional[dict[str, Any]]:
         """The next SUBSCRIBE or UNSUBSCRIBE that brings the socket closer
-        to ``wanted``, marked as done; None when nothing is left."""
-        removed = sorted(self.subscribed - self.wanted)[:MAX_STREAMS_PER_MESSAGE]
+        to ``wanted`` but for the ``paused`` streams, marked as done; None
+        when nothing is left. (A paused stream keeps its place: it comes
+        back with no new plan.)"""
+        carried = self.wanted - paused
+        removed = sorted(self.subscribed - carried)[:MAX_STREAMS_PER_MESSAGE]
         if removed:
             self.subscribed.difference_update(removed)
             return {"method": "UNSUBSCRIBE", "params": removed, "id": next(iter(ids))}
-        added = sorted(self.wanted - self.subscribed)[:MAX_STREAMS_PER_MESSAGE]
+        added = sorted(carried - self.subscribed)[:MAX_STREAMS_PER_MESSAGE]
         if added:
             self.subscribed.update(added)
             return {"method": "SUBSCRIBE", "params": added, "id": next(iter(ids))}
@@ -304,6 +307,8 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
         self._sources: dict[str, _Connection] = {}  # symbol: the connection its book takes events from
         self._held: dict[str, tuple[_Connection, deque]] = {}  # symbol: a replacement's events, for the move
         self._tops: dict[str, tuple[_Connection, int, BookTop]] = {}  # symbol: (carried by, update id, best levels)
+        self._quiet_tops: frozenset[str] = frozenset()  # the top streams of books in sync: not subscribed
+        self._quiet_at = -math.inf  # the clock time they were last looked at
         self._replan = True  # the streams wanted or the connections changed since the last _plan
         # Read by other threads under the lock:
         self._lock = threading.Lock()
@@ -499,6 +504,7 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
                     self._plan()
                 self._ask_for_requests()
                 self._hand_over()
+                self._quieten_tops()
                 await asyncio.sleep(MANAGE_PAUSE)  # events may ask for a pass each: a pass at most this often
                 try:
                     await asyncio.wait_for(self._changed.wait(), 0.5)
@@ -511,6 +517,28 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
                 if connection.task:
                     connection.task.cancel()
             await asyncio.gather(*(c.task for c in self._connections if c.task), return_exceptions=True)
+
+    def _quieten_tops(self) -> None:
+        """A book's top stream is carried only while the book is not in
+        sync (a book in sync has a top of its own; the whole market's top
+        streams would otherwise be a third of the messages): looked at
+        once every ``MESSAGE_INTERVAL`` at most, and each connection told
+        when it changed. The top of a book that has come in sync is
+        forgotten at once (it would be stale by the time the book needs it
+        again)."""
+        now = self._clock()
+        if not self.tops or now - self._quiet_at < MESSAGE_INTERVAL:
+            return
+        self._quiet_at = now
+        quiet = frozenset(top_stream(symbol) for symbol, sync in self._syncs.items() if sync.in_sync)
+        if quiet == self._quiet_tops:
+            return
+        for symbol, sync in self._syncs.items():
+            if sync.in_sync:
+                self._tops.pop(symbol, None)
+        self._quiet_tops = quiet
+        for connection in self._connections:
+            connection.changed.set()
 
     def _plan(self) -> None:
         """Assigns each wanted stream to one connection (the replacement,
@@ -686,7 +714,7 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
         while True:
             await connection.changed.wait()
             connection.changed.clear()
-            while (message := connection.next_message(self._ids)) is not None:
+            while (message := connection.next_message(self._ids, self._quiet_tops)) is not None:
                 await ws.send(json.dumps(message))
                 await asyncio.sleep(MESSAGE_INTERVAL)
 
@@ -772,6 +800,8 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
             self._messages["top"] += 1
         if not self.tops or top.symbol not in self._syncs or top_stream(top.symbol) != stream:
             return  # not wanted, or not what this stream carries
+        if stream in self._quiet_tops or stream not in connection.subscribed:
+            return  # on its way before its UNSUBSCRIBE
         kept = self._tops.get(top.symbol)
         if kept is None or update_id >= kept[1]:  # a connection lagging behind another is not news
             self._tops[top.symbol] = (connection, update_id, top)
