@@ -13,9 +13,12 @@ from pathlib import Path
 import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.metrics_core import Metric
+from prometheus_client.openmetrics import exposition as openmetrics
 from prometheus_client.registry import CollectorRegistry
 
 from binance_exporter import __version__
+from binance_exporter.exposition import openmetrics_text
 from binance_exporter.exposition.collector import (
     OPENMETRICS_FORMAT,
     TEXT_FORMAT,
@@ -479,3 +482,43 @@ def test_scrapes_while_a_snapshot_is_prepared_are_answered_at_once_with_the_prev
         preparing.join(30)
     body, _ = page.render("application/openmetrics-text; version=1.0.0")
     assert b"binance_spread{" not in body  # the newer one's, once prepared
+
+
+def whole_market_snapshot(symbols=300):
+    """EVERY_FAMILY with the live books of ``symbols`` symbols, as the whole market's are."""
+    names = [f"S{n}USDT" for n in range(symbols)]
+    micro = Microstructure(D("1.5"), D("1.50001"), {("bid", 10): D("12.5"), ("ask", 500): D("700.25")}, {1: D("0.1")})
+    return replace(
+        EVERY_FAMILY,
+        books=tuple(BookState(name, True, 1000, 998, 1795236344.125, (("gap", 1),)) for name in names),
+        microstructure=tuple(MicroReading(name, micro, 1) for name in names),
+        listings=tuple(SymbolInfo(name, "TRADING", name[:-4], "USDT") for name in names),
+    )
+
+
+@pytest.mark.parametrize("snapshot", [SNAPSHOT, EVERY_FAMILY, whole_market_snapshot()], ids=["some", "every", "market"])
+def test_openmetrics_is_written_as_prometheus_client_writes_it(snapshot):
+    assert openmetrics_text.generate_latest(registry_for(snapshot)) == openmetrics.generate_latest(registry_for(snapshot))
+
+
+@pytest.mark.parametrize(
+    "family, sample",
+    [
+        ("binance_odd", ("binance_odd", {"asset": 'a "quoted"\\ back\nslash'}, 1.5)),  # escaped values
+        ("binance_odd", ("binance_odd", {"__reserved": "x"}, 2.0)),
+        ("binance_odd", ("binance_odd", {}, float("inf"))),
+        ("binance:colon", ("binance:colon", {}, 1.0)),  # outside the legacy set: prometheus-client writes it
+        ("binance_odd", ("binance_odd", {"2digit": "x"}, 1.0)),
+        ("binance_odd", ("binance_odd", {"sym": "x"}, 1.0, 1795236344.5)),  # a timestamp
+    ],
+)
+def test_openmetrics_of_any_family_is_prometheus_clients(family, sample):
+    class Odd:  # pylint: disable=too-few-public-methods  # a collector of one family
+        def collect(self):
+            metric = Metric(family, 'help with "quotes" and \\ and\nnewline', "gauge")
+            metric.add_sample(*sample)
+            yield metric
+
+    registry = CollectorRegistry()
+    registry.register(Odd())
+    assert openmetrics_text.generate_latest(registry) == openmetrics.generate_latest(registry)

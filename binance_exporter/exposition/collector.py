@@ -32,6 +32,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.utils import floatToGoString
 
 from binance_exporter import __version__
+from binance_exporter.exposition import openmetrics_text
 from binance_exporter.binance.depth_sync import RESYNC_REASONS
 from binance_exporter.binance.streams import RECONNECT_REASONS
 from binance_exporter.cycle.snapshot import Snapshot, StreamCounts
@@ -443,7 +444,7 @@ class ExpositionFormat:
 
 
 TEXT_FORMAT = ExpositionFormat(CONTENT_TYPE_PLAIN_0_0_4, generate_latest)
-OPENMETRICS_FORMAT = ExpositionFormat(openmetrics.CONTENT_TYPE_LATEST, openmetrics.generate_latest)
+OPENMETRICS_FORMAT = ExpositionFormat(openmetrics.CONTENT_TYPE_LATEST, openmetrics_text.generate_latest)
 
 
 def choose_format(accept: Optional[str]) -> ExpositionFormat:
