@@ -496,7 +496,9 @@ def whole_market_snapshot(symbols=300):
     )
 
 
-@pytest.mark.parametrize("snapshot", [SNAPSHOT, EVERY_FAMILY, whole_market_snapshot()], ids=["some", "every", "market"])
+@pytest.mark.parametrize(
+    "snapshot", [SNAPSHOT, EVERY_FAMILY, whole_market_snapshot()], ids=["some", "every", "whole market"]
+)
 def test_openmetrics_is_written_as_prometheus_client_writes_it(snapshot):
     assert openmetrics_text.generate_latest(registry_for(snapshot)) == openmetrics.generate_latest(registry_for(snapshot))
 
@@ -514,6 +516,8 @@ def test_openmetrics_is_written_as_prometheus_client_writes_it(snapshot):
 )
 def test_openmetrics_of_any_family_is_prometheus_clients(family, sample):
     class Odd:  # pylint: disable=too-few-public-methods  # a collector of one family
+        """One family of one sample."""
+
         def collect(self):
             metric = Metric(family, 'help with "quotes" and \\ and\nnewline', "gauge")
             metric.add_sample(*sample)
