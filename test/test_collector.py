@@ -500,7 +500,8 @@ def whole_market_snapshot(symbols=300):
     "snapshot", [SNAPSHOT, EVERY_FAMILY, whole_market_snapshot()], ids=["some", "every", "whole market"]
 )
 def test_openmetrics_is_written_as_prometheus_client_writes_it(snapshot):
-    assert openmetrics_text.generate_latest(registry_for(snapshot)) == openmetrics.generate_latest(registry_for(snapshot))
+    written = openmetrics_text.generate_latest(registry_for(snapshot))
+    assert written == openmetrics.generate_latest(registry_for(snapshot))
 
 
 @pytest.mark.parametrize(
