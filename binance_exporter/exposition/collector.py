@@ -32,10 +32,10 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.utils import floatToGoString
 
 from binance_exporter import __version__
-from binance_exporter.exposition import openmetrics_text
 from binance_exporter.binance.depth_sync import RESYNC_REASONS
 from binance_exporter.binance.streams import RECONNECT_REASONS
 from binance_exporter.cycle.snapshot import Snapshot, StreamCounts
+from binance_exporter.exposition import openmetrics_text
 from binance_exporter.market.definitions import BOOK_DEPTH
 from binance_exporter.market.microstructure import TAKER_SIDES
 

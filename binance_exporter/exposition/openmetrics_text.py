@@ -1,8 +1,9 @@
 """OpenMetrics 1.0.0 text, written straight from metric families: the
 same bytes as prometheus-client's ``openmetrics.generate_latest`` for
 what the exporter exports (names and label names in the legacy
-character set, no exemplars, no native histograms), about four times
-faster — the whole market's 60,000 series are rendered at every update.
+character set, no exemplars, no native histograms), in less than half
+the time (prometheus-client checks each sample's name character by
+character) — the whole market's 60,000 series are rendered at every update.
 Anything else is left to prometheus-client (``render`` returns None).
 """
 
@@ -12,8 +13,8 @@ import re
 from typing import Iterable, Optional
 
 from prometheus_client.metrics_core import Metric
-from prometheus_client.registry import CollectorRegistry
 from prometheus_client.openmetrics import exposition as openmetrics
+from prometheus_client.registry import CollectorRegistry
 from prometheus_client.utils import floatToGoString
 
 _LEGACY_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")  # written as they are; anything else is escaped
