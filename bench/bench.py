@@ -216,6 +216,27 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered)) - 1))]
 
 
+def in_threads(work: Callable[[], list[Any]], count: int, timeout: Optional[float] = None) -> list[Any]:
+    """What ``count`` threads running ``work`` at once returned, all
+    together (a thread that raised, or is still running after ``timeout``
+    s, gives nothing)."""
+    done: list[Any] = []
+    lock = threading.Lock()
+
+    def run() -> None:
+        mine = work()
+        with lock:
+            done.extend(mine)
+
+    threads = [threading.Thread(target=run) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+    with lock:
+        return list(done)
+
+
 def simulator_urls(line: str) -> tuple[str, str]:
     """The REST and stream URLs of the fake Binance's first line,
     "binance simulator streaming on ws://..., listening on http://..."."""
@@ -395,11 +416,9 @@ class Run:
         ``keep_alive``, on one it keeps for all its scrapes; with
         ``compressed``, asking for gzip and decompressing each answer. A
         scrape that fails is counted as such, and the next one reconnects."""
-        done: list[Scrape] = []
-        lock = threading.Lock()
         headers = self.headers(compressed)
 
-        def scrape() -> None:
+        def scrape() -> list[Scrape]:
             mine = []
             connection: Optional[http.client.HTTPConnection] = None
             counted = 0  # bytes the connection had carried at the end of the last scrape
@@ -426,14 +445,9 @@ class Run:
                         connection = None
             if connection is not None:
                 connection.close()
-            with lock:
-                done.extend(mine)
+            return mine
 
-        threads = [threading.Thread(target=scrape) for _ in range(scrapers)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        done = in_threads(scrape, scrapers)
         if len(done) < scrapers * per_scraper:
             raise RuntimeError("a scraper stopped early: see its traceback above")
         return done
@@ -2218,11 +2232,9 @@ def prometheus_scrapes(
     targets' scrapes over the interval). An answer counts when it is a 200 with a gzip body
     (not decompressed here: the scrapers share the exporter's two cores).
     A scrape that fails is counted as such, and the next one reconnects."""
-    done: list[Scrape] = []
-    lock = threading.Lock()
     deadline = time.monotonic() + seconds
 
-    def scrape() -> None:
+    def scrape() -> list[Scrape]:
         mine = []
         connection: Optional[http.client.HTTPConnection] = None
         due = time.monotonic() + random.uniform(0, interval or 0)
@@ -2248,15 +2260,9 @@ def prometheus_scrapes(
                     connection = None
         if connection is not None:
             connection.close()
-        with lock:
-            done.extend(mine)
+        return mine
 
-    threads = [threading.Thread(target=scrape) for _ in range(scrapers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(seconds + 30)
-    return done
+    return in_threads(scrape, scrapers, timeout=seconds + 30)
 
 
 def metrics_page_size(run: WholeMarketRun) -> dict[str, Any]:
