@@ -531,12 +531,12 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
         if not self.tops or now - self._quiet_at < MESSAGE_INTERVAL:
             return
         self._quiet_at = now
-        quiet = frozenset(top_stream(symbol) for symbol, sync in self._syncs.items() if sync.in_sync)
+        synced = [symbol for symbol, sync in self._syncs.items() if sync.in_sync]
+        quiet = frozenset(map(top_stream, synced))
         if quiet == self._quiet_tops:
             return
-        for symbol, sync in self._syncs.items():
-            if sync.in_sync:
-                self._tops.pop(symbol, None)
+        for symbol in synced:
+            self._tops.pop(symbol, None)
         self._quiet_tops = quiet
         for connection in self._connections:
             connection.changed.set()
