@@ -18,7 +18,7 @@ from binance_exporter.binance.trade_sync import RECENT_TRADES
 from binance_exporter.errors import MarketDataError
 from binance_exporter.fake.market import LISTED_SYMBOLS, Market, synthetic_symbols
 from binance_exporter.fake.simulator import BinanceSimulator
-from binance_exporter.market.definitions import BOOK_DEPTH, BookTop
+from binance_exporter.market.definitions import BOOK_DEPTH, BookTop, Ticker24h
 from binance_exporter.market.microstructure import SideFlow
 from binance_exporter.market.order_book import BookSide, levels_to_read
 
@@ -350,6 +350,38 @@ def test_a_books_top_stream_is_carried_only_while_the_book_is_not_in_sync(stream
         wait_for(lambda: streaming.stats()["stream_subscriptions"] == 5, timeout=10)
     finally:
         hub.stop()
+
+
+def test_the_24h_table_is_given_as_the_latest_reading_of_the_books_saw_it():
+    # What the rankings are made from is a moment --record records, in order with the messages.
+    hub = StreamHub(("ws://127.0.0.1:1",), None, None)  # never started: the test is its loop
+    connection = _Connection(1)
+
+    def ticker_message(count):
+        record = {"s": "BNBUSDT", "v": "10", "q": "250", "n": count}
+        hub._on_frame(connection, json.dumps({"stream": "!ticker_1d@arr", "data": [record]}))  # pylint: disable=protected-access
+
+    def read_books(reading=None):
+        hub._loop.run_until_complete(hub._read_books(reading))  # pylint: disable=protected-access
+
+    def counts():
+        return [ticker.trade_count for ticker in hub.tickers()[1]]
+
+    hub.seed_tickers([Ticker24h("BNBUSDT", D(9), D(200), 5)])
+    assert counts() == [5]
+    ticker_message(6)
+    assert counts() == [5]  # not yet read
+    read_books()
+    assert counts() == [6]
+    ticker_message(7)
+    given_up = _Reading(None, {"n": 1})
+    assert given_up.give_up()
+    read_books(given_up)  # the loop came to it too late: not a reading
+    assert counts() == [6]
+    read_books(_Reading(None, {"n": 2}))
+    assert counts() == [7] and hub.tickers()[0] is not None
+    hub._loop.close()  # pylint: disable=protected-access
+    hub._workers.close()  # pylint: disable=protected-access
 
 
 def test_connections_lost_together_reconnect_one_by_one():

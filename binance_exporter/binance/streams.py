@@ -315,6 +315,7 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
         self._lock = threading.Lock()
         self._tickers: dict[str, Ticker24h] = {}
         self._tickers_at: Optional[float] = None
+        self._tickers_read: tuple[Optional[float], list[Ticker24h]] = (None, [])  # see tickers()
         self._reconnects: Counter[str] = Counter()
         self._messages: Counter[str] = Counter()
         self._invalid = 0
@@ -384,12 +385,17 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
         table = {ticker.symbol: ticker for ticker in itertools.islice(tickers, MAX_TICKERS)}
         with self._lock:
             self._tickers = table
+            self._tickers_read = (self._tickers_at, list(table.values()))
 
     def tickers(self) -> tuple[Optional[float], list[Ticker24h]]:
-        """The 24 h table, and when the ticker stream last updated it (on
-        ``clock``; None if it never did)."""
+        """The 24 h table as the latest reading of the books saw it (or as
+        seeded since), and when the ticker stream had last updated it then
+        (on ``clock``; None if it never had). A reading is a moment
+        ``--record`` records, in order with the messages: the rankings and
+        the order of the books made from this table are made again the
+        same from a recording (the table now could hold a message more)."""
         with self._lock:
-            return self._tickers_at, list(self._tickers.values())
+            return self._tickers_read
 
     def counts(self) -> StreamCounts:
         """The connections' counts so far."""
@@ -436,6 +442,9 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
             )
         if reading is not None:
             reading.take(readings, {symbol: _read_update_id(sync) for symbol, sync in self._syncs.items()})
+        if reading is None or reading.taken:  # a reading the cycle gave up on is recorded as not come
+            with self._lock:
+                self._tickers_read = (self._tickers_at, list(self._tickers.values()))
         return readings
 
     async def _read_live(
