@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from binance_exporter.market import order_book
 from binance_exporter.market.order_book import BookSide, LocalBook
-from binance_exporter.market.units import to_units
+from binance_exporter.market.units import EXACT, MAX_UNITS, NotInUnits, from_units, to_units
 
 D = Decimal
 
@@ -39,6 +39,17 @@ def test_a_side_keeps_levels_sorted_and_removes_a_level_at_quantity_zero():
     asks = BookSide(False, levels(("13", "1"), ("15", "2"), ("14", "3")))
     assert asks.top(2) == levels(("13", "1"), ("14", "3"))
     assert BookSide(False).best() is None and not BookSide(True).top(3)
+
+
+def test_a_side_holds_binances_whole_range_exactly_and_refuses_past_it():
+    largest = from_units(MAX_UNITS)  # 92233720368.54775807
+    asks = BookSide(False, [(largest, largest), (D("0.00000001"), D(1))])
+    asks.set(MAX_UNITS - 1, MAX_UNITS)
+    assert asks.top(3) == [(D("0.00000001"), D(1)), (largest - D("0.00000001"), largest), (largest, largest)]
+    book = LocalBook(1, levels(("1", "2")), [(largest, largest)], 1000)
+    assert book.asks.best() == (largest, largest) and book.asks.copy_top(1).notional(1) == EXACT.multiply(largest, largest)
+    with pytest.raises(NotInUnits, match="past Binance's 64-bit range"):
+        BookSide(True, [(largest + D("0.00000001"), D(1))])
 
 
 def test_a_side_counts_the_levels_at_or_better_than_a_price():

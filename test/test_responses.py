@@ -295,6 +295,7 @@ def test_a_depth_event_gives_its_ids_time_and_levels_with_zero_for_a_removed_lev
         {"b": [["0.1", 1]]},
         {"a": [["1e5", "1"]]},
         {"a": [["0.123456789", "1"]]},  # more than 8 decimals: not exact in a live book's units
+        {"a": [["1", "92233720368.54775808"]]},  # one unit past Binance's 64-bit integers of 1e-8 units
         {"a": [["-1", "1"]]},
         {"a": [[["x"], "1"]]},
         {"a": "none"},
@@ -322,6 +323,10 @@ def test_a_depth_snapshot_keeps_its_update_id_and_a_thin_side_and_refuses_a_cros
     with pytest.raises(MarketDataError, match="a bid level has more than 8 decimals"):
         parse_depth_snapshot("BNBBTC", {**data, "bids": [["4.000000001", "1"]]}, 1000)
     assert parse_depth_snapshot("BNBBTC", {**data, "bids": [["4.1234567800", "1"]]}, 1000).bids[0][0] == D("4.12345678")
+    with pytest.raises(MarketDataError, match="a bid level is past Binance's 64-bit range"):
+        parse_depth_snapshot("BNBBTC", {**data, "bids": [["4", "92233720368.54775808"]]}, 1000)
+    largest = parse_depth_snapshot("BNBBTC", {**data, "bids": [["4", "92233720368.54775807"]]}, 1000)
+    assert largest.bids == ((D(4), D("92233720368.54775807")),)
 
 
 def test_rolling_tickers_give_volume_quote_volume_and_count_and_reject_only_bad_records():

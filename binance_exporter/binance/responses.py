@@ -24,7 +24,7 @@ from binance_exporter.market.definitions import (
     printable,
 )
 from binance_exporter.market.microstructure import AggTrade
-from binance_exporter.market.units import UNITS_EXPONENT, UnitLevel
+from binance_exporter.market.units import MAX_UNITS, UNITS_EXPONENT, UnitLevel, from_units
 
 # Binance formats numbers as plain, unsigned decimals ("0.00001234") with at
 # most 8 decimals and far fewer than 20 integer digits. Exponents, signs,
@@ -32,8 +32,10 @@ from binance_exporter.market.units import UNITS_EXPONENT, UnitLevel
 # most 20 + 20 digits, every product and sum the exporter computes stays
 # exact within the EXACT context, and every value fits a float.
 _DECIMAL = re.compile(r"[0-9]{1,20}(\.[0-9]{1,20})?")
-# A price or quantity a live book keeps: exact in 1e-8 units, as Binance's spot numbers are.
+# A price or quantity a live book keeps: exact in 1e-8 units, as Binance's
+# spot numbers are, and at most ``MAX_UNITS`` of them.
 _IN_UNITS = re.compile(r"[0-9]{1,20}(\.[0-9]{0,8}0*)?")
+_MAX_IN_UNITS = from_units(MAX_UNITS)
 # Counts are 64-bit integers at Binance.
 MAX_COUNT = 2**63 - 1
 _Parsed = TypeVar("_Parsed")
@@ -229,10 +231,12 @@ def parse_depth_snapshot(symbol: str, data: Any, limit: int) -> DepthSnapshot:
     snapshot = DepthSnapshot(
         _update_id(data, "lastUpdateId", what), _levels(data, "bids", what), _levels(data, "asks", what), limit
     )
-    for side in ("bids", "asks"):
-        for level in data[side]:
+    for side, levels in (("bids", snapshot.bids), ("asks", snapshot.asks)):
+        for level, (price, qty) in zip(data[side], levels):
             if not _IN_UNITS.fullmatch(level[0]) or not _IN_UNITS.fullmatch(level[1]):
                 raise MarketDataError(f"{what}: a {side[:-1]} level has more than 8 decimals: {_shown(level)}")
+            if price > _MAX_IN_UNITS or qty > _MAX_IN_UNITS:
+                raise MarketDataError(f"{what}: a {side[:-1]} level is past Binance's 64-bit range: {_shown(level)}")
     if snapshot.bids and snapshot.asks:
         best_bid, best_ask = max(p for p, _ in snapshot.bids), min(p for p, _ in snapshot.asks)
         if best_bid >= best_ask:
@@ -253,7 +257,7 @@ MAX_EVENT_NUMBERS = 200_000
 
 def _event_units(text: Any) -> Optional[int]:
     """The number an event's text stands for in 1e-8 units (an exact
-    integer), None if it is not one."""
+    integer of at most ``MAX_UNITS``), None if it is not one."""
     if type(text) is not str:  # pylint: disable=unidiomatic-typecheck  # exactly str: the cache's keys
         return None
     units = _EVENT_UNITS.get(text)
@@ -262,9 +266,12 @@ def _event_units(text: Any) -> Optional[int]:
         if match is None:
             return None
         whole, fraction = match.groups()
+        units = int(whole + (fraction or "").ljust(-UNITS_EXPONENT, "0"))
+        if units > MAX_UNITS:
+            return None
         if len(_EVENT_UNITS) >= MAX_EVENT_NUMBERS:
             _EVENT_UNITS.clear()
-        units = _EVENT_UNITS[text] = int(whole + (fraction or "").ljust(-UNITS_EXPONENT, "0"))
+        _EVENT_UNITS[text] = units
     return units
 
 
@@ -279,7 +286,9 @@ def _changed_levels(data: Any, side: str, what: str) -> tuple[UnitLevel, ...]:
             raise MarketDataError(f"{what}: a {side} level is not [price, quantity]: {_shown(level)}")
         price, qty = _event_units(level[0]), _event_units(level[1])
         if price is None or qty is None:
-            raise MarketDataError(f"{what}: a {side} level is not two decimal number strings: {_shown(level)}")
+            raise MarketDataError(
+                f"{what}: a {side} level is not two decimal number strings within Binance's range: {_shown(level)}"
+            )
         changed.append((price, qty))
     return tuple(changed)
 

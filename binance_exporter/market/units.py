@@ -28,6 +28,11 @@ UNITS_EXPONENT = -8
 UNIT = Decimal(1).scaleb(UNITS_EXPONENT)
 UNITS_PER_ONE = 10**-UNITS_EXPONENT
 UnitLevel = tuple[int, int]  # a price level's price and quantity in 1e-8 units
+# Binance keeps spot prices and quantities as 64-bit integers of 1e-8 units
+# (its largest quantity filter, 92233720368.54775807, is this); a live book
+# keeps them in arrays of such integers.
+MAX_UNITS = 2**63 - 1
+UNITS_ARRAY = "q"  # the array typecode of a signed 64-bit integer
 
 
 class NotInUnits(ValueError):
@@ -36,11 +41,14 @@ class NotInUnits(ValueError):
 
 def to_units(value: Decimal) -> int:
     """``value`` as an exact integer number of 1e-8 units; NotInUnits if
-    it has more decimals."""
+    it has more decimals or lies past ``MAX_UNITS``."""
     numerator, denominator = value.as_integer_ratio()
     if UNITS_PER_ONE % denominator:
         raise NotInUnits(f"{value} has more than {-UNITS_EXPONENT} decimals")
-    return numerator * (UNITS_PER_ONE // denominator)
+    units = numerator * (UNITS_PER_ONE // denominator)
+    if abs(units) > MAX_UNITS:
+        raise NotInUnits(f"{value} is past Binance's 64-bit range of 1e-8 units")
+    return units
 
 
 def from_units(units: int) -> Decimal:
@@ -57,7 +65,7 @@ class LevelsInUnits(Sequence[tuple[Decimal, Decimal]]):
 
     __slots__ = ("is_bid", "_prices", "_quantities", "_levels")
 
-    def __init__(self, is_bid: bool, prices: list[int], quantities: list[int]):
+    def __init__(self, is_bid: bool, prices: Sequence[int], quantities: Sequence[int]):
         self.is_bid = is_bid
         self._prices, self._quantities = prices, quantities
         self._levels: Optional[tuple[tuple[Decimal, Decimal], ...]] = None
