@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import functools
 import itertools
 import json
 import logging
@@ -64,9 +65,10 @@ from typing import Any, Callable, Iterable, NamedTuple, Optional
 
 import orjson
 import uvloop
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI, WebSocketException
 
+from binance_exporter.binance.direct_frames import DirectConnection
 from binance_exporter.binance.depth_sync import WAITING_EVENTS, DepthEvent, DepthSnapshot, DepthSync
 from binance_exporter.binance.recording import Recorder
 from binance_exporter.binance.request_gate import RequestSkipped
@@ -193,7 +195,7 @@ class _Connection:  # pylint: disable=too-many-instance-attributes  # one websoc
         self.number = number
         self.wanted: set[str] = set()
         self.subscribed: set[str] = set()  # asked for on the open socket
-        self.ws: Optional[ClientConnection] = None
+        self.ws: Optional[DirectConnection] = None
         self.opened_at: Optional[float] = None
         self.changed = asyncio.Event()
         self.task: Optional[asyncio.Task] = None
@@ -685,12 +687,13 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
                 max_size=MAX_FRAME_BYTES,
                 max_queue=MAX_QUEUED_FRAMES,
                 compression=None,
+                create_connection=DirectConnection,
             ) as ws:
                 opened = self._clock()
                 self._opened(connection, ws)
                 sender = asyncio.create_task(self._send(connection, ws))
                 try:
-                    async for frame in ws:
+                    async for frame in ws:  # what the connection does not hand to on_message as it reads
                         self._on_frame(connection, frame)
                 finally:
                     sender.cancel()
@@ -705,7 +708,8 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
             logger.warning("stream connection %d to %s failed: %s", connection.number, url, printable(str(exc)))
             return ERROR, self._clock() - opened
 
-    def _opened(self, connection: _Connection, ws: ClientConnection) -> None:
+    def _opened(self, connection: _Connection, ws: DirectConnection) -> None:
+        ws.on_message = functools.partial(self._on_frame, connection)
         connection.ws, connection.opened_at = ws, self._clock()
         connection.subscribed = set()
         connection.changed.set()
@@ -718,7 +722,7 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
         with self._lock:
             self._open -= 1
 
-    async def _send(self, connection: _Connection, ws: ClientConnection) -> None:
+    async def _send(self, connection: _Connection, ws: DirectConnection) -> None:
         """Sends the subscriptions the connection lacks, one message per
         ``MESSAGE_INTERVAL`` at most."""
         while True:
