@@ -1,6 +1,7 @@
 """The microstructure definitions, case by case and as properties: mid and
 micro price, depth within basis points of the mid, imbalance, trade flow."""
 
+import decimal
 from decimal import Decimal as D
 
 import pytest
@@ -23,7 +24,7 @@ from binance_exporter.market.microstructure import (
     mid_price,
 )
 from binance_exporter.market.definitions import side_notional
-from binance_exporter.market.units import LevelsInUnits, to_units
+from binance_exporter.market.units import EXACT, LevelsInUnits, to_units
 
 
 
@@ -175,6 +176,14 @@ def test_a_live_books_levels_in_units_give_the_same_values_as_its_decimals(view,
     for side, levels, copied in (("bid", view.bids, live.bids), ("ask", view.asks, live.asks)):
         assert side_notional(copied, side, depth) == side_notional(levels, side, depth)
         assert copied[:depth] == levels[:depth] and copied[-1] == levels[-1] and list(copied) == list(levels)
+
+
+@given(books(), st.lists(st.integers(0, 50), max_size=8))
+def test_a_notional_goes_on_from_the_last_sum_or_starts_again_and_is_always_the_sum_of_its_levels(view, counts):
+    live = in_units(view).asks
+    for count in counts:
+        with decimal.localcontext(EXACT):
+            assert live.notional(count) == sum((price * qty for price, qty in view.asks[:count]), D(0))
 
 
 @given(books())

@@ -63,12 +63,13 @@ class LevelsInUnits(Sequence[tuple[Decimal, Decimal]]):
     quantity) Decimals: all of them made on the first iteration, once; a
     level read by its index, or a slice, makes only what it reads."""
 
-    __slots__ = ("is_bid", "_prices", "_quantities", "_levels")
+    __slots__ = ("is_bid", "_prices", "_quantities", "_levels", "_summed")
 
     def __init__(self, is_bid: bool, prices: Sequence[int], quantities: Sequence[int]):
         self.is_bid = is_bid
         self._prices, self._quantities = prices, quantities
         self._levels: Optional[tuple[tuple[Decimal, Decimal], ...]] = None
+        self._summed = (0, 0)  # the notional of the best levels last summed: (how many, sum in 1e-16 units)
 
     def _made(self) -> tuple[tuple[Decimal, Decimal], ...]:
         if self._levels is None:
@@ -106,8 +107,15 @@ class LevelsInUnits(Sequence[tuple[Decimal, Decimal]]):
         return bisect.bisect_right(self._prices, math.floor(edge_units))
 
     def notional(self, count: int) -> Decimal:
-        """Sum of price x quantity of the best ``count`` levels, exact."""
-        total = sum(map(operator.mul, self._prices[:count], self._quantities[:count]))
+        """Sum of price x quantity of the best ``count`` levels, exact. The
+        depth bands widen one after another: each goes on from the sum of
+        the one before."""
+        count = min(count, len(self._prices))
+        summed, total = self._summed
+        if count < summed:
+            summed, total = 0, 0
+        total += sum(map(operator.mul, self._prices[summed:count], self._quantities[summed:count]))
+        self._summed = (count, total)
         return Decimal(total).scaleb(2 * UNITS_EXPONENT, EXACT)  # exact: the context traps any rounding
 
     def quantity(self, count: int) -> int:
