@@ -321,9 +321,7 @@ def parse_depth_event(data: Any) -> DepthEvent:
     if type(data) is dict and data.get("e") == "depthUpdate":  # pylint: disable=unidiomatic-typecheck
         symbol, first, last, time_ms = data.get("s"), data.get("U"), data.get("u"), data.get("E")
         if (
-            type(first) is int  # pylint: disable=unidiomatic-typecheck  # not bool
-            and type(last) is int  # pylint: disable=unidiomatic-typecheck
-            and type(time_ms) is int  # pylint: disable=unidiomatic-typecheck
+            type(first) is type(last) is type(time_ms) is int  # pylint: disable=unidiomatic-typecheck  # not bool
             and 0 <= first <= last <= MAX_COUNT
             and 0 <= time_ms <= MAX_COUNT
             and type(symbol) is str  # pylint: disable=unidiomatic-typecheck
