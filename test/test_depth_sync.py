@@ -260,7 +260,8 @@ def test_the_snapshot_limit_is_the_cheapest_that_keeps_the_best_levels_exact():
     sync.on_event(event(100, 101, bids=[("10", "1")]))
     thin = [(str(p), "1") for p in range(1, 41)]
     sync.on_snapshot(DepthSnapshot(101, levels(*thin), levels(("60", "1"), ("61", "2")), 500))
-    assert sync.in_sync and sync.snapshot_limit == 100
+    assert sync.in_sync and sync.snapshot_limit == 100 and sync.taken_in
+    assert sync.limit_now(market_taken_in=False) == sync.limit_now(market_taken_in=True) == 100
     # A book that grew past 100 a side gives a full limit-100 snapshot: too shallow for 200, and the next is 500.
     sync = DepthSync(depth=200)
     sync.snapshot_limit = 100
@@ -272,7 +273,8 @@ def test_the_snapshot_limit_is_the_cheapest_that_keeps_the_best_levels_exact():
     # Each horizon resync takes the next tier, up to 1000 (weight 50), never 5000 (weight 250).
     for expected in (1000, 1000):
         sync._resync(HORIZON)  # pylint: disable=protected-access  # as a price run past the horizon does
-        assert sync.snapshot_limit == expected
+        assert sync.snapshot_limit == sync.limit_now(market_taken_in=True) == expected
+        assert sync.limit_now(market_taken_in=False) == 500  # while other books wait for their first snapshot
 
 
 def test_a_book_waiting_for_its_snapshot_keeps_only_its_latest_events_until_the_snapshot_is_asked_for():

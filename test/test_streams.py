@@ -10,6 +10,7 @@ from decimal import Decimal as D
 
 import pytest
 
+from binance_exporter.binance.depth_sync import DepthEvent
 from binance_exporter.binance.responses import parse_agg_trades, parse_depth_snapshot
 from binance_exporter.binance.request_gate import RequestGate
 from binance_exporter.binance.rest_client import depth_weight
@@ -300,6 +301,32 @@ def test_snapshots_wait_for_the_weight_budget_and_go_in_tracking_order_at_each_b
         wait_for(lambda: all_in_sync(hub, order))
     finally:
         hub.stop()
+
+
+def test_a_horizon_resync_takes_the_next_tier_only_once_every_book_has_had_its_first_snapshot():
+    asked: list[tuple[str, int]] = []
+    hub = StreamHub(
+        ("ws://127.0.0.1:1",), lambda symbol, limit, _time_left: asked.append((symbol, limit)), lambda *_: []
+    )  # never started: the test is its loop
+    hub._track(("BNBUSDT", "ETHBTC"))  # pylint: disable=protected-access
+    ran_past, waiting = hub._syncs["BNBUSDT"], hub._syncs["ETHBTC"]  # pylint: disable=protected-access
+    ran_past.taken_in, ran_past.snapshot_limit = True, 1000  # its price ran past a limit-500 snapshot's room
+
+    def ask_for_snapshots(count):
+        for symbol, sync in (("BNBUSDT", ran_past), ("ETHBTC", waiting)):
+            sync.on_event(DepthEvent(symbol, 10, 11, 0, (), ()))
+        hub._ask_for_requests()  # pylint: disable=protected-access
+        while len(asked) < count:
+            hub._loop.run_until_complete(hub._changed.wait())  # pylint: disable=protected-access
+            hub._changed.clear()  # pylint: disable=protected-access
+
+    ask_for_snapshots(2)
+    assert sorted(asked) == [("BNBUSDT", 500), ("ETHBTC", 500)]  # ETHBTC waits for its first: the first tier
+    waiting.taken_in = True
+    ask_for_snapshots(4)
+    assert sorted(asked[2:]) == [("BNBUSDT", 1000), ("ETHBTC", 500)]  # every book in: the room it needs
+    hub._loop.close()  # pylint: disable=protected-access
+    hub._workers.close()  # pylint: disable=protected-access
 
 
 def test_a_top_of_book_is_kept_from_its_stream_while_its_connection_is_open():

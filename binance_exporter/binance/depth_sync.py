@@ -34,7 +34,8 @@ room for the price to move; the smallest tier (100, weight 5) once a
 snapshot held the whole book in fewer levels than that, both sides (no
 horizon: the book stays exact however it grows); and the next tier up
 after a horizon resync (the price ran past the room), at most
-``MAX_SNAPSHOT_LIMIT``.
+``MAX_SNAPSHOT_LIMIT``, once every book has had its first snapshot
+(``limit_now``).
 """
 
 from __future__ import annotations
@@ -109,6 +110,15 @@ class DepthSync:
         self.resyncs: Counter[str] = Counter()
         self.last_event_time: Optional[int] = None  # of the last event applied, ms
         self.snapshot_limit = first_snapshot_limit(depth)
+        self.taken_in = False  # whether a snapshot ever started the book
+
+    def limit_now(self, market_taken_in: bool) -> int:
+        """The limit of the snapshot to take now: ``snapshot_limit``, but
+        no higher than the first tier while other books still wait for
+        their first snapshot (``market_taken_in`` false): the budget goes
+        to bringing every book in first, and the room a higher tier buys
+        a fast book comes once they are."""
+        return self.snapshot_limit if market_taken_in else min(self.snapshot_limit, first_snapshot_limit(self.depth))
 
     @property
     def in_sync(self) -> bool:
@@ -151,6 +161,7 @@ class DepthSync:
         if self.buffer and snapshot.last_update_id + 1 < self.buffer[0].first_id:
             return False
         self.book = LocalBook(snapshot.last_update_id, snapshot.bids, snapshot.asks, snapshot.limit)
+        self.taken_in = True
         if max(len(snapshot.bids), len(snapshot.asks)) < min(snapshot.limit, SNAPSHOT_LIMITS[0]):
             self.snapshot_limit = SNAPSHOT_LIMITS[0]  # the whole book fits the cheapest snapshot
         self.state = IN_SYNC

@@ -855,6 +855,7 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
         wanted: list[tuple[str, str, Any]] = [
             (SNAPSHOT, symbol, sync) for symbol, sync in self._syncs.items() if sync.wants_snapshot
         ]
+        market_taken_in = not wanted or all(sync.taken_in for sync in self._syncs.values())
         trade_syncs = ((symbol, self._trade_syncs[symbol]) for symbol in self._syncs)
         wanted += [
             (TRADES, symbol, trades)
@@ -866,7 +867,8 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
                 return
             if now < self._retry.get((what, symbol), (0.0, 0.0))[0]:
                 continue
-            weight = depth_weight(sync.snapshot_limit) if what == SNAPSHOT else WEIGHTS[AGG_TRADES]
+            limit = sync.limit_now(market_taken_in) if what == SNAPSHOT else 0
+            weight = depth_weight(limit) if what == SNAPSHOT else WEIGHTS[AGG_TRADES]
             # The gate learns of a request's weight only as a worker sends it: those started count meanwhile.
             wait = self._weight_wait(self._running_weight + weight)
             if wait == math.inf and not self._warned_over_budget:
@@ -878,7 +880,7 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
             self._running_weight += weight
             if what == SNAPSHOT:
                 sync.snapshot_pending = True
-                self._loop.create_task(self._take_snapshot(symbol, sync, weight))
+                self._loop.create_task(self._take_snapshot(symbol, sync, limit, weight))
             else:
                 sync.request_pending = True
                 self._loop.create_task(self._fetch_trades(symbol, sync, weight))
@@ -921,10 +923,10 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
         elif from_id is not None:
             sync.on_backfill(from_id, answer)
 
-    async def _take_snapshot(self, symbol: str, sync: DepthSync, weight: int) -> None:
+    async def _take_snapshot(self, symbol: str, sync: DepthSync, limit: int, weight: int) -> None:
         try:
             snapshot = await self._request(
-                SNAPSHOT, symbol, lambda: self._snapshots(symbol, sync.snapshot_limit, REQUEST_DEADLINE), weight
+                SNAPSHOT, symbol, lambda: self._snapshots(symbol, limit, REQUEST_DEADLINE), weight
             )
         finally:
             sync.snapshot_pending = False
