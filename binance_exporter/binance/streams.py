@@ -20,9 +20,11 @@ Binance's rules, kept:
 
 * at most ``MAX_STREAMS_PER_CONNECTION`` (1024) streams a connection; more
   open another connection;
-* at most 5 messages a second sent per connection: subscriptions are
-  batched and sent at most every ``MESSAGE_INTERVAL`` seconds, which leaves
-  room for pings and pongs;
+* at most 5 messages a second sent per connection, pings and pongs
+  included: subscriptions are batched and sent at most every
+  ``MESSAGE_INTERVAL`` seconds (3 in any second), which leaves room for
+  the keepalive's ping and the pong to Binance's ping in the same second
+  (both come every 20 s from the connection's start, so they meet);
 * at most 300 connection attempts per 5 minutes per IP: attempts are
   held to ``CONNECTION_ATTEMPTS`` per ``ATTEMPT_WINDOW`` seconds, and
   reconnects back off with jitter, up to ``MAX_BACKOFF`` seconds, and take
@@ -93,7 +95,7 @@ DEPTH_SUFFIX = "@depth@100ms"
 TRADE_SUFFIX = "@aggTrade"
 TOP_SUFFIX = "@bookTicker"
 MAX_STREAMS_PER_CONNECTION = 1024
-MESSAGE_INTERVAL = 0.25
+MESSAGE_INTERVAL = 0.35
 MAX_STREAMS_PER_MESSAGE = 200
 CONNECTION_ATTEMPTS = 200
 ATTEMPT_WINDOW = 300.0
