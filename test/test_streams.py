@@ -329,6 +329,17 @@ def test_a_horizon_resync_takes_the_next_tier_only_once_every_book_has_had_its_f
     hub._workers.close()  # pylint: disable=protected-access
 
 
+def test_a_message_read_off_the_socket_that_is_not_utf8_json_is_counted_invalid_and_ignored(caplog):
+    hub = StreamHub(("ws://127.0.0.1:1",), None, None)  # never started: the test is its loop
+    connection = _Connection(1)
+    for frame in (b'{"stream":"bnbusdt@depth@100ms","data":"\xff"}', b"\xef\xbb", b"[1]"):
+        hub._on_frame(connection, frame)  # pylint: disable=protected-access  # as DirectConnection hands them
+    assert hub.counts().invalid_messages == 3
+    assert caplog.text.count("invalid message ignored") == 1  # once per connection
+    hub._loop.close()  # pylint: disable=protected-access
+    hub._workers.close()  # pylint: disable=protected-access
+
+
 def test_a_top_of_book_is_kept_from_its_stream_while_its_connection_is_open():
     hub = StreamHub(("ws://127.0.0.1:1",), None, None, tops=True)  # never started: the test is its loop
     hub._track(("BNBUSDT",))  # pylint: disable=protected-access
