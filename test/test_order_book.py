@@ -47,7 +47,8 @@ def test_a_side_holds_binances_whole_range_exactly_and_refuses_past_it():
     asks.set(MAX_UNITS - 1, MAX_UNITS)
     assert asks.top(3) == [(D("0.00000001"), D(1)), (largest - D("0.00000001"), largest), (largest, largest)]
     book = LocalBook(1, levels(("1", "2")), [(largest, largest)], 1000)
-    assert book.asks.best() == (largest, largest) and book.asks.copy_top(1).notional(1) == EXACT.multiply(largest, largest)
+    assert book.asks.best() == (largest, largest)
+    assert book.asks.copy_top(1).notional(1) == EXACT.multiply(largest, largest)
     with pytest.raises(NotInUnits, match="past Binance's 64-bit range"):
         BookSide(True, [(largest + D("0.00000001"), D(1))])
 
