@@ -10,6 +10,7 @@ ignored.
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import os
@@ -233,6 +234,11 @@ def serve(config: Config, signals: SignalRecord) -> int:
         config.update_interval,
         config.rank_interval,
     )
+    # Everything made so far (modules, classes, the setup) lives as long as
+    # the process: the garbage collector stops walking it at each full
+    # collection, a third of the objects it walked at the whole market's peak.
+    gc.collect()
+    gc.freeze()
     updates.start()
     if view is not None:
         view.publisher.start()

@@ -869,8 +869,11 @@ class StreamHub:  # pylint: disable=too-many-instance-attributes  # the loop, it
                 return
             if now < self._retry.get((what, symbol), (0.0, 0.0))[0]:
                 continue
-            limit = sync.limit_now(market_taken_in) if what == SNAPSHOT else 0
-            weight = depth_weight(limit) if what == SNAPSHOT else WEIGHTS[AGG_TRADES]
+            if what == SNAPSHOT:
+                limit = sync.limit_now(market_taken_in)
+                weight = depth_weight(limit)
+            else:
+                limit, weight = 0, WEIGHTS[AGG_TRADES]
             # The gate learns of a request's weight only as a worker sends it: those started count meanwhile.
             wait = self._weight_wait(self._running_weight + weight)
             if wait == math.inf and not self._warned_over_budget:
