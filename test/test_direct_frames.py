@@ -98,6 +98,12 @@ class RawServer:
         await asyncio.wait_for(reading, TIMEOUT)
         writer.close()
 
+    async def pong_received(self, payload):
+        """Returns once the client has answered the ping of ``payload``."""
+        while (0xA, payload) not in unmasked(self.received):
+            self.got.clear()
+            await self.got.wait()
+
     async def _read(self, reader, writer):
         while data := await reader.read(65536):
             self.received += data
@@ -169,9 +175,7 @@ def test_messages_before_on_message_is_set_or_still_queued_keep_their_order():
             async with connect(url, create_connection=DirectConnection, ping_interval=None) as ws:
                 ws.on_message = direct.append
                 ready.set()
-                while (0xA, b"sync") not in unmasked(server.received):
-                    server.got.clear()
-                    await server.got.wait()
+                await server.pong_received(b"sync")
                 while len(queued) < 3:
                     queued.append(await ws.recv(decode=False))
                 first_read.set()
@@ -193,9 +197,7 @@ def test_a_ping_is_answered_with_its_payload_and_a_pong_is_taken_between_message
             async with connect(url, create_connection=DirectConnection, ping_interval=None) as ws:
                 ws.on_message = direct.append
                 opened.set()
-                while (0xA, b"hello") not in unmasked(server.received):
-                    server.got.clear()
-                    await server.got.wait()
+                await server.pong_received(b"hello")
                 assert ws.state.name == "OPEN"
             return direct
 
